@@ -1,0 +1,34 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Fetched data and trained models stay inside the checkout (both git-ignored).
+export NIRSTREAM_DATA_DIR ?= $(CURDIR)/data
+export NIRSTREAM_REGISTRY ?= $(CURDIR)/models
+
+.PHONY: help setup data demo test test-all clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ --/'
+
+setup: $(BIN)/.installed  ## create .venv and install nirstream with test extras
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "nirstream needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+data: setup  ## fetch the IDRC 2002 tablet set once (sha256 verified)
+	$(BIN)/nirstream data fetch
+
+demo: setup data  ## set up, then run the main job (see README)
+	$(BIN)/nirstream demo $(DEMO_ARGS)
+
+test: setup data  ## set up, then run the whole default test suite
+	NIRSTREAM_REQUIRE_TABLETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:  ## remove the virtualenv, fetched data and trained models
+	rm -rf $(VENV) data models artifacts .pytest_cache .hypothesis

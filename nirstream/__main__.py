@@ -1,0 +1,3 @@
+from nirstream.cli import main
+
+raise SystemExit(main())

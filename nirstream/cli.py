@@ -1,0 +1,111 @@
+"""The ``nirstream`` command line: one entry point, one subcommand per job.
+
+Subcommand modules only declare arguments here; heavy imports (TensorFlow, faust) happen
+inside the handlers so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from nirstream import __version__
+
+DESCRIPTION = """\
+nirstream predicts chemical content from inline NIR spectra on Kafka, with a 1D CNN
+trained with spectral augmentation and EMSC (Bjerrum et al. 2017), flags spectra the model
+should not be trusted on, and hot-swaps retrained models into the running stream."""
+
+EPILOG = "Run `nirstream COMMAND --help` for the options of each command."
+
+
+def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
+    from nirstream.core.datasets.registry import DATASET_HELP
+
+    data = subparsers.add_parser("data", help="fetch and inspect data sets", description="Fetch and inspect data sets.")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    fetch = data_commands.add_parser(
+        "fetch",
+        help="download the IDRC 2002 tablet set once (sha256 checked) into the data directory",
+        description=(
+            "Download the IDRC 2002 tablet shoot-out file from the spectra-sherpa==0.4.2 wheel on PyPI, "
+            "verify its sha256 and cache it ($NIRSTREAM_DATA_DIR, default ~/.cache/nirstream). "
+            "Does nothing when a verified copy is already there."
+        ),
+    )
+    fetch.add_argument("--dest", help="file to write instead of the data directory's copy")
+    fetch.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
+    fetch.set_defaults(handler=_data_fetch)
+
+    info = data_commands.add_parser(
+        "info", help="print shapes, splits, targets and fingerprint of a data set", description="Describe a data set."
+    )
+    info.add_argument("dataset", help=DATASET_HELP)
+    info.add_argument("--split-column", help="for CSV/Parquet: column naming each row's split")
+    info.add_argument("--id-column", help="for CSV/Parquet: column with sample names")
+    info.set_defaults(handler=_data_info)
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from nirstream.core.datasets import fetch_tablets
+
+    path = fetch_tablets(args.dest, force=args.force)
+    print(f"tablet data verified at {path}")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from nirstream.core.datasets.registry import open_dataset
+
+    dataset = open_dataset(args.dataset, split_column=args.split_column, id_column=args.id_column)
+    print(f"name:        {dataset.name}")
+    print(f"spectra:     {dataset.n_samples} x {dataset.n_channels} channels")
+    print(f"wavelengths: {dataset.wavelengths[0]:g}-{dataset.wavelengths[-1]:g} nm")
+    for target, unit in zip(dataset.target_names, dataset.units, strict=True):
+        values = dataset.target(target)
+        print(f"target:      {target} [{unit or '-'}] {values.min():.4g}..{values.max():.4g}")
+    for split, rows in dataset.splits.items():
+        print(f"split:       {split} ({rows.size})")
+    print(f"fingerprint: {dataset.fingerprint()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nirstream", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"nirstream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(subparsers)
+    for register in _command_modules():
+        register(subparsers)
+    return parser
+
+
+def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands contributed by the trainer and the stream worker (added as they exist)."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    from nirstream.core.errors import DatasetUnavailable
+
+    try:
+        return args.handler(args)
+    except (DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"nirstream: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Error types with a machine-readable reason, used for dead-letter routing and metrics."""
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why a spectrum was refused. Values are stable: they label metrics and dead letters."""
+
+    MALFORMED_JSON = "malformed_json"
+    MALFORMED_BINARY = "malformed_binary"
+    UNKNOWN_FORMAT = "unknown_format"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    SCHEMA_INVALID = "schema_invalid"
+    WRONG_LENGTH = "wrong_length"
+    WRONG_GRID = "wrong_grid"
+    NON_FINITE = "non_finite"
+    SATURATED = "saturated"
+    OVERSIZE = "oversize"
+    UNKNOWN_ANALYZER = "unknown_analyzer"
+
+
+class SpectrumRejected(ValueError):
+    """A spectrum (or batch of spectra) that cannot be used, with the reason why."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class DatasetUnavailable(RuntimeError):
+    """A data set cannot be loaded or fetched; the message says what to do about it."""

@@ -1,0 +1,1 @@
+"""The trainer: CNN and PLS training, evaluation reports, versioned model bundles."""
