@@ -1,0 +1,176 @@
+"""Model bundle: one directory holding everything needed to predict, checksummed.
+
+Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
+
+    model.keras        Keras 3 native format, loaded with safe_mode
+    bundle.json        metadata: target, unit, input grid, preprocessing and domain scalars,
+                       metrics, dataset fingerprint, code version, creation time
+    arrays.npz         EMSC reference and applicability-domain PCA arrays
+    MANIFEST.json      sha256 and size of every file above
+
+``load_bundle`` refuses a directory whose files do not match the manifest exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from nirstream import __version__
+from nirstream.core.domain import ApplicabilityDomain
+from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.schemas import WavelengthGrid, utc_now
+
+BUNDLE_FORMAT = 1
+MODEL_FILE = "model.keras"
+METADATA_FILE = "bundle.json"
+ARRAYS_FILE = "arrays.npz"
+MANIFEST_FILE = "MANIFEST.json"
+BUNDLE_FILES = (MODEL_FILE, METADATA_FILE, ARRAYS_FILE)
+
+
+class BundleError(RuntimeError):
+    """A bundle that is missing, partial, tampered with or unreadable."""
+
+
+class BundleMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = BUNDLE_FORMAT
+    target: str
+    unit: str = ""
+    target_mean: float = Field(default=0.0, description="The model predicts (y - target_mean) / target_scale")
+    target_scale: float = Field(default=1.0, gt=0)
+    input_grid: WavelengthGrid
+    preprocessing: dict[str, Any]
+    domain: dict[str, Any]
+    model_kind: str = Field(default="cnn", description="What model.keras holds, e.g. the paper's CNN")
+    variant: str = Field(default="augment+emsc", description="Preprocessing variant used in training")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Evaluation figures, e.g. held-out RMSEP")
+    training: dict[str, Any] = Field(default_factory=dict, description="Settings and history summary")
+    dataset_fingerprint: str = ""
+    dataset_name: str = ""
+    code_version: str = __version__
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+@dataclass
+class ModelBundle:
+    """A loaded bundle: metadata, fitted preprocessing, applicability domain and the Keras model."""
+
+    metadata: BundleMetadata
+    preprocessor: SpectralPreprocessor
+    domain: ApplicabilityDomain
+    model: Any  # keras.Model
+    path: Path | None = None
+
+    @property
+    def version(self) -> str:
+        """The registry version is the bundle directory's name."""
+        return self.path.name if self.path else "unsaved"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_bundle(
+    directory: str | Path,
+    model: Any,
+    preprocessor: SpectralPreprocessor,
+    domain: ApplicabilityDomain,
+    **metadata: Any,
+) -> Path:
+    """Write a complete bundle into an empty or new ``directory`` and return its path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise BundleError(f"{directory} is not empty")
+    prep_scalars, prep_arrays = preprocessor.state()
+    domain_scalars, domain_arrays = domain.state()
+    meta = BundleMetadata(input_grid=preprocessor.grid_, preprocessing=prep_scalars, domain=domain_scalars, **metadata)
+    model.save(directory / MODEL_FILE)
+    (directory / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
+    arrays = {f"preprocessing.{k}": v for k, v in prep_arrays.items()} | {f"domain.{k}": v for k, v in domain_arrays.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (directory / ARRAYS_FILE).write_bytes(buffer.getvalue())
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "files": {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size} for name in BUNDLE_FILES},
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+def verify_bundle(directory: str | Path) -> dict[str, Any]:
+    """Check the manifest against the files; return the manifest or raise ``BundleError``."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_FILE
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: no such bundle directory")
+    if not manifest_path.exists():
+        raise BundleError(f"{directory}: no {MANIFEST_FILE} (partial or unfinished bundle)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        listed = manifest["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
+    if set(listed) != set(BUNDLE_FILES):
+        raise BundleError(f"{directory}: manifest lists {sorted(listed)}, expected {sorted(BUNDLE_FILES)}")
+    extra = {p.name for p in directory.iterdir()} - set(BUNDLE_FILES) - {MANIFEST_FILE}
+    if extra:
+        raise BundleError(f"{directory}: unexpected file(s) {sorted(extra)}")
+    for name, expected in listed.items():
+        path = directory / name
+        if not path.exists():
+            raise BundleError(f"{directory}: {name} is missing")
+        actual = sha256_file(path)
+        if actual != expected.get("sha256"):
+            raise BundleError(f"{directory}: {name} checksum mismatch (tampered or corrupt): {actual[:12]} != {str(expected.get('sha256'))[:12]}")
+    return manifest
+
+
+def load_bundle(directory: str | Path) -> ModelBundle:
+    """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem."""
+    directory = Path(directory)
+    verify_bundle(directory)
+    try:
+        metadata = BundleMetadata.model_validate_json((directory / METADATA_FILE).read_text())
+        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        preprocessor = SpectralPreprocessor.from_state(
+            metadata.preprocessing, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessing.")}
+        )
+        domain = ApplicabilityDomain.from_state(
+            metadata.domain, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("domain.")}
+        )
+    except (ValueError, KeyError, OSError) as exc:
+        raise BundleError(f"{directory}: cannot read bundle: {exc}") from None
+    model = _load_keras(directory / MODEL_FILE)
+    expected_inputs = preprocessor.n_model_channels
+    if model.input_shape[1] != expected_inputs:
+        raise BundleError(f"{directory}: model takes {model.input_shape[1]} channels, preprocessing gives {expected_inputs}")
+    return ModelBundle(metadata, preprocessor, domain, model, path=directory)
+
+
+def _load_keras(path: Path) -> Any:
+    import keras
+
+    try:
+        # safe_mode refuses lambda layers and other arbitrary code in the file
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # keras raises a variety of types for corrupt archives
+        raise BundleError(f"{path}: Keras cannot load the model: {exc}") from None

@@ -1,0 +1,107 @@
+"""Applicability domain: is a spectrum like the ones the model was trained on?
+
+PCA of the preprocessed training spectra gives two statistics per spectrum:
+Hotelling's T² (how unusual its scores are inside the model plane) and Q / SPE (how much of it
+the plane cannot describe). Limits at 95 % and 99 %: T² from the F distribution, Q from
+Box's scaled chi-square fitted to the training Q values (Nomikos & MacGregor 1995).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+FLAG_OK, FLAG_WARNING, FLAG_OUTLIER = "ok", "warning", "outlier"
+
+
+def hotelling_t2_limit(n_components: int, n_samples: int, confidence: float) -> float:
+    k, n = n_components, n_samples
+    return float(k * (n - 1) * (n + 1) / (n * (n - k)) * stats.f.ppf(confidence, k, n - k))
+
+
+def q_limit(training_q: np.ndarray, confidence: float) -> float:
+    mean, var = float(training_q.mean()), float(training_q.var(ddof=1))
+    if var <= 0:
+        return mean
+    g, h = var / (2 * mean), 2 * mean**2 / var
+    return float(g * stats.chi2.ppf(confidence, h))
+
+
+class ApplicabilityDomain(BaseEstimator):
+    """PCA-based T² and Q statistics with 95 %/99 % limits.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Principal components; when None, the fewest explaining ``explained_variance`` (at most 10).
+    explained_variance : float, default=0.99
+
+    Attributes
+    ----------
+    mean_, components_ (k, p), score_variance_ (k,), n_samples_, limits_ (dict)
+    """
+
+    def __init__(self, n_components: int | None = None, explained_variance: float = 0.99):
+        self.n_components = n_components
+        self.explained_variance = explained_variance
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        n = X.shape[0]
+        if n < 5:
+            raise ValueError(f"need at least 5 training spectra for an applicability domain, got {n}")
+        self.mean_ = X.mean(axis=0)
+        _, singular, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        variance = singular**2 / (n - 1)
+        k = self.n_components
+        if k is None:
+            cumulative = np.cumsum(variance) / variance.sum()
+            k = min(int(np.searchsorted(cumulative, self.explained_variance) + 1), 10, n - 2)
+        self.components_ = vt[:k]
+        self.score_variance_ = variance[:k]
+        self.n_samples_ = n
+        t2, q = self.statistics(X)
+        self.limits_ = {
+            "t2_95": hotelling_t2_limit(k, n, 0.95),
+            "t2_99": hotelling_t2_limit(k, n, 0.99),
+            "q_95": q_limit(q, 0.95),
+            "q_99": q_limit(q, 0.99),
+        }
+        return self
+
+    def statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(T², Q) per spectrum, for a whole batch at once."""
+        check_is_fitted(self, "components_")
+        centered = np.asarray(X, dtype=np.float64) - self.mean_
+        scores = centered @ self.components_.T
+        t2 = np.sum(scores**2 / self.score_variance_, axis=1)
+        residual = centered - scores @ self.components_
+        return t2, np.einsum("ij,ij->i", residual, residual)
+
+    def flags(self, t2: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """'ok', 'warning' (beyond a 95 % limit) or 'outlier' (beyond a 99 % limit) per spectrum."""
+        lim = self.limits_
+        outlier = (t2 > lim["t2_99"]) | (q > lim["q_99"])
+        warning = (t2 > lim["t2_95"]) | (q > lim["q_95"])
+        return np.where(outlier, FLAG_OUTLIER, np.where(warning, FLAG_WARNING, FLAG_OK))
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        check_is_fitted(self, "components_")
+        scalars = {"n_samples": self.n_samples_, "explained_variance": self.explained_variance, "limits": self.limits_}
+        arrays = {"mean": self.mean_, "components": self.components_, "score_variance": self.score_variance_}
+        return scalars, arrays
+
+    @classmethod
+    def from_state(cls, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> ApplicabilityDomain:
+        self = cls(n_components=int(arrays["components"].shape[0]), explained_variance=scalars["explained_variance"])
+        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
+        self.components_ = np.asarray(arrays["components"], dtype=np.float64)
+        self.score_variance_ = np.asarray(arrays["score_variance"], dtype=np.float64)
+        self.n_samples_ = int(scalars["n_samples"])
+        self.n_features_in_ = self.mean_.size
+        self.limits_ = {key: float(value) for key, value in scalars["limits"].items()}
+        return self

@@ -1,0 +1,141 @@
+"""Model bundles and the file-system registry, on real tecator spectra with a small Keras model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from nirstream.core.bundle import MODEL_FILE, BundleError, load_bundle, verify_bundle, write_bundle
+from nirstream.core.domain import ApplicabilityDomain
+from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.predictor import Predictor
+from nirstream.core.registry import ModelRegistry
+
+
+def small_model(n_inputs: int, seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((n_inputs,)),
+            keras.layers.Reshape((n_inputs, 1)),
+            keras.layers.Conv1D(4, 9, padding="same", activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted_parts(tecator):
+    train = tecator.split("train", "monitor")
+    preprocessor = SpectralPreprocessor(tecator.wavelengths, first_nm=860, last_nm=1040, emsc_order=2).fit(train.X)
+    features = preprocessor.transform(train.X)
+    domain = ApplicabilityDomain().fit(features)
+    model = small_model(preprocessor.n_model_channels)
+    fat = train.target("fat")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(features, (fat - fat.mean()) / fat.std(), epochs=3, batch_size=32, verbose=0)
+    return preprocessor, domain, model, {"target": "fat", "unit": "%", "target_mean": fat.mean(), "target_scale": fat.std()}
+
+
+def make_bundle(directory, fitted_parts):
+    preprocessor, domain, model, meta = fitted_parts
+    return write_bundle(directory, model, preprocessor, domain, dataset_name="tecator", **meta)
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, fitted_parts, tecator):
+    preprocessor, domain, model, meta = fitted_parts
+    path = make_bundle(tmp_path / "7", fitted_parts)
+    bundle = load_bundle(path)
+    assert bundle.version == "7" and bundle.metadata.target == "fat"
+    test = tecator.split("test")
+    direct = model.predict(preprocessor.transform(test.X), verbose=0).ravel() * meta["target_scale"] + meta["target_mean"]
+    loaded = Predictor(bundle).predict(test.X)
+    np.testing.assert_allclose(loaded.values, direct, rtol=1e-5)
+    np.testing.assert_allclose(bundle.preprocessor.transform(test.X), preprocessor.transform(test.X), atol=1e-12)
+    assert bundle.metadata.input_grid.count == 100
+    assert loaded.flags.shape == (43,)
+
+
+def test_domain_flags_foreign_spectra(fitted_parts, tecator):
+    preprocessor, domain, *_ = fitted_parts
+    train_features = preprocessor.transform(tecator.split("train", "monitor").X)
+    t2, q = domain.statistics(train_features)
+    assert np.mean(domain.flags(t2, q) == "ok") > 0.85  # most training spectra inside their own 95 % limits
+    foreign = tecator.X[:5] + 0.05 * np.sin(np.linspace(0, 20, tecator.n_channels))
+    t2f, qf = domain.statistics(preprocessor.transform(foreign))
+    assert set(domain.flags(t2f, qf)) == {"outlier"}
+    assert domain.limits_["t2_99"] > domain.limits_["t2_95"] and domain.limits_["q_99"] > domain.limits_["q_95"]
+
+
+def test_tampered_partial_and_foreign_bundles_are_refused(tmp_path, fitted_parts):
+    good = make_bundle(tmp_path / "good", fitted_parts)
+    verify_bundle(good)
+
+    tampered = shutil.copytree(good, tmp_path / "tampered")
+    with (tampered / MODEL_FILE).open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x01\x02")
+    with pytest.raises(BundleError, match="model.keras checksum mismatch"):
+        load_bundle(tampered)
+
+    partial = shutil.copytree(good, tmp_path / "partial")
+    (partial / "MANIFEST.json").unlink()
+    with pytest.raises(BundleError, match="partial"):
+        load_bundle(partial)
+
+    extra = shutil.copytree(good, tmp_path / "extra")
+    (extra / "payload.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(BundleError, match="unexpected file"):
+        load_bundle(extra)
+
+    missing = shutil.copytree(good, tmp_path / "missing")
+    (missing / "arrays.npz").unlink()
+    with pytest.raises(BundleError, match="arrays.npz is missing"):
+        load_bundle(missing)
+
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "absent")
+    with pytest.raises(BundleError, match="not empty"):
+        make_bundle(good, fitted_parts)
+
+
+def test_registry_publish_promote_reject_rollback(tmp_path, fitted_parts):
+    registry = ModelRegistry(tmp_path / "registry")
+    assert registry.versions() == [] and registry.champion() is None
+    with pytest.raises(BundleError, match="no champion"):
+        registry.load()
+
+    first = registry.publish(lambda d: make_bundle(d, fitted_parts), details={"rmsep": 2.0})
+    second = registry.publish(lambda d: make_bundle(d, fitted_parts))
+    assert (first, second) == ("1", "2") and registry.versions() == ["1", "2"]
+    assert not [p for p in registry.base.iterdir() if p.name.startswith(".incoming")]
+
+    registry.promote(first, "first model")
+    assert registry.champion() == "1" and registry.load().version == "1"
+    registry.promote(second, "beats 1")
+    third = registry.publish(lambda d: make_bundle(d, fitted_parts))
+    registry.reject(third, "RMSEP 2.4 not below champion 2.1")
+    assert registry.status(third) == "rejected" and registry.status(second) == "champion"
+    assert registry.rollback("bad in production") == "1"
+    assert registry.champion() == "1"
+    assert [e.event for e in registry.history()] == [
+        "published", "published", "promoted", "promoted", "published", "rejected", "rolled_back",
+    ]
+    assert json.loads((registry.base / "champion.json").read_text())["previous"] == "2"
+
+
+def test_a_failed_write_leaves_no_version_behind(tmp_path, fitted_parts):
+    registry = ModelRegistry(tmp_path)
+
+    def half_written(directory):
+        make_bundle(directory, fitted_parts)
+        (directory / "bundle.json").write_text("{}")  # corrupt after the manifest was written
+
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        registry.publish(half_written)
+    assert registry.versions() == []
+    assert [p.name for p in tmp_path.iterdir()] == []
