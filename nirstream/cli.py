@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands contributed by the trainer and the stream worker (added as they exist)."""
-    return []
+    """Subcommands contributed by the trainer and the stream worker."""
+    from stream import cli as stream_cli
+
+    return [stream_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,3 +156,44 @@ class PredictionMessage(BaseModel):
     units: dict[str, str] = Field(default_factory=dict, description="Target name -> unit")
     outlier: OutlierStatistics | None = None
     timings: PredictionTimings | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message the worker could not use: why, where it came from, and its original bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    reason: str = Field(description="A RejectReason value")
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: str | None = None
+    original_base64: str = Field(description="The message value exactly as received, base64")
+    rejected_at: datetime = Field(default_factory=utc_now)
+    worker: str = ""
+
+
+class ModelEvent(BaseModel):
+    """Announced on the models topic when the champion changes, so workers hot-swap at once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: Literal["promoted", "rolled_back"]
+    version: str
+    registry: str = ""
+    reason: str = ""
+    at: datetime = Field(default_factory=utc_now)
+
+
+class ReferenceMessage(BaseModel):
+    """A lab reference value for a sample, published when the lab result arrives (hours later)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    sample_id: str = Field(min_length=1, max_length=128)
+    analyzer_id: AnalyzerId | None = None
+    values: dict[str, float] = Field(description="Target name -> lab value")
+    measured_at: datetime = Field(default_factory=utc_now)

