@@ -31,3 +31,34 @@ requires_tablets = pytest.mark.skipif(
 @pytest.fixture
 def rng():
     return np.random.default_rng(20171005)
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """One real embedded Kafka-protocol broker for the whole test session."""
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker.start() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def template_registry(tmp_path_factory, tecator):
+    """Version 1 (champion) and 2 (published, not promoted): small real models on tecator."""
+    from nirstream.core.registry import ModelRegistry
+    from tests.helpers import publish_small_tecator_model
+
+    registry = ModelRegistry(tmp_path_factory.mktemp("template-registry"))
+    publish_small_tecator_model(registry, tecator, seed=1, promote=True)
+    publish_small_tecator_model(registry, tecator, seed=2, promote=False)
+    return registry
+
+
+@pytest.fixture
+def registry(template_registry, tmp_path):
+    """A private copy of the template registry that a test may change."""
+    import shutil
+
+    from nirstream.core.registry import ModelRegistry
+
+    return ModelRegistry(shutil.copytree(template_registry.base, tmp_path / "registry"))

@@ -7,38 +7,14 @@ import numpy as np
 import pytest
 
 from nirstream.core.bundle import MODEL_FILE, BundleError, load_bundle, verify_bundle, write_bundle
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.pipeline import SpectralPreprocessor
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
-
-
-def small_model(n_inputs: int, seed: int = 0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((n_inputs,)),
-            keras.layers.Reshape((n_inputs, 1)),
-            keras.layers.Conv1D(4, 9, padding="same", activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(1),
-        ]
-    )
+from tests.helpers import fit_small_tecator_parts, tamper
 
 
 @pytest.fixture(scope="module")
 def fitted_parts(tecator):
-    train = tecator.split("train", "monitor")
-    preprocessor = SpectralPreprocessor(tecator.wavelengths, first_nm=860, last_nm=1040, emsc_order=2).fit(train.X)
-    features = preprocessor.transform(train.X)
-    domain = ApplicabilityDomain().fit(features)
-    model = small_model(preprocessor.n_model_channels)
-    fat = train.target("fat")
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(features, (fat - fat.mean()) / fat.std(), epochs=3, batch_size=32, verbose=0)
-    return preprocessor, domain, model, {"target": "fat", "unit": "%", "target_mean": fat.mean(), "target_scale": fat.std()}
+    return fit_small_tecator_parts(tecator, epochs=3, first_nm=860, last_nm=1040)
 
 
 def make_bundle(directory, fitted_parts):
@@ -76,9 +52,7 @@ def test_tampered_partial_and_foreign_bundles_are_refused(tmp_path, fitted_parts
     verify_bundle(good)
 
     tampered = shutil.copytree(good, tmp_path / "tampered")
-    with (tampered / MODEL_FILE).open("r+b") as handle:
-        handle.seek(100)
-        handle.write(b"\x00\x01\x02")
+    tamper(tampered / MODEL_FILE)
     with pytest.raises(BundleError, match="model.keras checksum mismatch"):
         load_bundle(tampered)
 

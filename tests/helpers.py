@@ -1,0 +1,64 @@
+"""Shared test helpers: a small real model on tecator, published to a real registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nirstream.core.bundle import write_bundle
+from nirstream.core.datasets import SpectralDataset
+from nirstream.core.domain import ApplicabilityDomain
+from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.registry import ModelRegistry
+
+
+def small_model(n_inputs: int, seed: int = 0):
+    """A few-hundred-weight CNN: trains in a second, same bundle path as the paper's model."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((n_inputs,)),
+            keras.layers.Reshape((n_inputs, 1)),
+            keras.layers.Conv1D(4, 9, padding="same", activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def fit_small_tecator_parts(tecator: SpectralDataset, seed: int = 0, epochs: int = 5, **window):
+    train = tecator.split("train", "monitor")
+    preprocessor = SpectralPreprocessor(tecator.wavelengths, emsc_order=2, **window).fit(train.X)
+    features = preprocessor.transform(train.X)
+    domain = ApplicabilityDomain().fit(features)
+    fat = train.target("fat")
+    model = small_model(preprocessor.n_model_channels, seed)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(features, (fat - fat.mean()) / fat.std(), epochs=epochs, batch_size=32, verbose=0)
+    metadata = {"target": "fat", "unit": "%", "target_mean": float(fat.mean()), "target_scale": float(fat.std())}
+    return preprocessor, domain, model, metadata
+
+
+def publish_small_tecator_model(registry: ModelRegistry, tecator: SpectralDataset, seed: int = 0, promote: bool = True) -> str:
+    preprocessor, domain, model, metadata = fit_small_tecator_parts(tecator, seed)
+    version = registry.publish(
+        lambda d: write_bundle(d, model, preprocessor, domain, dataset_name="tecator", **metadata)
+    )
+    if promote:
+        registry.promote(version, "test model")
+    return version
+
+
+def tamper(path: Path) -> None:
+    """Flip bytes in the middle of a file, as disk corruption or an attacker would."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
+    path.write_bytes(bytes(data))
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(np.float64)
