@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands contributed by the trainer and the stream worker."""
     from stream import cli as stream_cli
+    from trainer import cli as trainer_cli
 
-    return [stream_cli.register]
+    return [trainer_cli.register, stream_cli.register, stream_cli.register_demo]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,11 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    from nirstream.core.bundle import BundleError
     from nirstream.core.errors import DatasetUnavailable
 
     try:
         return args.handler(args)
-    except (DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
+    except (BundleError, DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"nirstream: error: {exc}", file=sys.stderr)
         return 2
 

@@ -68,3 +68,72 @@ def _worker(args: argparse.Namespace) -> int:
     )
     run_worker(settings, loglevel=args.loglevel)
     return 0
+
+
+def register_demo(subparsers: argparse._SubParsersAction) -> None:
+    from stream.simulate import SOURCE_HELP
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="the live demo: embedded broker, a model (trained if none), the worker and two simulated analyzers",
+        description=(
+            "Start the embedded broker, train a quick model if the registry has no champion, start the worker, "
+            "replay real test spectra as two analyzers and show predictions against the reference values. "
+            "Ctrl-C stops everything; --duration runs headless."
+        ),
+    )
+    demo.add_argument("--port", type=int, default=9092, help="broker port (default 9092)")
+    demo.add_argument("--registry", help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds and print a summary (headless)")
+    demo.add_argument("--rate", type=float, default=5.0, help="spectra per second per analyzer (default 5)")
+    demo.set_defaults(handler=_demo)
+
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="replay real spectra to the spectra topic as one or more analyzers",
+        description="Play inline analyzers: replay spectra from a data set to Kafka at a steady rate.",
+    )
+    simulate.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    simulate.add_argument("--topic", default="nirstream.spectra")
+    simulate.add_argument("--source", action="append", required=True, help=f"repeatable, one per analyzer: {SOURCE_HELP}")
+    simulate.add_argument("--analyzer", action="append", help="analyzer ids, one per --source (default line-1, line-2, ...)")
+    simulate.add_argument("--rate", type=float, default=1.0, help="spectra per second per analyzer")
+    simulate.add_argument("--count", type=int, help="spectra per analyzer")
+    simulate.add_argument("--duration", type=float, help="seconds")
+    simulate.add_argument("--encoding", choices=["binary", "json"], default="binary")
+    simulate.set_defaults(handler=_simulate)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from stream.demo import run_demo
+
+    registry = Path(args.registry or os.environ.get("NIRSTREAM_REGISTRY") or "models")
+    try:
+        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, live=args.duration is None))
+    except KeyboardInterrupt:
+        print("\nstopped")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tqdm import tqdm
+
+    from stream.simulate import Analyzer, open_source, replay
+
+    if args.count is None and args.duration is None:
+        raise ValueError("give --count or --duration")
+    names = args.analyzer or [f"line-{i + 1}" for i in range(len(args.source))]
+    if len(names) != len(args.source):
+        raise ValueError("give one --analyzer per --source")
+    analyzers = [Analyzer(name, open_source(source), args.encoding) for name, source in zip(names, args.source, strict=True)]
+    total = args.count * len(analyzers) if args.count else None
+    with tqdm(total=total, unit="spectra", desc="simulating") as bar:
+        sent = asyncio.run(replay(args.bootstrap_servers, args.topic, analyzers, args.rate, args.count, args.duration, bar.update))
+    print(f"sent {sent} spectra to {args.topic}")
+    return 0

@@ -1,0 +1,34 @@
+"""Regression figures a chemometrician expects next to every model: RMSEP, bias, SEP, R², slope."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    """RMSEP, bias, SEP, R² and slope of predicted on reference, as plain floats.
+
+    * ``rmsep`` = sqrt(mean((pred - ref)²))
+    * ``bias``  = mean(pred - ref)
+    * ``sep``   = bias-corrected standard error, std of the residuals with n - 1 (so
+      ``rmsep² ≈ bias² + sep² * (n - 1) / n``)
+    * ``r2``    = 1 - SS_res / SS_tot (coefficient of determination, can be negative)
+    * ``slope`` = least-squares slope of predicted against reference (1 is ideal)
+    """
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has {y_true.size} values but y_pred has {y_pred.size}")
+    if y_true.size < 2:
+        raise ValueError("need at least two samples")
+    residuals = y_pred - y_true
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    ref_centered = y_true - y_true.mean()
+    return {
+        "n": int(y_true.size),
+        "rmsep": float(np.sqrt(np.mean(residuals**2))),
+        "bias": float(residuals.mean()),
+        "sep": float(residuals.std(ddof=1)),
+        "r2": float(1.0 - np.sum(residuals**2) / ss_tot) if ss_tot > 0 else float("nan"),
+        "slope": float(ref_centered @ (y_pred - y_pred.mean()) / ss_tot) if ss_tot > 0 else float("nan"),
+    }

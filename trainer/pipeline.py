@@ -1,0 +1,152 @@
+"""``nirstream train``: fit the CNN and the PLS baseline, evaluate, publish, maybe promote, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from nirstream.core.domain import ApplicabilityDomain
+from nirstream.core.predictor import Predictor
+from nirstream.core.registry import ModelRegistry
+from trainer.cnn import CNNConfig, fit_cnn
+from trainer.compare import compare_pls
+from trainer.metrics import regression_metrics
+from trainer.protocols import Protocol, load_protocol
+from trainer.publish import announce, check_same_features, decide_promotion, preprocessor_from, publish_candidate
+from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
+
+log = logging.getLogger(__name__)
+
+
+class TrainSettings(BaseModel):
+    """What ``nirstream train`` does; defaults reproduce the paper's setup on the tablets."""
+
+    protocol: str = "cross-instrument"
+    target: str | None = None
+    variant: str = "augment+emsc"
+    seed: int = 0
+    epochs: int | None = None
+    n_copies: int | None = None
+    quick: bool = Field(default=False, description="Few epochs and copies: seconds, for demos and tests")
+    registry: Path = Path("models")
+    report_dir: Path = Path("artifacts")
+    promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
+    pls: bool = True
+    bootstrap_servers: str | None = None
+    models_topic: str = "nirstream.models"
+    extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra to add")
+
+    def cnn_config(self) -> CNNConfig:
+        config = CNNConfig(variant=self.variant, seed=self.seed)
+        if self.quick:
+            config = replace(config, epochs=8, n_copies=5, early_stopping_start=3, early_stopping_patience=3)
+        if self.epochs is not None:
+            config = replace(config, epochs=self.epochs)
+        if self.n_copies is not None:
+            config = replace(config, n_copies=self.n_copies)
+        return config
+
+
+def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:
+    """Append labelled plant spectra (same grid, same target) to the training set."""
+    from nirstream.core.datasets import load_table
+
+    target, train = protocol.target, protocol.train
+    extra = load_table(path, target_columns=[target])
+    if extra.wavelengths.shape != train.wavelengths.shape or not np.allclose(extra.wavelengths, train.wavelengths, atol=0.01):
+        raise ValueError(f"{path}: wavelength grid differs from the training data")
+    combined = replace(
+        train,
+        X=np.vstack([train.X, extra.X]),
+        y=np.concatenate([train.target(target), extra.target(target)])[:, None],
+        target_names=(target,),
+        units=(train.unit(target),),
+        sample_names=train.sample_names + extra.sample_names,
+    )
+    log.info("training on %d spectra (%d added from %s)", combined.n_samples, extra.n_samples, path)
+    return replace(protocol, train=combined)
+
+
+def _windowed_sets(protocol: Protocol) -> dict[str, Any]:
+    view = protocol.model_view
+    return {"train": view(protocol.train), "validation": view(protocol.validation), "test": view(protocol.test),
+            "extra_tests": {name: view(data) for name, data in protocol.extra_tests.items()}}
+
+
+def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[str, Any]:
+    started = time.perf_counter()
+    protocol = load_protocol(settings.protocol, settings.target, full_grid=True)
+    if settings.extra_training:
+        protocol = _with_extra_training(protocol, settings.extra_training)
+    view = protocol.model_view
+    y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
+    config = settings.cnn_config()
+    log.info("fitting CNN (%s, %d epochs max, %d augmented copies)", config.variant, config.epochs, config.n_copies)
+    regressor = fit_cnn(view(protocol.train).X, y_train, view(protocol.validation).X, y_val, config, verbose=verbose)
+
+    preprocessor = preprocessor_from(regressor, protocol.train.wavelengths, protocol.window_nm)
+    check_same_features(regressor, preprocessor, protocol.validation.X, view(protocol.validation).X)
+    train_features = preprocessor.transform(protocol.train.X)
+    domain = ApplicabilityDomain().fit(train_features)
+
+    unit = protocol.train.unit(protocol.target)
+    cnn_metrics = {
+        name: regression_metrics(protocol.y(data), regressor.predict(view(data).X)) for name, data in protocol.tests.items()
+    }
+    registry = ModelRegistry(settings.registry)
+    version = publish_candidate(
+        registry, regressor, preprocessor, domain,
+        target=protocol.target, unit=unit, variant=config.variant, model_kind="deep-chemometrics-cnn",
+        metrics={"validation": regression_metrics(y_val, regressor.predict(view(protocol.validation).X)), "tests": cnn_metrics},
+        training={"protocol": protocol.name, "config": config.to_dict(), "best_epoch": regressor.best_epoch_,
+                  "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_},
+        dataset_fingerprint=protocol.train.fingerprint(),
+        dataset_name=protocol.train.name,
+    )
+    candidate = Predictor(registry.load(version))
+    served = candidate.predict(protocol.test.X).values  # through the worker's code path
+    if not np.allclose(served, regressor.predict(view(protocol.test).X), atol=1e-3):
+        raise RuntimeError("bundle predictions differ from the trained model's")
+
+    decision = decide_promotion(registry, candidate, protocol.test.X, protocol.y(protocol.test), settings.promote_margin)
+    if decision.promote:
+        registry.promote(version, decision.reason)
+        if settings.bootstrap_servers:
+            announce(settings.bootstrap_servers, settings.models_topic, version, registry.base, decision.reason)
+    else:
+        registry.reject(version, decision.reason)
+    log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
+
+    pls = compare_pls(replace(protocol, **_windowed_sets(protocol)), config.variant) if settings.pls else {}
+    rows = [{"model": f"CNN {config.variant} (v{version})", "test set": name, **m} for name, m in cnn_metrics.items()]
+    for rule in ("min", "1se") if pls else ():
+        for name, m in pls[f"cv_{rule}"]["tests"].items():
+            rows.append({"model": f"PLS {config.variant}", "test set": name, "lv": pls[f"cv_{rule}"]["lv"], "note": f"CV ({rule})", **m})
+    for name, m in (pls.get("oracle_chosen_on_test", {}) if pls else {}).items():
+        rows.append({"model": f"PLS {config.variant}", "test set": name, "note": "ORACLE: LVs chosen on this test set", **m})
+
+    report_dir = settings.report_dir / f"{protocol.name}-v{version}"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    comparison = {name: (protocol.y(data), regressor.predict(view(data).X)) for name, data in protocol.tests.items()}
+    window = view(protocol.train).wavelengths
+    images = [
+        plot_training_curves(regressor.history_, report_dir / "training_curves.png"),
+        plot_predicted_vs_reference(comparison, unit, f"CNN {config.variant}", report_dir / "predicted_vs_reference.png"),
+        plot_kernel_activations(regressor.model_, train_features.mean(axis=0), window, report_dir / "kernel_activations.png"),
+    ]
+    summary = {
+        "protocol": protocol.name, "target": protocol.target, "unit": unit, "variant": config.variant,
+        "version": version, "seed": config.seed, "cnn": {"tests": cnn_metrics, "history": regressor.history_,
+        "best_epoch": regressor.best_epoch_, "fit_seconds": regressor.fit_seconds_, "config": config.to_dict()},
+        "pls": pls, "promotion": decision.__dict__, "domain_limits": domain.limits_,
+        "elapsed_seconds": time.perf_counter() - started,
+    }
+    html_path = write_report(report_dir, summary, rows, images)
+    summary["report"] = str(html_path)
+    return summary

@@ -1,0 +1,105 @@
+"""Evaluation report: JSON for machines, HTML with PNG plots for people."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:
+    fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    loss_ax.semilogy(epochs, history["loss"], label="training (augmented)")
+    if "val_loss" in history:
+        loss_ax.semilogy(epochs, history["val_loss"], label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="MSE (scaled target)", title="Training curves")
+    loss_ax.legend()
+    if "learning_rate" in history:
+        lr_ax.semilogy(epochs, history["learning_rate"])
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="ReduceLROnPlateau schedule")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]], unit: str, title: str, path: Path) -> Path:
+    """``results``: label -> (reference, predicted)."""
+    fig, (scatter_ax, residual_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    low = min(min(r.min(), p.min()) for r, p in results.values())
+    high = max(max(r.max(), p.max()) for r, p in results.values())
+    for label, (reference, predicted) in results.items():
+        rmsep = float(np.sqrt(np.mean((predicted - reference) ** 2)))
+        scatter_ax.scatter(reference, predicted, s=9, alpha=0.6, label=f"{label} (RMSEP {rmsep:.2f})")
+        residual_ax.scatter(reference, predicted - reference, s=9, alpha=0.6, label=label)
+    scatter_ax.plot([low, high], [low, high], "k--", lw=1)
+    scatter_ax.set(xlabel=f"reference [{unit}]", ylabel=f"predicted [{unit}]", title=title)
+    scatter_ax.legend(fontsize=8)
+    residual_ax.axhline(0, color="k", lw=1)
+    residual_ax.set(xlabel=f"reference [{unit}]", ylabel=f"residual [{unit}]", title="Residuals")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_kernel_activations(model: Any, reference_features: np.ndarray, wavelengths: np.ndarray, path: Path) -> Path:
+    """First convolution's kernels and their activations on the reference spectrum (paper, Fig. 6)."""
+    import keras
+
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D))
+    kernels = conv.get_weights()[0][:, 0, :]  # (kernel_size, filters)
+    probe = keras.Model(model.inputs, conv.output)
+    activations = probe.predict(reference_features.reshape(1, -1, 1).astype(np.float32), verbose=0)[0]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9))
+    axes[0].plot(wavelengths, reference_features, color="k")
+    axes[0].set(title="Reference spectrum (mean training spectrum, preprocessed)", xlabel="wavelength [nm]")
+    axes[1].plot(kernels)
+    axes[1].set(title="First-layer kernels (the paper found derivative- and smoothing-like shapes)", xlabel="kernel position")
+    offsets = np.arange(activations.shape[1]) * (np.ptp(activations) or 1.0) * 0.6
+    axes[2].plot(wavelengths, activations + offsets)
+    axes[2].set(title="First-layer activations on the reference spectrum (offset per filter)", xlabel="wavelength [nm]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def metrics_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(row.get(c, ''))}</td>" for c in columns) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(directory: Path, summary: dict[str, Any], rows: list[dict[str, Any]], images: list[Path]) -> Path:
+    """Write ``report.json`` (everything) and ``report.html`` (table + plots); return the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.json").write_text(json.dumps(summary, indent=2, default=str))
+    columns = ["model", "test set", "n", "rmsep", "bias", "sep", "r2", "slope", "lv", "note"]
+    figures = "".join(f'<figure><img src="{html.escape(p.name)}" width="900"></figure>' for p in images)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>nirstream evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
+<h1>nirstream evaluation: {html.escape(summary.get("protocol", ""))}</h1>
+<p>Target <b>{html.escape(summary.get("target", ""))}</b> [{html.escape(summary.get("unit", ""))}],
+variant <b>{html.escape(summary.get("variant", ""))}</b>, model version {html.escape(str(summary.get("version")))}.
+PLS "CV" rows choose latent variables by cross-validation on the training data; "ORACLE" rows choose
+them on the test set itself and are shown only for comparison with published figures.</p>
+{metrics_table(rows, columns)}
+<p>Promotion: {html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
+{figures}</body></html>"""
+    path = directory / "report.html"
+    path.write_text(page)
+    return path
