@@ -104,7 +104,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         registry, regressor, preprocessor, domain,
         target=protocol.target, unit=unit, variant=config.variant, model_kind="deep-chemometrics-cnn",
         metrics={"validation": regression_metrics(y_val, regressor.predict(view(protocol.validation).X)), "tests": cnn_metrics},
-        training={"protocol": protocol.name, "config": config.to_dict(), "best_epoch": regressor.best_epoch_,
+        training={"protocol": protocol.name, "n_train": protocol.train.n_samples, "config": config.to_dict(), "best_epoch": regressor.best_epoch_,
                   "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,

@@ -1,0 +1,95 @@
+"""``nirstream train`` end to end on real data: bundle, promotion gate, report, registry CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nirstream.core.predictor import Predictor
+from nirstream.core.registry import ModelRegistry
+from tests.conftest import requires_tablets
+from trainer.pipeline import TrainSettings, run_training
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trained")
+    settings = TrainSettings(protocol="tecator", quick=True, registry=base / "registry", report_dir=base / "reports")
+    return settings, run_training(settings, verbose=0)
+
+
+def test_first_model_is_published_promoted_and_reported(trained, tecator):
+    settings, summary = trained
+    registry = ModelRegistry(settings.registry)
+    assert summary["version"] == "1" and registry.champion() == "1"
+    report_dir = settings.report_dir / "tecator-v1"
+    for name in ("report.html", "report.json", "training_curves.png", "predicted_vs_reference.png", "kernel_activations.png"):
+        assert (report_dir / name).stat().st_size > 1000, name
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["pls"]["cv_min"]["lv"] >= 1 and "oracle_chosen_on_test" in report["pls"]
+    assert "ORACLE" in (report_dir / "report.html").read_text()
+    # the bundle predicts exactly what the report says, through the worker's code path
+    bundle = registry.load("1")
+    test = tecator.split("test")
+    values = Predictor(bundle).predict(test.X).values
+    rmsep = float(np.sqrt(np.mean((values - test.target("fat")) ** 2)))
+    assert rmsep == pytest.approx(summary["cnn"]["tests"]["test"]["rmsep"], rel=1e-4)
+    assert bundle.metadata.dataset_fingerprint == tecator.split("train").fingerprint()
+    assert bundle.metadata.training["n_train"] == 129
+
+
+def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_reason(trained):
+    settings, _ = trained
+    summary = run_training(settings.model_copy(update={"promote_margin": 0.95, "seed": 1, "pls": False}), verbose=0)
+    registry = ModelRegistry(settings.registry)
+    assert summary["version"] == "2" and registry.champion() == "1"
+    assert registry.status("2") == "rejected"
+    assert "does not beat champion 1" in registry.history()[-1].reason
+
+
+def test_extra_labelled_spectra_join_the_training_set(trained, tecator, tmp_path):
+    settings, _ = trained
+    monitor = tecator.split("monitor")
+    frame = pd.DataFrame(monitor.X, columns=[f"{w:.4f}" for w in tecator.wavelengths])
+    frame.insert(0, "fat", monitor.target("fat"))
+    frame.to_csv(tmp_path / "labelled.csv", index=False)
+    summary = run_training(settings.model_copy(update={"extra_training": tmp_path / "labelled.csv", "pls": False,
+                                                         "registry": tmp_path / "registry"}), verbose=0)
+    bundle = ModelRegistry(tmp_path / "registry").load(summary["version"])
+    assert bundle.metadata.training["n_train"] == 129 + 43
+
+
+def nirstream(*args):
+    return subprocess.run([sys.executable, "-m", "nirstream", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_models_cli_lists_shows_promotes_and_rolls_back(trained):
+    settings, _ = trained
+    registry = str(settings.registry)
+    listing = nirstream("models", "list", "--registry", registry)
+    assert listing.returncode == 0 and "champion" in listing.stdout and "rejected" in listing.stdout
+    shown = nirstream("models", "show", "--registry", registry)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["manifest"]["files"]["model.keras"]["sha256"]
+    assert nirstream("models", "promote", "2", "--registry", registry).returncode == 0
+    assert ModelRegistry(registry).champion() == "2"
+    rolled = nirstream("models", "rollback", "--registry", registry)
+    assert rolled.returncode == 0 and "champion is now version 1" in rolled.stdout
+    evaluated = nirstream("evaluate", "--protocol", "tecator", "--registry", registry)
+    assert evaluated.returncode == 0 and "RMSEP" in evaluated.stdout
+    missing = nirstream("models", "promote", "99", "--registry", registry)
+    assert missing.returncode == 2 and "no such bundle" in missing.stderr
+
+
+@requires_tablets
+@pytest.mark.tablets
+def test_quick_cross_instrument_training_on_the_tablets(tmp_path):
+    settings = TrainSettings(protocol="cross-instrument", quick=True, registry=tmp_path / "registry", report_dir=tmp_path)
+    summary = run_training(settings, verbose=0)
+    bundle = ModelRegistry(settings.registry).load(summary["version"])
+    assert bundle.metadata.input_grid.count == 650  # analyzers send whole spectra
+    assert bundle.preprocessor.n_model_channels == 600  # the model sees 600-1798 nm
+    assert set(summary["cnn"]["tests"]) == {"test", "calibrate_2", "validate_2"}
+    assert summary["pls"]["oracle_chosen_on_test"]["test"]["n"] == 460

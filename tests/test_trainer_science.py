@@ -1,0 +1,125 @@
+"""Science core of the trainer: metrics, PLS LV choice, CNN architecture and fit, protocols."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from sklearn.cross_decomposition import PLSRegression
+
+from tests.conftest import requires_tablets
+from trainer.compare import compare_pls
+from trainer.metrics import regression_metrics
+from trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
+from trainer.protocols import load_protocol
+
+
+def test_metrics_match_hand_computed_values():
+    m = regression_metrics([1, 2, 3, 4], [1.5, 2, 2.5, 5])  # residuals 0.5, 0, -0.5, 1
+    assert m["n"] == 4
+    assert m["rmsep"] == pytest.approx(np.sqrt(1.5 / 4))
+    assert m["bias"] == pytest.approx(0.25)
+    assert m["sep"] == pytest.approx(np.sqrt(1.25 / 3))
+    assert m["r2"] == pytest.approx(1 - 1.5 / 5)
+    assert m["slope"] == pytest.approx(5.5 / 5)
+
+
+def test_metrics_of_a_perfect_prediction():
+    m = regression_metrics([1.0, 2.0, 4.0], [1.0, 2.0, 4.0])
+    assert (m["rmsep"], m["bias"], m["sep"], m["r2"], m["slope"]) == pytest.approx((0, 0, 0, 1, 1))
+
+
+def test_metrics_reject_mismatched_lengths():
+    with pytest.raises(ValueError):
+        regression_metrics([1, 2, 3], [1, 2])
+
+
+@pytest.fixture(scope="module")
+def tecator_first_172(tecator):
+    first, last = tecator.rows(np.arange(172)), tecator.rows(np.arange(172, 215))
+    return first.X, first.target("fat"), last.X, last.target("fat")
+
+
+def test_one_pls_fit_gives_every_smaller_model(tecator_first_172):
+    X, y, X_test, _ = tecator_first_172
+    full = PLSRegression(n_components=10, scale=False).fit(X, y)
+    per_lv = predictions_per_lv(full, X_test)
+    for k in (1, 4, 10):
+        alone = PLSRegression(n_components=k, scale=False).fit(X, y).predict(X_test).ravel()
+        np.testing.assert_allclose(per_lv[:, k - 1], alone, atol=1e-8)
+
+
+def test_pls_reproduces_the_known_tecator_figure(tecator_first_172):
+    X, y, X_test, y_test = tecator_first_172
+    rmsep = regression_metrics(y_test, fit_pls(X, y, 15).predict(X_test))["rmsep"]
+    assert rmsep == pytest.approx(2.1, abs=0.25)  # PLS, 15 LV, fat %: the published figure
+
+
+def test_pls_cross_validation_picks_a_sensible_lv_count(tecator_first_172):
+    X, y, X_test, y_test = tecator_first_172
+    selection = cross_validate_lvs(X, y, n_repeats=1)
+    lv = selection.best("min")
+    assert 8 <= lv <= 20  # fat needs many LVs on these spectra; 1-5 LV models are far off
+    assert selection.best("1se") <= lv
+    assert regression_metrics(y_test, fit_pls(X, y, lv).predict(X_test))["rmsep"] < 3.0
+
+
+def test_pls_lv_choice_never_looks_at_the_test_set():
+    protocol = load_protocol("tecator")
+    shuffled_test = dataclasses.replace(protocol.test, y=np.random.default_rng(0).permutation(protocol.test.y))
+    shuffled = dataclasses.replace(protocol, test=shuffled_test)
+    honest, blind = compare_pls(protocol, "none", max_lv=15), compare_pls(shuffled, "none", max_lv=15)
+    for rule in ("min", "1se"):
+        assert honest[f"cv_{rule}"]["lv"] == blind[f"cv_{rule}"]["lv"]
+    assert honest["rmsecv"] == blind["rmsecv"]
+
+
+def test_cnn_builder_follows_the_paper():
+    from trainer.cnn import build_cnn
+
+    model = build_cnn(600)
+    assert model.count_params() == 1_233_433  # ~1.23 M weights, almost all in Dense(128)
+    shapes = [tuple(layer.output.shape[1:]) for layer in model.layers]
+    assert shapes == [(600, 1), (600, 8), (600, 16), (9600,), (9600,), (128,), (1,)]
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["GaussianNoise", "Conv1D", "Conv1D", "Flatten", "Dropout", "Dense", "Dense"]
+
+
+def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
+    from trainer.cnn import CNNConfig, fit_cnn
+
+    protocol = load_protocol("tecator")
+    config = CNNConfig(epochs=4, n_copies=3, batch_size=32, early_stopping_start=0, seed=1)
+    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
+                        protocol.y(protocol.validation), config, verbose=0)
+    loss = regressor.history_["loss"]
+    assert len(loss) >= 2 and loss[-1] < loss[0]
+    predictions = regressor.predict(protocol.test.X)
+    assert predictions.shape == (protocol.test.n_samples,) and np.isfinite(predictions).all()
+
+
+def test_tecator_protocol_shapes():
+    protocol = load_protocol("tecator")
+    assert protocol.target == "fat"
+    assert (protocol.train.X.shape, protocol.validation.X.shape, protocol.test.X.shape) == (
+        (129, 100), (43, 100), (43, 100))
+
+
+@requires_tablets
+@pytest.mark.tablets
+@pytest.mark.parametrize("name, tests", [
+    ("same-instrument", {"test": 460}),
+    ("cross-instrument", {"test": 460, "calibrate_2": 155, "validate_2": 40}),
+])
+def test_tablet_protocol_shapes(name, tests):
+    protocol = load_protocol(name)
+    assert protocol.target == "assay"
+    assert protocol.train.X.shape == (155, 600) and protocol.validation.X.shape == (40, 600)
+    assert protocol.train.wavelengths[[0, -1]].tolist() == [600.0, 1798.0]
+    assert {k: v.n_samples for k, v in protocol.tests.items()} == tests
+
+
+def test_unknown_protocol_and_target_are_refused():
+    with pytest.raises(ValueError):
+        load_protocol("nonsense")
+    with pytest.raises(KeyError):
+        load_protocol("tecator", target="assay")
