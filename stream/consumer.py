@@ -66,6 +66,7 @@ class BatchConsumer(Service):
             auto_offset_reset="earliest",
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=max(1 << 20, 2 * self.settings.max_message_bytes),
             fetch_max_bytes=max(50 << 20, 2 * self.settings.max_message_bytes),
         )

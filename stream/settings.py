@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     spectra_partitions: int = Field(default=4, ge=1, description="Partitions when the worker creates topics")
     max_batch_size: int = Field(default=256, ge=1, le=65536, description="Most spectra per model call")
     batch_timeout_ms: int = Field(default=20, ge=0, description="Longest wait to fill a batch")
+    fetch_max_wait_ms: int = Field(default=10, ge=0, description="Longest the broker may hold a fetch when no data is waiting")
     max_message_bytes: int = Field(default=1_000_000, ge=1024, description="Larger messages are dead-lettered")
     registry: Path = Field(default=Path("models"), description="Model registry directory")
     registry_poll_seconds: float = Field(default=5.0, gt=0, description="Fallback poll of the champion pointer")

@@ -1,0 +1,200 @@
+"""Stream benchmark (issue 5): prints figures and writes them to JSON. Not a test.
+
+(a) in-process pipeline alone: decode + EMSC + CNN + encode, batches of 256;
+(b) the worker draining a pre-filled topic through the embedded broker, end to end
+    (predictions acknowledged, offsets committed);
+(c) the same worker with max_batch_size=1: one model call per spectrum;
+(d) p50/p99 end-to-end latency at a steady rate (analyzer timestamp -> prediction received).
+
+    python benchmarks/stream_throughput.py [--spectra 20000] [--output benchmarks/results/stream.json]
+
+Uses the paper-size CNN (600 channels, ~1.23 M weights) on real tablet spectra; the weights
+are untrained because speed does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+
+from nirstream.core.bundle import write_bundle  # noqa: E402
+from nirstream.core.codec import encode_binary  # noqa: E402
+from nirstream.core.datasets import load_tablets  # noqa: E402
+from nirstream.core.domain import ApplicabilityDomain  # noqa: E402
+from nirstream.core.pipeline import SpectralPreprocessor  # noqa: E402
+from nirstream.core.predictor import Predictor  # noqa: E402
+from nirstream.core.registry import ModelRegistry  # noqa: E402
+from nirstream.core.schemas import SpectrumHeader, WavelengthGrid  # noqa: E402
+from stream.broker import EmbeddedBroker  # noqa: E402
+from stream.processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
+from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
+from trainer.cnn import build_cnn  # noqa: E402
+
+
+def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, WavelengthGrid]:
+    tablets = load_tablets(1)
+    calibrate = tablets.split("calibrate")
+    preprocessor = SpectralPreprocessor(tablets.wavelengths, first_nm=600, last_nm=1798).fit(calibrate.X)
+    domain = ApplicabilityDomain().fit(preprocessor.transform(calibrate.X))
+    model = build_cnn(preprocessor.n_model_channels)
+    registry = ModelRegistry(base)
+    version = registry.publish(lambda d: write_bundle(d, model, preprocessor, domain, target="assay", unit="mg"))
+    registry.promote(version, "benchmark")
+    return registry, tablets.X, WavelengthGrid.from_wavelengths(tablets.wavelengths)
+
+
+def messages(spectra: np.ndarray, grid: WavelengthGrid, count: int, analyzers: int = 8, stamp: bool = False):
+    out = []
+    for i in range(count):
+        header = SpectrumHeader(analyzer_id=f"line-{i % analyzers}", sequence=i, grid=grid)
+        out.append((header.analyzer_id.encode(), encode_binary(header, spectra[i % len(spectra)])))
+    return out
+
+
+def bench_in_process(registry: ModelRegistry, msgs, batch: int = 256) -> float:
+    predictor = Predictor(registry.load())
+    predictor.warm_up()
+    records = [InboundRecord("t", 0, i, k, v, time.time()) for i, (k, v) in enumerate(msgs)]
+    process_batch(records[:batch], predictor, BatchPolicy())  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(records), batch):
+        process_batch(records[start : start + batch], predictor, BatchPolicy())
+    return len(records) / (time.perf_counter() - started)
+
+
+async def drain(bootstrap: str, topic: str, expected: int, timeout: float, latency: bool = False) -> tuple[float, list[float]]:
+    """Seconds from the first to the last of ``expected`` predictions, and (if asked) per-message latencies."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+                                fetch_max_wait_ms=10)
+    await consumer.start()
+    first = last = None
+    latencies, seen = [], 0
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10000)
+            now = time.time()
+            for message in (m for ms in batch.values() for m in ms):
+                seen += 1
+                first = first or time.monotonic()
+                last = time.monotonic()
+                if not latency:
+                    continue  # keep the measuring consumer light: it shares the 2 cores with the worker
+                stamp = orjson.loads(message.value)["spectrum_timestamp"]
+                latencies.append(now - _epoch(stamp))
+    finally:
+        await consumer.stop()
+    if seen < expected:
+        raise RuntimeError(f"only {seen} of {expected} predictions arrived")
+    return (last - first) or 1e-9, latencies
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum([(await consumer.committed(TopicPartition(topic, p))) or 0 for p in range(partitions)])
+    finally:
+        await consumer.stop()
+
+
+def bench_worker(broker, registry, msgs, workdir: Path, max_batch: int) -> dict:
+    topics = unique_topics()
+    asyncio.run(produce(broker.bootstrap_servers, topics.spectra, msgs))  # pre-filled before the worker starts
+    worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, workdir / f"worker-{max_batch}.log",
+                           extra_env={"NIRSTREAM_MAX_BATCH_SIZE": str(max_batch)}).start()
+    try:
+        worker.wait_ready()
+        seconds, _ = asyncio.run(drain(broker.bootstrap_servers, topics.predictions, len(msgs), timeout=600))
+        worker.stop()
+        done = asyncio.run(committed(broker.bootstrap_servers, worker.group_id, topics.spectra, 4))
+    finally:
+        worker.stop()
+    return {"spectra_per_second": len(msgs) / seconds, "committed_offsets": done, "spectra": len(msgs)}
+
+
+def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, seconds: float) -> dict:
+    topics = unique_topics()
+    worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, workdir / "worker-latency.log").start()
+    count = int(rate * seconds)
+
+    async def steady() -> list[float]:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=1)
+        await producer.start()
+        collector = asyncio.create_task(drain(broker.bootstrap_servers, topics.predictions, count, timeout=seconds + 60, latency=True))
+        started = time.monotonic()
+        for i in range(count):
+            header = SpectrumHeader(analyzer_id=f"line-{i % 8}", sequence=i, grid=grid)  # timestamp = now
+            await producer.send(topics.spectra, encode_binary(header, spectra[i % len(spectra)]), key=header.analyzer_id.encode())
+            delay = started + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the steady analyzer rate
+        await producer.stop()
+        return (await collector)[1]
+
+    try:
+        worker.wait_ready()
+        latencies = np.array(asyncio.run(steady())) * 1000
+    finally:
+        worker.stop()
+    return {"rate_per_second": rate, "spectra": count, "p50_ms": float(np.percentile(latencies, 50)),
+            "p99_ms": float(np.percentile(latencies, 99)), "max_ms": float(latencies.max())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spectra", type=int, default=20000)
+    parser.add_argument("--per-message-spectra", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/stream.json"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker.start() as broker:
+        workdir = Path(scratch)
+        registry, spectra, grid = paper_size_registry(workdir / "registry")
+        msgs = messages(spectra, grid, args.spectra)
+        results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
+        results["a_in_process_batch256"] = {"spectra_per_second": bench_in_process(registry, msgs)}
+        print(f"(a) in-process pipeline, batch 256: {results['a_in_process_batch256']['spectra_per_second']:,.0f} spectra/s", flush=True)
+        results["b_worker_drain"] = bench_worker(broker, registry, msgs, workdir, max_batch=256)
+        print(f"(b) worker draining the topic:     {results['b_worker_drain']['spectra_per_second']:,.0f} spectra/s "
+              f"({results['b_worker_drain']['committed_offsets']} offsets committed)", flush=True)
+        results["c_worker_per_message"] = bench_worker(broker, registry, msgs[: args.per_message_spectra], workdir, max_batch=1)
+        print(f"(c) one model call per spectrum:   {results['c_worker_per_message']['spectra_per_second']:,.0f} spectra/s", flush=True)
+        results["d_latency"] = bench_latency(broker, registry, spectra, grid, workdir, args.rate, args.seconds)
+        d = results["d_latency"]
+        print(f"(d) at {d['rate_per_second']:.0f} spectra/s: p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms", flush=True)
+        a, b, c = (results[k]["spectra_per_second"] for k in ("a_in_process_batch256", "b_worker_drain", "c_worker_per_message"))
+        results["ratios"] = {"b_over_a": b / a, "b_over_c": b / c}
+        print(f"b/a = {b / a:.2f} (target >= 0.7), b/c = {b / c:.1f} (target >= 10), p99 target <= 100 ms")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
