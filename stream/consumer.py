@@ -15,13 +15,18 @@ import socket
 import time
 from collections import Counter
 
+import numpy as np
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
+from nirstream.core.errors import RejectReason
+from nirstream.core.schemas import ReferenceMessage
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
-from stream.processing import BatchPolicy, BatchResult, InboundRecord, process_batch
+from stream.monitoring import OnlineMonitor, PendingPrediction
+from stream.processing import BatchPolicy, BatchResult, InboundRecord, dead_letter, process_batch
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -46,6 +51,7 @@ class BatchConsumer(Service):
         self.producer: AIOKafkaProducer | None = None
         self.consuming = False
         self.batches_done = 0
+        self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
 
     @property
     def ready(self) -> bool:
@@ -60,6 +66,7 @@ class BatchConsumer(Service):
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             self.settings.topics.spectra,
+            self.settings.topics.reference,  # co-partitioned with spectra: see monitoring.py
             **options,
             group_id=self.settings.group_id,
             enable_auto_commit=False,
@@ -124,21 +131,49 @@ class BatchConsumer(Service):
     async def _handle(self, records: list[InboundRecord]) -> None:
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
-        result = process_batch(records, predictor, self.policy)
+        reference_topic = self.settings.topics.reference
+        spectra = [r for r in records if r.topic != reference_topic]
+        result = process_batch(spectra, predictor, self.policy)
+        labelled = self._join(result, predictor, [r for r in records if r.topic == reference_topic])
         try:
-            await self._publish(result)
+            await self._publish(result, labelled)
         except KafkaError as exc:
             log.error("publishing a batch failed (%s); re-reading it from its first offsets", exc)
             self._rewind(records)
             return
         await self._commit(records)
         self._observe(records, result, time.perf_counter() - started)
+        self._observe_monitoring(labelled)
         self.batches_done += 1
 
-    async def _publish(self, result: BatchResult) -> None:
+    def _join(self, result: BatchResult, predictor, references: list[InboundRecord]) -> list[tuple[bytes | None, bytes]]:
+        """Feed the online monitor; return labelled pairs (prediction + lab value + spectrum) to publish."""
+        now = time.time()
+        pairs = []
+        self.monitor.add_flags(result.analyzers, result.flags)
+        for spectrum, value, flag in zip(result.accepted, result.values, result.flags, strict=True):
+            header = spectrum.header
+            if header.sample_id is None:
+                continue
+            pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version, predictor.target,
+                                        float(value), str(flag), header.grid.model_dump(), spectrum.values.astype(np.float32), now)
+            pairs.append(self.monitor.add_prediction(header.sample_id, pending))
+        for record in references:
+            try:
+                reference = ReferenceMessage.model_validate_json(record.value or b"")
+            except ValueError as exc:
+                result.dead_letters.append((record.key, dead_letter(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], self.policy.worker_name)))
+                result.reasons[RejectReason.INVALID_REFERENCE.value] += 1
+                continue
+            self.metrics.reference_values.inc()
+            pairs.append(self.monitor.add_reference(reference, now))
+        return [(p["analyzer_id"].encode(), orjson.dumps(p, option=orjson.OPT_SERIALIZE_NUMPY)) for p in pairs if p]
+
+    async def _publish(self, result: BatchResult, labelled: list[tuple[bytes | None, bytes]]) -> None:
         topics = self.settings.topics
         sends = [await self.producer.send(topics.predictions, value, key=key) for key, value in result.predictions]
         sends += [await self.producer.send(topics.deadletter, value, key=key) for key, value in result.dead_letters]
+        sends += [await self.producer.send(topics.labelled, value, key=key) for key, value in labelled]
         await asyncio.gather(*sends)
 
     def _rewind(self, records: list[InboundRecord]) -> None:
@@ -187,6 +222,21 @@ class BatchConsumer(Service):
         for label, i in last_index.items():
             m.last_prediction.labels(analyzer=label, target=target).set(float(result.values[i]))
             m.last_prediction_timestamp.labels(analyzer=label).set(now)
+
+    def _observe_monitoring(self, labelled: list[tuple[bytes | None, bytes]]) -> None:
+        m = self.metrics
+        touched = set()
+        for key, _ in labelled:
+            analyzer = key.decode()
+            m.reference_pairs.labels(analyzer=m.analyzer_label(analyzer)).inc()
+            touched.add(analyzer)
+        target = self.holder.current.target if self.holder.current else ""
+        for analyzer, stats in self.monitor.stats.items():
+            label = m.analyzer_label(analyzer)
+            m.outlier_fraction.labels(analyzer=label).set(stats.outlier_fraction)
+            if analyzer in touched:
+                m.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep)
+                m.rolling_bias.labels(analyzer=label, target=target).set(stats.bias)
 
     @Service.timer(2.0)
     async def _report_lag(self) -> None:

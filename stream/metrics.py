@@ -34,6 +34,10 @@ class WorkerMetrics:
         self.last_prediction_timestamp = Gauge("nirstream_last_prediction_timestamp_seconds", "Unix time of the last prediction", ["analyzer"], registry=r)
         self.ready = Gauge("nirstream_ready", "1 when the worker has a model and a broker connection", registry=r)
         self.reference_values = Counter("nirstream_reference_values_total", "Lab reference values received", registry=r)
+        self.reference_pairs = Counter("nirstream_reference_pairs_total", "Predictions joined with a lab value", ["analyzer"], registry=r)
+        self.rolling_rmsep = Gauge("nirstream_rolling_rmsep", "RMSEP of the last joined predictions vs lab", ["analyzer", "target"], registry=r)
+        self.rolling_bias = Gauge("nirstream_rolling_bias", "Mean of predicted minus lab over the last joined pairs", ["analyzer", "target"], registry=r)
+        self.outlier_fraction = Gauge("nirstream_outlier_fraction", "Fraction of the last predictions flagged warning or outlier", ["analyzer"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
 
     def analyzer_label(self, analyzer_id: str) -> str:

@@ -49,6 +49,7 @@ class BatchResult:
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
     flags: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     spectrum_times: np.ndarray = field(default_factory=lambda: np.empty(0))
+    accepted: list[Spectrum] = field(default_factory=list)  # parallel to predictions: ids, grid, values
     preprocess_seconds: float = 0.0
     inference_seconds: float = 0.0
 
@@ -109,6 +110,7 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
     result.preprocess_seconds = decoded - started + batch.preprocess_seconds
     result.inference_seconds = batch.inference_seconds
     result.values, result.flags = batch.values, batch.flags
+    result.accepted = [spectrum for _, spectrum in accepted]
     predicted_at = datetime.now(UTC)
     timings = {
         "batch_size": len(accepted),

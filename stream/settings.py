@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     saturation_limit: float | None = Field(default=None, description="Detector ceiling; spectra reaching it are dead-lettered")
     known_analyzers: list[str] | None = Field(default=None, description="If set, spectra from other analyzers are dead-lettered")
     max_analyzer_labels: int = Field(default=100, description="Bound on per-analyzer metric label values")
+    join_retention_seconds: float = Field(default=6 * 3600, gt=0, description="How long a prediction waits for its lab value")
+    join_capacity: int = Field(default=20_000, ge=1, description="Most predictions (with spectra) kept for the lab join")
+    rmsep_window: int = Field(default=100, ge=2, description="Joined pairs in the rolling RMSEP/bias")
     worker_name: str = Field(default="", description="Shown in dead letters and logs; host:pid when empty")
 
     @classmethod

@@ -5,6 +5,7 @@ import pytest
 
 from nirstream.core.datasets import load_tecator
 from nirstream.core.datasets.tablets import tablets_path
+from tests.streaming import WorkerProcess, unique_topics
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,26 @@ def registry(template_registry, tmp_path):
     from nirstream.core.registry import ModelRegistry
 
     return ModelRegistry(shutil.copytree(template_registry.base, tmp_path / "registry"))
+
+
+@pytest.fixture
+def topics():
+    return unique_topics()
+
+
+@pytest.fixture
+def start_worker(broker, registry, topics, tmp_path):
+    workers = []
+
+    def start(**extra_env) -> WorkerProcess:
+        worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, tmp_path / f"worker{len(workers)}.log",
+                               extra_env=extra_env)
+        if workers:
+            worker.group_id = workers[0].group_id  # same consumer group as the first worker
+        workers.append(worker.start())
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -5,36 +5,12 @@ import time
 
 import numpy as np
 import orjson
-import pytest
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.predictor import Predictor
 from nirstream.core.schemas import ModelEvent, PredictionMessage, SpectrumHeader, WavelengthGrid
 from tests.helpers import as_float32, tamper
-from tests.streaming import WorkerProcess, collect, decoded, produce, run, unique_topics
-
-
-@pytest.fixture
-def topics():
-    return unique_topics()
-
-
-@pytest.fixture
-def start_worker(broker, registry, topics, tmp_path):
-    workers = []
-
-    def start(**extra_env) -> WorkerProcess:
-        worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, tmp_path / f"worker{len(workers)}.log",
-                               extra_env=extra_env)
-        if workers:
-            worker.group_id = workers[0].group_id  # same consumer group as the first worker
-        workers.append(worker.start())
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
+from tests.streaming import collect, decoded, produce, run
 
 
 def spectra_messages(tecator, count, analyzers=("line-1", "line-2", "line-3"), binary_every=2, start=0):

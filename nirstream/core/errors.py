@@ -17,6 +17,7 @@ class RejectReason(StrEnum):
     SATURATED = "saturated"
     OVERSIZE = "oversize"
     UNKNOWN_ANALYZER = "unknown_analyzer"
+    INVALID_REFERENCE = "invalid_reference"  # a lab reference message that is not a ReferenceMessage
 
 
 class SpectrumRejected(ValueError):

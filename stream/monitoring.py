@@ -1,0 +1,134 @@
+"""Online model monitoring: join predictions with late lab reference values by sample id.
+
+The batch consumer reads the reference topic together with the spectra topic in one
+consumer group. Both are keyed by analyzer id with the same partition count, and Kafka's
+range assignor gives one worker the same partition numbers of both, so a sample's
+prediction and its lab value meet in the same process. Predictions with a sample id are
+kept for ``retention_seconds`` (bounded in count); a reference that arrives first waits
+for its prediction the same way. Every joined pair updates rolling RMSEP, bias and outlier
+fraction per analyzer and is emitted for the trainer (the labelled topic).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nirstream.core.schemas import ReferenceMessage
+
+
+@dataclass(slots=True)
+class PendingPrediction:
+    analyzer_id: str
+    message_id: str
+    model_version: str
+    target: str
+    value: float
+    flag: str
+    grid: dict
+    values: np.ndarray  # the spectrum, float32, for retraining
+    at: float
+
+
+@dataclass
+class AnalyzerStats:
+    errors: deque = field(default_factory=lambda: deque(maxlen=100))
+    flags: deque = field(default_factory=lambda: deque(maxlen=200))
+
+    @property
+    def rmsep(self) -> float:
+        return math.sqrt(sum(e * e for e in self.errors) / len(self.errors)) if self.errors else math.nan
+
+    @property
+    def bias(self) -> float:
+        return sum(self.errors) / len(self.errors) if self.errors else math.nan
+
+    @property
+    def outlier_fraction(self) -> float:
+        return sum(f != "ok" for f in self.flags) / len(self.flags) if self.flags else 0.0
+
+
+class _ExpiringStore(OrderedDict):
+    """Insertion-ordered dict that forgets entries older than ``retention`` seconds or beyond ``capacity``."""
+
+    def __init__(self, retention: float, capacity: int):
+        super().__init__()
+        self.retention, self.capacity = retention, capacity
+
+    def put(self, key, value, now: float) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+        self.expire(now)
+
+    def expire(self, now: float) -> None:
+        while self:
+            oldest_key = next(iter(self))
+            if now - self._time(self[oldest_key]) <= self.retention:
+                break
+            self.popitem(last=False)
+
+    @staticmethod
+    def _time(value) -> float:
+        return value.at if hasattr(value, "at") else value[1]
+
+
+class OnlineMonitor:
+    def __init__(self, retention_seconds: float = 6 * 3600, capacity: int = 20_000, rmsep_window: int = 100, flag_window: int = 200):
+        self.predictions = _ExpiringStore(retention_seconds, capacity)
+        self.references = _ExpiringStore(retention_seconds, capacity)
+        self.stats: dict[str, AnalyzerStats] = {}
+        self._rmsep_window, self._flag_window = rmsep_window, flag_window
+
+    def analyzer(self, analyzer_id: str) -> AnalyzerStats:
+        if analyzer_id not in self.stats:
+            self.stats[analyzer_id] = AnalyzerStats(deque(maxlen=self._rmsep_window), deque(maxlen=self._flag_window))
+        return self.stats[analyzer_id]
+
+    def add_flags(self, analyzers: list[str], flags) -> None:
+        for analyzer_id, flag in zip(analyzers, flags, strict=True):
+            self.analyzer(analyzer_id).flags.append(str(flag))
+
+    def add_prediction(self, sample_id: str, pending: PendingPrediction) -> dict | None:
+        """Remember a prediction; return the labelled pair if its reference came first."""
+        reference = self.references.pop(sample_id, None)
+        if reference is not None:
+            return self._pair(sample_id, pending, reference[0])
+        self.predictions.put(sample_id, pending, pending.at)
+        return None
+
+    def add_reference(self, reference: ReferenceMessage, now: float | None = None) -> dict | None:
+        """Join a lab value; return the labelled pair, or None while its prediction is not here yet."""
+        now = time.time() if now is None else now
+        pending = self.predictions.pop(reference.sample_id, None)
+        if pending is None:
+            self.references.put(reference.sample_id, (reference, now), now)
+            return None
+        return self._pair(reference.sample_id, pending, reference)
+
+    def _pair(self, sample_id: str, pending: PendingPrediction, reference: ReferenceMessage) -> dict | None:
+        if pending.target not in reference.values:
+            return None  # the lab measured something this model does not predict
+        lab = reference.values[pending.target]
+        error = pending.value - lab
+        self.analyzer(pending.analyzer_id).errors.append(error)
+        return {
+            "schema_version": 1,
+            "sample_id": sample_id,
+            "analyzer_id": pending.analyzer_id,
+            "message_id": pending.message_id,
+            "model_version": pending.model_version,
+            "target": pending.target,
+            "predicted": pending.value,
+            "reference": lab,
+            "error": error,
+            "flag": pending.flag,
+            "measured_at": reference.measured_at,
+            "grid": pending.grid,
+            "values": pending.values,
+        }
