@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,51 +72,67 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    from stream.simulate import SOURCE_HELP
+    from stream.simulate import ANALYZER_HELP
 
     demo = subparsers.add_parser(
         "demo",
-        help="the live demo: embedded broker, a model (trained if none), the worker and two simulated analyzers",
+        help="the live demo: broker, model (trained if none), worker, two analyzers, lab loop, hot swap",
         description=(
             "Start the embedded broker, train a quick model if the registry has no champion, start the worker, "
-            "replay real test spectra as two analyzers and show predictions against the reference values. "
-            "Ctrl-C stops everything; --duration runs headless."
+            "replay real test spectra as two analyzers (line-2 drifts and sends a few faults), publish lab values, "
+            "hot-swap a retrained model partway through, and show the watch view. Ctrl-C stops everything; "
+            "--duration runs headless and prints a summary."
         ),
     )
-    demo.add_argument("--port", type=int, default=9092, help="broker port (default 9092)")
+    demo.add_argument("--port", type=int, default=9092, help="broker port (default 9092; 0 picks a free one)")
     demo.add_argument("--registry", help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds and print a summary (headless)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (headless)")
     demo.add_argument("--rate", type=float, default=5.0, help="spectra per second per analyzer (default 5)")
+    demo.add_argument("--swap-after", type=float, default=20.0, help="seconds before the retraining starts (default 20)")
+    demo.add_argument("--reference-fraction", type=float, default=0.5, help="share of samples the lab measures (default 0.5)")
+    demo.add_argument("--drift", type=float, default=2.0, help="line-2's band growth per minute, in data std (default 2)")
+    demo.add_argument("--summary", type=Path, help="write a JSON summary here")
     demo.set_defaults(handler=_demo)
 
     simulate = subparsers.add_parser(
         "simulate",
-        help="replay real spectra to the spectra topic as one or more analyzers",
-        description="Play inline analyzers: replay spectra from a data set to Kafka at a steady rate.",
+        help="replay real spectra to the spectra topic as analyzers, with process effects, faults and lab values",
+        description="Play inline analyzers: replay spectra to Kafka at a steady rate, publish lab values later.",
     )
     simulate.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     simulate.add_argument("--topic", default="nirstream.spectra")
-    simulate.add_argument("--source", action="append", required=True, help=f"repeatable, one per analyzer: {SOURCE_HELP}")
-    simulate.add_argument("--analyzer", action="append", help="analyzer ids, one per --source (default line-1, line-2, ...)")
+    simulate.add_argument("--analyzer", action="append", required=True, help=f"repeatable: {ANALYZER_HELP}")
     simulate.add_argument("--rate", type=float, default=1.0, help="spectra per second per analyzer")
     simulate.add_argument("--count", type=int, help="spectra per analyzer")
     simulate.add_argument("--duration", type=float, help="seconds")
     simulate.add_argument("--encoding", choices=["binary", "json"], default="binary")
+    simulate.add_argument("--reference-topic", default="nirstream.reference")
+    simulate.add_argument("--reference-fraction", type=float, default=0.0, help="share of samples with a lab value")
+    simulate.add_argument("--reference-delay", type=float, default=0.0, help="seconds until the lab value is published")
+    simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(handler=_simulate)
+
+    watch = subparsers.add_parser(
+        "watch", help="live terminal view per analyzer: last prediction, flag, RMSEP/bias vs lab, throughput, model",
+        description="Follow the predictions, labelled and dead-letter topics and show a live table. Ctrl-C quits.",
+    )
+    watch.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    watch.add_argument("--latest", action="store_true", help="start at the end of the topics instead of the beginning")
+    watch.set_defaults(handler=_watch)
 
 
 def _demo(args: argparse.Namespace) -> int:
     import asyncio
     import os
-    from pathlib import Path
 
     from stream.demo import run_demo
 
     registry = Path(args.registry or os.environ.get("NIRSTREAM_REGISTRY") or "models")
     try:
-        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, live=args.duration is None))
+        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.swap_after, args.reference_fraction,
+                             args.drift, args.summary))
     except KeyboardInterrupt:
-        print("\nstopped")
+        print("\nstopped: broker and worker shut down")
     return 0
 
 
@@ -124,16 +141,29 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from stream.simulate import Analyzer, open_source, replay
+    from stream.simulate import Analyzer, replay
 
     if args.count is None and args.duration is None:
         raise ValueError("give --count or --duration")
-    names = args.analyzer or [f"line-{i + 1}" for i in range(len(args.source))]
-    if len(names) != len(args.source):
-        raise ValueError("give one --analyzer per --source")
-    analyzers = [Analyzer(name, open_source(source), args.encoding) for name, source in zip(names, args.source, strict=True)]
+    analyzers = [Analyzer.from_spec(spec, args.encoding, seed=args.seed + i) for i, spec in enumerate(args.analyzer)]
     total = args.count * len(analyzers) if args.count else None
     with tqdm(total=total, unit="spectra", desc="simulating") as bar:
-        sent = asyncio.run(replay(args.bootstrap_servers, args.topic, analyzers, args.rate, args.count, args.duration, bar.update))
-    print(f"sent {sent} spectra to {args.topic}")
+        stats = asyncio.run(replay(args.bootstrap_servers, args.topic, analyzers, args.rate, args.count, args.duration,
+                                   bar.update, reference_topic=args.reference_topic,
+                                   reference_fraction=args.reference_fraction, reference_delay=args.reference_delay,
+                                   seed=args.seed))
+    print(f"sent {stats.sent} spectra to {args.topic} (faults {dict(stats.faults)}), {stats.references} lab values")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.settings import TopicNames
+    from stream.watch import watch
+
+    try:
+        asyncio.run(watch(args.bootstrap_servers, TopicNames().model_dump(), from_beginning=not args.latest))
+    except KeyboardInterrupt:
+        pass
     return 0

@@ -1,12 +1,16 @@
-"""``nirstream demo``: broker, model, worker and two simulated analyzers in one command.
+"""``nirstream demo``: broker, model, worker, two simulated analyzers, the lab loop and a hot swap.
 
-Runs live (a table per analyzer, Ctrl-C stops) or headless for ``--duration`` seconds, then
-prints a summary. Every process it starts is stopped on the way out.
+``line-1`` replays test spectra unperturbed; ``line-2`` replays them with a growing absorption
+band (a drift EMSC cannot remove) and a few faults. Lab values follow after a delay. Partway
+through, a retrained model is published, promoted and announced, and the worker swaps to it.
+Runs live (the watch view, Ctrl-C stops) or headless for ``--duration`` seconds; either way
+every process it started is stopped, and a JSON summary can be written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -14,48 +18,43 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-from aiokafka import AIOKafkaConsumer
+import numpy as np
 
 from nirstream.core.datasets.tablets import tablets_path
+from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker, free_port
-from stream.simulate import Analyzer, open_source, replay, rmsep
+from stream.settings import TopicNames
+from stream.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
+from stream.watch import WatchState, follow, render
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AnalyzerView:
-    predictions: int = 0
-    last_value: float = float("nan")
-    last_flag: str = ""
-    flagged: int = 0
-    errors: list[float] = field(default_factory=list)
-    versions: set[str] = field(default_factory=set)
-
-
-def ensure_model(registry: ModelRegistry, use_tablets: bool) -> str:
-    """Train a quick model when the registry has no champion; return the champion version."""
-    if registry.champion() is not None:
-        return registry.champion()
+def train_quick(registry: ModelRegistry, protocol: str, seed: int, bootstrap: str | None = None) -> dict:
     from trainer.pipeline import TrainSettings, run_training
 
-    protocol = "cross-instrument" if use_tablets else "tecator"
-    print(f"registry {registry.base} is empty: training a quick {protocol} model (about a minute)...", flush=True)
-    summary = run_training(TrainSettings(protocol=protocol, quick=True, pls=False, registry=registry.base), verbose=0)
-    print(f"trained version {summary['version']}; report {summary['report']}", flush=True)
-    return summary["version"]
+    settings = TrainSettings(protocol=protocol, quick=True, pls=False, seed=seed, registry=registry.base,
+                             bootstrap_servers=bootstrap)
+    return run_training(settings, verbose=0)
 
 
 def start_worker(bootstrap: str, registry: Path, web_port: int, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, NIRSTREAM_BOOTSTRAP_SERVERS=bootstrap, NIRSTREAM_REGISTRY=str(registry),
-               NIRSTREAM_WEB_PORT=str(web_port), TF_CPP_MIN_LOG_LEVEL="2")
+               NIRSTREAM_WEB_PORT=str(web_port), NIRSTREAM_SATURATION_LIMIT=str(SATURATION_CEILING * 0.99),
+               NIRSTREAM_RMSEP_WINDOW="50", TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.Popen([sys.executable, "-m", "nirstream", "worker", "--loglevel", "warning"],
                             env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
 
 
 def wait_ready(worker: subprocess.Popen, web_port: int, timeout: float = 120.0) -> None:
@@ -64,85 +63,104 @@ def wait_ready(worker: subprocess.Popen, web_port: int, timeout: float = 120.0) 
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with code {worker.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
+            if http_get(f"http://127.0.0.1:{web_port}/ready")[0] == 200:
+                return
         except OSError:
-            pass
+            pass  # not listening yet
         time.sleep(0.2)  # readiness polling interval
     raise TimeoutError("worker not ready in time")
 
 
-def render(views: dict[str, AnalyzerView], unit: str, elapsed: float):
-    from rich.table import Table
+def scrape(web_port: int) -> dict[str, dict]:
+    """The monitoring metrics the demo reports: bias, RMSEP, outlier fraction per analyzer, model version."""
+    from prometheus_client.parser import text_string_to_metric_families
 
-    table = Table(title=f"nirstream demo — {elapsed:5.1f} s  (Ctrl-C stops)")
-    for column in ("analyzer", "predictions", f"last [{unit}]", "flag", "flagged", f"RMSEP vs ref [{unit}]", "model"):
-        table.add_column(column)
-    for analyzer, view in sorted(views.items()):
-        table.add_row(analyzer, str(view.predictions), f"{view.last_value:.2f}", view.last_flag, str(view.flagged),
-                      f"{rmsep(view.errors):.2f}", ",".join(sorted(view.versions)))
-    return table
-
-
-async def follow_predictions(bootstrap: str, topic: str, analyzers: dict[str, Analyzer], views: dict[str, AnalyzerView],
-                             stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
-            for message in (m for messages in batch.values() for m in messages):
-                p = orjson.loads(message.value)
-                view = views[p["analyzer_id"]]
-                (target, value), = p["predictions"].items()
-                view.predictions += 1
-                view.last_value, view.last_flag = value, p["outlier"]["flag"]
-                view.flagged += p["outlier"]["flag"] != "ok"
-                view.versions.add(p["model_version"])
-                view.errors.append(value - analyzers[p["analyzer_id"]].reference(p["sequence"], target))
-    finally:
-        await consumer.stop()
+    wanted = {"nirstream_rolling_bias", "nirstream_rolling_rmsep", "nirstream_outlier_fraction", "nirstream_model_version"}
+    status, body = http_get(f"http://127.0.0.1:{web_port}/metrics")
+    found: dict[str, dict] = defaultdict(dict)
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[sample.name][sample.labels.get("analyzer", "")] = sample.value
+    return dict(found)
 
 
-async def run_demo(port: int, registry_path: Path, duration: float | None, rate: float, live: bool) -> dict:
+async def run_demo(port: int, registry_path: Path, duration: float | None, rate: float, swap_after: float,
+                   reference_fraction: float, drift: float, summary_path: Path | None) -> dict:
     registry = ModelRegistry(registry_path)
     use_tablets = tablets_path().exists()
     if not use_tablets:
         print("tablet data not found: the demo uses the shipped tecator set instead", flush=True)
-    ensure_model(registry, use_tablets)
-    target = registry.load().metadata.target
-    unit = registry.load().metadata.unit
-    sources = {"line-1": "tablets1:test", "line-2": "tablets2:test"} if use_tablets else {"line-1": "tecator:test", "line-2": "tecator:monitor"}
-    if target != ("assay" if use_tablets else "fat"):
-        raise ValueError(f"the champion predicts {target!r}; the demo needs a model for its data set")
-    analyzers = {name: Analyzer(name, open_source(spec)) for name, spec in sources.items()}
-    views: dict[str, AnalyzerView] = defaultdict(AnalyzerView)
+    protocol, target, source = ("cross-instrument", "assay", "tablets1:test") if use_tablets else ("tecator", "fat", "tecator:test")
+    if registry.champion() is None:
+        print(f"registry {registry.base} has no model: training a quick {protocol} model...", flush=True)
+        print(f"trained version {train_quick(registry, protocol, seed=0)['version']}", flush=True)
+    first_version = registry.champion()
+    if registry.load().metadata.target != target:
+        raise ValueError(f"the champion predicts {registry.load().metadata.target!r}; the demo needs a {target!r} model "
+                         f"(use an empty --registry)")
+    dataset = open_source(source)
+    analyzers = [
+        Analyzer("line-1", dataset, seed=1, target=target),
+        Analyzer("line-2", dataset, effects=ProcessEffects(drift=drift, faults=0.04), start_row=dataset.n_samples // 2, seed=2,
+                 target=target),
+    ]
+    topics = TopicNames()
     logs = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts"))
     logs.mkdir(parents=True, exist_ok=True)
     web_port = free_port()
+    state, stop = WatchState(), asyncio.Event()
+    timeline: list[dict] = []
+    swap: dict = {}
     with EmbeddedBroker.start(port) as broker:
-        print(f"embedded broker on {broker.bootstrap_servers}", flush=True)
-        worker = start_worker(broker.bootstrap_servers, registry.base, web_port, logs / "demo-worker.log")
+        bootstrap = broker.bootstrap_servers
+        worker = start_worker(bootstrap, registry.base, web_port, logs / "demo-worker.log")
+        pids = {"broker": broker.process.pid, "worker": worker.pid}
         try:
             wait_ready(worker, web_port)
-            print(f"worker ready: metrics at http://127.0.0.1:{web_port}/metrics, log {logs / 'demo-worker.log'}", flush=True)
-            stop = asyncio.Event()
-            follower = asyncio.create_task(follow_predictions(broker.bootstrap_servers, "nirstream.predictions", analyzers, views, stop))
-            sender = asyncio.create_task(replay(broker.bootstrap_servers, "nirstream.spectra", list(analyzers.values()), rate, duration=duration or 10**9))
+            print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{web_port}/metrics "
+                  f"(health /health, /ready); worker log {logs / 'demo-worker.log'}", flush=True)
+            follower = asyncio.create_task(follow(bootstrap, topics.model_dump(), state, stop))
+            sender = asyncio.create_task(replay(
+                bootstrap, topics.spectra, analyzers, rate, duration=duration or 1e9, reference_topic=topics.reference,
+                reference_fraction=reference_fraction, reference_delay=2.0))
             started = time.monotonic()
-            if live:
+
+            async def hot_swap() -> None:
+                await asyncio.sleep(swap_after)  # when the "nightly retraining" finishes in this demo
+                summary = await asyncio.to_thread(train_quick, registry, protocol, 1, bootstrap)
+                version = summary["version"]
+                if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
+                    registry.promote(version, "demo: operator promotes the retrained model")
+                    from trainer.publish import announce
+
+                    await asyncio.to_thread(announce, bootstrap, topics.models, version, registry.base, "demo")
+                swap.update(version=version, gate=summary["promotion"]["reason"], at=time.monotonic() - started)
+
+            swapper = asyncio.create_task(hot_swap())
+            title = lambda: f"nirstream demo — {time.monotonic() - started:5.1f} s — Ctrl-C stops"  # noqa: E731
+            live = None
+            if duration is None:
                 from rich.live import Live
 
-                with Live(render(views, unit, 0), refresh_per_second=4) as screen:
-                    while not sender.done():
-                        await asyncio.sleep(0.25)  # screen refresh interval
-                        screen.update(render(views, unit, time.monotonic() - started))
-            sent = await sender
-            expected = sent
-            deadline = time.monotonic() + 30
-            while sum(v.predictions for v in views.values()) < expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)  # let the last predictions arrive
+                live = Live(render(state, title()), refresh_per_second=4)
+                live.start()
+            try:
+                while not sender.done():
+                    await asyncio.sleep(1.0)  # sampling interval of the metrics timeline
+                    timeline.append({"t": round(time.monotonic() - started, 1), **await asyncio.to_thread(scrape, web_port)})
+                    if live:
+                        live.update(render(state, title()))
+            finally:
+                if live:
+                    live.stop()
+            stats = await sender
+            if not swapper.done():
+                await swapper
+            deadline = time.monotonic() + 60
+            while len(state.predicted_ids) < sum(stats.valid.values()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)  # the last predictions are on their way
+            timeline.append({"t": round(time.monotonic() - started, 1), **scrape(web_port)})
             stop.set()
             await follower
         finally:
@@ -151,11 +169,39 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    summary = {"sent": sent, "predictions": sum(v.predictions for v in views.values()),
-               "analyzers": {a: {"predictions": v.predictions, "rmsep": rmsep(v.errors), "flagged": v.flagged,
-                                 "versions": sorted(v.versions)} for a, v in views.items()}}
+                worker.wait()
+    summary = {
+        "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
+        "predictions": {a: v.predictions for a, v in state.analyzers.items()},
+        "unique_predictions": len(state.predicted_ids),
+        "dead_letters": dict(state.dead_letter_reasons),
+        "versions": {a: v.versions_seen for a, v in state.analyzers.items()},
+        "first_version": first_version, "swap": swap, "timeline": timeline, "pids": pids,
+        "online_rmsep": _online_rmsep(state), "offline_rmsep": _offline_rmsep(registry, dataset, target),
+    }
     from rich.console import Console
 
-    Console().print(render(views, unit, time.monotonic() - started))
-    print(f"sent {summary['sent']} spectra, received {summary['predictions']} predictions", flush=True)
+    Console().print(render(state, "nirstream demo — final"))
+    print(f"sent {stats.sent} spectra ({sum(stats.valid.values())} valid, faults {dict(stats.faults)}), "
+          f"{len(state.predicted_ids)} predictions, dead letters {dict(state.dead_letter_reasons)}; "
+          f"hot swap to version {swap.get('version')} after {swap.get('at', 0):.0f} s", flush=True)
+    if summary_path:
+        summary_path.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _online_rmsep(state: WatchState) -> dict:
+    errors: dict = defaultdict(lambda: defaultdict(list))
+    for pair in state.labelled:
+        errors[pair["analyzer_id"]][pair["model_version"]].append(pair["error"])
+    return {a: {v: {"rmsep": float(np.sqrt(np.mean(np.square(e)))), "bias": float(np.mean(e)), "n": len(e)}
+                for v, e in versions.items()} for a, versions in errors.items()}
+
+
+def _offline_rmsep(registry: ModelRegistry, dataset, target: str) -> dict:
+    """Each version's RMSEP on the replayed (unperturbed) data set, computed offline."""
+    figures = {}
+    for version in registry.versions():
+        values = Predictor(registry.load(version)).predict(dataset.X).values
+        figures[version] = float(np.sqrt(np.mean((values - dataset.target(target)) ** 2)))
+    return figures
