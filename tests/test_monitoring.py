@@ -69,3 +69,26 @@ def test_worker_joins_lab_values_and_publishes_labelled_pairs(broker, registry, 
         assert worker.metric("nirstream_reference_pairs_total", analyzer=analyzer) == 30
     dead = decoded(run(collect(broker.bootstrap_servers, topics.deadletter, 1)))
     assert [d["reason"] for d in dead] == ["invalid_reference"]
+
+
+def test_labelled_pairs_become_training_data(broker, registry, tecator, start_worker, topics, tmp_path):
+    from nirstream.core.datasets import load_table
+    from nirstream.core.schemas import WavelengthGrid
+    from tests.test_stream_worker import spectra_messages
+    from trainer.labelled import export_labelled
+
+    start_worker()
+    messages, rows = spectra_messages(tecator, 20, analyzers=("line-1",))
+    run(produce(broker.bootstrap_servers, topics.spectra, messages))
+    predictions = decoded(run(collect(broker.bootstrap_servers, topics.predictions, 20)))
+    references = [(b"line-1", ReferenceMessage(sample_id=p["sample_id"], values={"fat": float(p["sequence"])}).model_dump_json().encode())
+                  for p in predictions]
+    run(produce(broker.bootstrap_servers, topics.reference, references))
+    assert len(run(collect(broker.bootstrap_servers, topics.labelled, 20))) == 20
+    grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
+    count = export_labelled(broker.bootstrap_servers, topics.labelled, "fat", grid, tmp_path / "labelled.csv")
+    assert count == 20
+    dataset = load_table(tmp_path / "labelled.csv", target_columns=["fat"], id_column="sample_id")
+    order = np.argsort(dataset.target("fat"))
+    np.testing.assert_allclose(dataset.X[order], rows, rtol=1e-6)  # the spectra as sent, float32 precision
+    assert sorted(dataset.target("fat")) == list(range(20))

@@ -1,0 +1,57 @@
+"""Plant data for retraining: labelled pairs (spectrum + lab value) from the stream's labelled topic."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from nirstream.core.schemas import WavelengthGrid
+
+
+async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_options: dict | None) -> list[dict]:
+    consumer = AIOKafkaConsumer(**(client_options or {"bootstrap_servers": bootstrap_servers}), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster metadata that partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[dict] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]] and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            records.extend(orjson.loads(m.value) for messages in batch.values() for m in messages)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def labelled_frame(records: list[dict], target: str, grid: WavelengthGrid) -> pd.DataFrame:
+    """One row per labelled spectrum on ``grid`` with the ``target`` lab value; other grids are skipped."""
+    rows = [r for r in records if r.get("target") == target and WavelengthGrid.model_validate(r["grid"]) == grid]
+    columns = [f"{w:.4f}" for w in grid.wavelengths()]
+    frame = pd.DataFrame(np.array([r["values"] for r in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
+    frame.insert(0, target, [r["reference"] for r in rows])
+    frame.insert(0, "sample_id", [r["sample_id"] for r in rows])
+    return frame
+
+
+def export_labelled(bootstrap_servers: str, topic: str, target: str, grid: WavelengthGrid, destination: Path,
+                    timeout: float = 30.0, client_options: dict | None = None) -> int:
+    """Write the topic's labelled spectra for ``target`` on ``grid`` as CSV; return how many rows."""
+    records = asyncio.run(_read_all(bootstrap_servers, topic, timeout, client_options))
+    frame = labelled_frame(records, target, grid)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(destination, index=False)
+    return len(frame)
