@@ -8,8 +8,8 @@ import pytest
 
 from nirstream.core.datasets import TABLETS_SHA256, fetch_tablets, load_table, load_tablets, tablets_path
 from nirstream.core.datasets.registry import open_dataset
-from nirstream.core.datasets.tablets import sha256_of
 from nirstream.core.errors import DatasetUnavailable
+from nirstream.core.hashing import sha256_file
 from tests.conftest import requires_tablets
 
 
@@ -45,7 +45,7 @@ def test_dataset_selection_helpers(tecator):
 @pytest.mark.tablets
 @pytest.mark.parametrize("instrument", [1, 2])
 def test_tablets_shapes_on_both_instruments(instrument):
-    assert sha256_of(tablets_path()) == TABLETS_SHA256
+    assert sha256_file(tablets_path()) == TABLETS_SHA256
     tablets = load_tablets(instrument)
     assert tablets.X.shape == (655, 650)
     assert {k: v.size for k, v in tablets.splits.items()} == {"calibrate": 155, "validate": 40, "test": 460}

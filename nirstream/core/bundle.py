@@ -13,7 +13,6 @@ Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
+from nirstream.core.hashing import sha256_file
 from nirstream.core.pipeline import SpectralPreprocessor
 from nirstream.core.schemas import WavelengthGrid, utc_now
 
@@ -76,14 +76,6 @@ class ModelBundle:
     def version(self) -> str:
         """The registry version is the bundle directory's name."""
         return self.path.name if self.path else "unsaved"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_bundle(

@@ -7,7 +7,6 @@ checks the sha256 and caches it. A user may point at their own copy instead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import numpy as np
 
 from nirstream.core.datasets.base import SpectralDataset
 from nirstream.core.errors import DatasetUnavailable
+from nirstream.core.hashing import sha256_file
 
 TABLETS_FILENAME = "nir_shootout_2002.mat"
 TABLETS_SHA256 = "129a32ec9e194e568cbd96a200c88aabeb347156081b5dfbb0120372fdd6c22a"
@@ -48,16 +48,8 @@ def tablets_path(path: str | Path | None = None) -> Path:
     return Path(chosen) if chosen else data_dir() / TABLETS_FILENAME
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(path: Path) -> None:
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != TABLETS_SHA256:
         raise DatasetUnavailable(
             f"{path} has sha256 {actual}, expected {TABLETS_SHA256}: not the IDRC 2002 shoot-out file. {HOW_TO_GET}"
