@@ -25,8 +25,8 @@ class ModelHolder:
         self.current: Predictor | None = None
         self.previous: Predictor | None = None
         self.last_error: str | None = None
+        self.refused_versions: set[str] = set()
         self._lock = asyncio.Lock()
-        self.changed = asyncio.Event()
 
     @property
     def version(self) -> str | None:
@@ -39,8 +39,12 @@ class ModelHolder:
         except BundleError as exc:
             self._refuse("champion_pointer", str(exc))
             return False
-        if wanted is None or wanted == self.version:
+        if wanted is None:
+            if self.current is not None:
+                self._refuse("champion_pointer", f"{self.registry.base} has no champion pointer; keeping version {self.version}")
             return False
+        if wanted == self.version or wanted in self.refused_versions:
+            return False  # versions are immutable: one refused stays refused (no reload every poll)
         return await self.switch_to(wanted)
 
     async def switch_to(self, version: str) -> bool:
@@ -53,18 +57,19 @@ class ModelHolder:
                 try:
                     candidate = await asyncio.to_thread(self._load, version)
                 except BundleError as exc:
-                    self._refuse("verification", str(exc))
-                    return False
+                    return self._refuse("verification", str(exc), version)
                 except Exception as exc:  # a model that loads but cannot run
-                    self._refuse("load", f"{type(exc).__name__}: {exc}")
-                    return False
+                    return self._refuse("load", f"{type(exc).__name__}: {exc}", version)
+            if self.current is not None and candidate.grid != self.current.grid:
+                # Analyzers keep sending the grid they send: a model for another grid would dead-letter everything.
+                detail = f"version {version} expects grid {candidate.grid}, analyzers send {self.current.grid}"
+                return self._refuse("grid_mismatch", detail, version)
             self.previous, self.current = self.current, candidate
             self.last_error = None
             self.metrics.set_model(candidate.version, candidate.target)
             if self.previous is not None:
                 self.metrics.model_swaps.inc()
             log.info("serving model version %s (previous %s)", candidate.version, self.previous and self.previous.version)
-            self.changed.set()
             return True
 
     def _load(self, version: str) -> Predictor:
@@ -72,9 +77,13 @@ class ModelHolder:
         predictor.warm_up()
         return predictor
 
-    def _refuse(self, reason: str, detail: str) -> None:
+    def _refuse(self, reason: str, detail: str, version: str | None = None) -> bool:
+        """Record why a model (or the pointer) was refused; the current model keeps serving. Returns False."""
+        if version is not None:
+            self.refused_versions.add(version)
         if detail == self.last_error:
-            return  # the fallback poll finds the same bad bundle again: count and log it once
+            return False  # the fallback poll finds the same problem again: count and log it once
         log.error("model refused (%s): %s; still serving %s", reason, detail, self.version)
         self.last_error = detail
         self.metrics.model_swap_failures.labels(reason=reason).inc()
+        return False

@@ -113,3 +113,11 @@ def test_a_failed_write_leaves_no_version_behind(tmp_path, fitted_parts):
         registry.publish(half_written)
     assert registry.versions() == []
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_spectrum_predicts_bit_identically_in_any_batch(tmp_path, fitted_parts, tecator):
+    # A replayed batch after a crash has other neighbours; its predictions must be identical.
+    predictor = Predictor(load_bundle(make_bundle(tmp_path / "1", fitted_parts)))
+    everything = predictor.predict(tecator.X).values
+    for start, size in [(0, 1), (3, 2), (10, 7), (20, 33), (50, 130)]:
+        np.testing.assert_array_equal(predictor.predict(tecator.X[start : start + size]).values, everything[start : start + size])

@@ -24,8 +24,25 @@ class BatchPrediction:
     inference_seconds: float
 
 
+PADDED_BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+
+
+def padded_size(n: int) -> int:
+    """The fixed batch size a batch of ``n`` runs at: a bucket, or a multiple of the largest."""
+    for size in PADDED_BATCH_SIZES:
+        if n <= size:
+            return size
+    largest = PADDED_BATCH_SIZES[-1]
+    return -(-n // largest) * largest
+
+
 class Predictor:
-    """Wraps a bundle's model in a ``tf.function`` traced once for any batch size."""
+    """Wraps a bundle's model in a ``tf.function``; batches are zero-padded to a few fixed sizes.
+
+    Padding keeps the compiled kernels to a handful of shapes and makes a spectrum's prediction
+    independent of how many others share its batch (a lone spectrum would otherwise take a
+    different, not bit-identical kernel path), so a replayed batch gives identical values.
+    """
 
     def __init__(self, bundle: ModelBundle):
         import tensorflow as tf
@@ -43,7 +60,8 @@ class Predictor:
 
     def warm_up(self) -> None:
         """Trace and run the graph once so the first real batch pays no compile cost."""
-        self._call(np.zeros((1, *self._input_shape), np.float32))
+        for size in PADDED_BATCH_SIZES:
+            self._call(np.zeros((size, *self._input_shape), np.float32))
 
     def predict(self, spectra: np.ndarray) -> BatchPrediction:
         """Predict raw spectra on the bundle's input grid, shape (n, grid.count)."""
@@ -51,7 +69,10 @@ class Predictor:
         features = self.bundle.preprocessor.transform(spectra)
         t2, q = self.bundle.domain.statistics(features)
         prepared = time.perf_counter()
-        raw = self._call(features.astype(np.float32).reshape((-1, *self._input_shape))).numpy().reshape(-1)
+        n = features.shape[0]
+        padded = np.zeros((padded_size(n), features.shape[1]), np.float32)
+        padded[:n] = features
+        raw = self._call(padded.reshape((-1, *self._input_shape))).numpy().reshape(-1)[:n]
         finished = time.perf_counter()
         return BatchPrediction(
             values=raw * self._y_scale + self._y_mean,
