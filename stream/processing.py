@@ -17,7 +17,7 @@ import orjson
 
 from nirstream.core.codec import Spectrum, decode_spectrum
 from nirstream.core.errors import RejectReason, SpectrumRejected
-from nirstream.core.predictor import Predictor
+from nirstream.core.predictor import BatchPrediction, Predictor
 from nirstream.core.validation import saturated_rows
 
 
@@ -107,6 +107,19 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
 
     decoded = time.perf_counter()
     batch = predictor.predict(np.vstack([s.values for _, s in accepted]))
+    finite = np.isfinite(batch.values) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
+    if not finite.all():
+        # Finite but absurd input (e.g. 1e30 from a corrupted reading) overflows the model: no number to publish.
+        for (record, _), ok in zip(accepted, finite, strict=True):
+            if not ok:
+                detail = "the model gives no finite prediction: values far outside anything it was trained on"
+                result.dead_letters.append((record.key, dead_letter(record, RejectReason.NON_FINITE, detail, policy.worker_name)))
+                result.reasons[RejectReason.NON_FINITE.value] += 1
+        accepted = [item for item, ok in zip(accepted, finite, strict=True) if ok]
+        batch = BatchPrediction(*(getattr(batch, f)[finite] for f in ("values", "hotelling_t2", "q_residual", "flags")),
+                                batch.preprocess_seconds, batch.inference_seconds)
+        if not accepted:
+            return result
     result.preprocess_seconds = decoded - started + batch.preprocess_seconds
     result.inference_seconds = batch.inference_seconds
     result.values, result.flags = batch.values, batch.flags
