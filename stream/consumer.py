@@ -50,12 +50,13 @@ class BatchConsumer(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consuming = False
+        self.broker_reachable = True
         self.batches_done = 0
         self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
 
     @property
     def ready(self) -> bool:
-        return self.holder.current is not None and self.consuming
+        return self.holder.current is not None and self.consuming and self.broker_reachable
 
     async def on_start(self) -> None:
         options = self.settings.kafka_client_options()
@@ -237,6 +238,21 @@ class BatchConsumer(Service):
             if analyzer in touched:
                 m.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep)
                 m.rolling_bias.labels(analyzer=label, target=target).set(stats.bias)
+
+    @Service.timer(1.0)
+    async def _probe_broker(self) -> None:
+        """A metadata round trip: readiness turns false while the broker cannot be reached."""
+        if self.producer is None:
+            return
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2.0)
+            reachable = True
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            reachable = False
+        if reachable != self.broker_reachable:
+            log.warning("broker %s", "reachable again" if reachable else "unreachable: not ready until it is back")
+        self.broker_reachable = reachable
+        self.metrics.ready.set(1 if self.ready else 0)
 
     @Service.timer(2.0)
     async def _report_lag(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import errno
 import json
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -74,6 +75,7 @@ def test_kill_9_five_times_loses_nothing(broker, topics, tecator, start_worker):
     assert run(scenario()) == 5
     predictions = decoded(run(collect(broker.bootstrap_servers, topics.predictions, 3000, timeout=120, settle=2.0)))
     duplicates = check_no_loss_and_identical_duplicates(predictions, {f"line-{i % 4}:{i}" for i in range(3000)})
+    print(f"\nkill -9 x5: sent 3000, predicted {len(predictions)}, lost 0, duplicates {duplicates}")
     assert duplicates <= 5 * MAX_BATCH  # at most the batch in flight, per kill
 
 
@@ -180,3 +182,44 @@ def test_registry_faults_keep_the_last_good_model_serving(broker, registry, topi
     predictions = decoded(run(collect(broker.bootstrap_servers, topics.predictions, 40)))
     assert len(predictions) == 40 and {p["model_version"] for p in predictions} == {"1"}
     assert worker.get("/ready")[0] == 200
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_broker_outage_makes_the_worker_not_ready_then_it_resumes(registry, tecator, tmp_path):
+    from stream.broker import EmbeddedBroker
+    from tests.streaming import WorkerProcess, unique_topics
+
+    topics = unique_topics()
+    broker = EmbeddedBroker.start()
+    worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        messages = steady_messages(tecator, 100)
+        run(produce(broker.bootstrap_servers, topics.spectra, messages[:50]))
+        assert len(run(collect(broker.bootstrap_servers, topics.predictions, 50))) == 50
+
+        broker.stop()
+        deadline = time.monotonic() + 30
+        while worker.get("/ready")[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling readiness
+        assert worker.get("/ready")[0] == 503
+        before = cpu_seconds(worker.process.pid)
+        time.sleep(3.0)  # a window to measure CPU use while the broker is away
+        assert cpu_seconds(worker.process.pid) - before < 1.5, "worker spins while the broker is down"
+        assert worker.process.poll() is None and worker.get("/health")[0] == 200
+
+        broker = EmbeddedBroker.start(broker.port)  # same port, empty (memory storage)
+        deadline = time.monotonic() + 60
+        while worker.get("/ready")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling readiness
+        assert worker.get("/ready")[0] == 200
+        run(produce(broker.bootstrap_servers, topics.spectra, messages[50:]))
+        predictions = decoded(run(collect(broker.bootstrap_servers, topics.predictions, 50, timeout=90, settle=1.0)))
+        assert {p["message_id"] for p in predictions} == {f"line-{i % 4}:{i}" for i in range(50, 100)}
+    finally:
+        worker.stop()
+        broker.stop()
