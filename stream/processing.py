@@ -78,6 +78,16 @@ def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> Non
     header.grid.require_match(predictor.grid)
 
 
+def _reject_rows(accepted: list, bad: np.ndarray, reason: RejectReason, detail: str, result: BatchResult,
+                 policy: BatchPolicy) -> list:
+    """Dead-letter the accepted spectra marked ``bad``; return the others."""
+    for (record, _), is_bad in zip(accepted, bad, strict=True):
+        if is_bad:
+            result.dead_letters.append((record.key, dead_letter(record, reason, detail, policy.worker_name)))
+            result.reasons[reason.value] += 1
+    return [item for item, is_bad in zip(accepted, bad, strict=True) if not is_bad]
+
+
 def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
     """Turn a batch of raw records into encoded predictions and dead letters (one per record)."""
     result = BatchResult()
@@ -93,14 +103,9 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
             result.reasons[rejection.reason.value] += 1
 
     if accepted and policy.saturation_limit is not None:
-        spectra = np.vstack([s.values for _, s in accepted])
-        saturated = saturated_rows(spectra, policy.saturation_limit)
-        for (record, _), bad in zip(accepted, saturated, strict=True):
-            if bad:
-                detail = f"values reach the detector limit {policy.saturation_limit:g}"
-                result.dead_letters.append((record.key, dead_letter(record, RejectReason.SATURATED, detail, policy.worker_name)))
-                result.reasons[RejectReason.SATURATED.value] += 1
-        accepted = [item for item, bad in zip(accepted, saturated, strict=True) if not bad]
+        saturated = saturated_rows(np.vstack([s.values for _, s in accepted]), policy.saturation_limit)
+        detail = f"values reach the detector limit {policy.saturation_limit:g}"
+        accepted = _reject_rows(accepted, saturated, RejectReason.SATURATED, detail, result, policy)
     if not accepted:
         result.preprocess_seconds = time.perf_counter() - started
         return result
@@ -110,12 +115,8 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
     finite = np.isfinite(batch.values) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
     if not finite.all():
         # Finite but absurd input (e.g. 1e30 from a corrupted reading) overflows the model: no number to publish.
-        for (record, _), ok in zip(accepted, finite, strict=True):
-            if not ok:
-                detail = "the model gives no finite prediction: values far outside anything it was trained on"
-                result.dead_letters.append((record.key, dead_letter(record, RejectReason.NON_FINITE, detail, policy.worker_name)))
-                result.reasons[RejectReason.NON_FINITE.value] += 1
-        accepted = [item for item, ok in zip(accepted, finite, strict=True) if ok]
+        detail = "the model gives no finite prediction: values far outside anything it was trained on"
+        accepted = _reject_rows(accepted, ~finite, RejectReason.NON_FINITE, detail, result, policy)
         batch = BatchPrediction(*(getattr(batch, f)[finite] for f in ("values", "hotelling_t2", "q_residual", "flags")),
                                 batch.preprocess_seconds, batch.inference_seconds)
         if not accepted:
