@@ -1,0 +1,18 @@
+#!/bin/bash
+# One-shot: create the nirstream topics (idempotent). Used by the `kafka-init` compose service;
+# against your own cluster: docker compose run --rm --no-deps kafka-init
+#   env KAFKA_BOOTSTRAP (default kafka:9092), KAFKA_CLIENT_CONFIG (optional client.properties
+#   with security.protocol / sasl.jaas.config / ssl.truststore.location, mounted at runtime),
+#   TOPIC_REPLICATION (default 1; use 3 on a production cluster).
+set -euo pipefail
+bootstrap="${KAFKA_BOOTSTRAP:-kafka:9092}"
+replication="${TOPIC_REPLICATION:-1}"
+config=()
+if [ -n "${KAFKA_CLIENT_CONFIG:-}" ]; then config=(--command-config "$KAFKA_CLIENT_CONFIG"); fi
+# topic:partitions. Spectra and reference must have the same count (the lab join relies on it).
+for spec in nirstream.spectra:4 nirstream.predictions:4 nirstream.deadletter:1 nirstream.models:1 \
+            nirstream.reference:4 nirstream.labelled:4; do
+  /opt/kafka/bin/kafka-topics.sh --bootstrap-server "$bootstrap" "${config[@]}" --create --if-not-exists \
+    --topic "${spec%%:*}" --partitions "${spec##*:}" --replication-factor "$replication"
+done
+/opt/kafka/bin/kafka-topics.sh --bootstrap-server "$bootstrap" "${config[@]}" --list

@@ -1,0 +1,232 @@
+"""Deployment assets (deploy/, docker-compose.yml) checked with the real Prometheus/Alertmanager tools.
+
+promtool, prometheus and prometheus-alertmanager/amtool come from the Debian packages `prometheus` and
+`prometheus-alertmanager` (`.ci/run` installs them). Locally the tests skip when a tool is missing;
+with CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+RULES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
+RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
+GRAFANA = DEPLOY / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+RUNBOOK = DEPLOY / "RUNBOOK.md"
+DATASOURCE_UID = "nirstream-prometheus"
+DASHBOARD_UIDS = {"nirstream-overview", "nirstream-quality"}  # stable: links and bookmarks depend on them
+
+TOPICS = {"nirstream.spectra": 4, "nirstream.predictions": 4, "nirstream.deadletter": 1, "nirstream.models": 1,
+          "nirstream.reference": 4, "nirstream.labelled": 4}
+
+# Debian names first; upstream tarball names as fallback.
+TOOL_NAMES = {"promtool": ["promtool"], "prometheus": ["prometheus"],
+              "alertmanager": ["prometheus-alertmanager", "alertmanager"], "amtool": ["amtool"]}
+
+
+def tool(name: str) -> str:
+    """Path of a Prometheus tool; skip (locally) or fail (CI=true) when it is not installed."""
+    for candidate in TOOL_NAMES[name]:
+        found = shutil.which(candidate) or next((p for p in (f"/usr/bin/{candidate}", f"/usr/sbin/{candidate}") if os.access(p, os.X_OK)), None)
+        if found:
+            return found
+    message = f"{name} not installed: apt-get install -y prometheus prometheus-alertmanager"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the deployment tests must run; .ci/run installs the packages)")
+    pytest.skip(message)
+
+
+def run_tool(*args, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def alert_rules() -> list[dict]:
+    return [rule for path in RULES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"] if "alert" in rule]
+
+
+def dashboard_exprs(dashboard: dict) -> list[str]:
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    exprs += [a["expr"] for a in dashboard.get("annotations", {}).get("list", []) if a.get("expr")]
+    return exprs
+
+
+def github_anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+# --------------------------------------------------------------------------- Prometheus rules and config
+
+
+def test_promtool_check_rules():
+    run_tool(tool("promtool"), "check", "rules", *RULES)
+
+
+def test_promtool_check_config():
+    out = run_tool(tool("promtool"), "check", "config", PROMETHEUS_DIR / "prometheus.yml")
+    assert f"{len(RULES)} rule files found" in out.stdout + out.stderr
+
+
+def test_promtool_unit_tests_pass():
+    run_tool(tool("promtool"), "test", "rules", *RULE_TESTS, cwd=PROMETHEUS_DIR / "tests")
+
+
+def test_every_alert_has_metadata_a_runbook_section_and_a_unit_test():
+    alerts = alert_rules()
+    assert len(alerts) >= 11
+    names = [a["alert"] for a in alerts]
+    assert len(names) == len(set(names))
+    anchors = {github_anchor(line[3:]) for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")}
+    tested = {t["alertname"] for path in RULE_TESTS for group in yaml.safe_load(path.read_text())["tests"]
+              for t in group.get("alert_rule_test", []) if t.get("exp_alerts")}  # a firing case, not only silence
+    for alert in alerts:
+        assert alert["labels"]["severity"] in {"critical", "warning"}, alert["alert"]
+        assert {"summary", "description", "runbook_url"} <= set(alert["annotations"]), alert["alert"]
+        path, _, anchor = alert["annotations"]["runbook_url"].partition("#")
+        assert (REPO / path).resolve() == RUNBOOK.resolve() and anchor in anchors, alert["alert"]
+        assert alert["alert"] in tested, f"no promtool unit test where {alert['alert']} fires"
+    required = {"NirstreamWorkerDown", "NirstreamNotConsuming", "NirstreamConsumerLagGrowing", "NirstreamDeadLetterRateHigh",
+                "NirstreamOutlierFractionHigh", "NirstreamPredictionOutOfSpec", "NirstreamRollingBiasHigh",
+                "NirstreamModelStale", "NirstreamModelSwapFailed"}
+    assert required <= set(names)
+
+
+def test_readme_lists_every_alert():
+    section = (REPO / "README.md").read_text().split("## Running in production", 1)[1].split("\n## ", 1)[0]
+    for alert in alert_rules():
+        assert f"`{alert['alert']}`" in section
+
+
+# --------------------------------------------------------------------------- Alertmanager
+
+
+def test_alertmanager_config_is_valid_with_a_webhook_receiver():
+    run_tool(tool("amtool"), "check-config", ALERTMANAGER_CONFIG)
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    assert all(receiver.get("webhook_configs") for receiver in config["receivers"])
+
+
+# --------------------------------------------------------------------------- Grafana
+
+
+def test_grafana_provisioning_and_dashboards():
+    datasources = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    assert [d["uid"] for d in datasources] == [DATASOURCE_UID] and datasources[0]["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/nirstream.yml").read_text())["providers"]
+    assert all(p["allowUiUpdates"] is False and p["type"] == "file" for p in providers)
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./deploy/grafana/dashboards:{providers[0]['options']['path']}:ro" in mounts
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+    dashboards = [json.loads(path.read_text()) for path in DASHBOARDS]
+    assert {d["uid"] for d in dashboards} == DASHBOARD_UIDS
+    titles = " ".join(p["title"].lower() for d in dashboards for p in d["panels"])
+    for topic in ("throughput", "latency", "batch size", "lag", "dead letters", "specification", "outlier", "rmsep", "bias", "model"):
+        assert topic in titles, topic
+    for dashboard in dashboards:
+        ids = [p["id"] for p in dashboard["panels"]]
+        assert len(ids) == len(set(ids))
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == DATASOURCE_UID
+            assert panel["targets"] and all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
+    assert any("histogram_quantile" in e and "nirstream_end_to_end_latency_seconds_bucket" in e
+               for d in dashboards for e in dashboard_exprs(d))
+
+
+# --------------------------------------------------------------------------- docker-compose.yml, Dockerfile
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_compose_services_volumes_ports_and_files():
+    config = compose()
+    services = config["services"]
+    assert {"kafka", "kafka-init", "worker", "trainer", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
+
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:") and "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["worker"]["deploy"]["replicas"] == 2
+    assert "NIRSTREAM_GROUP_ID" in services["worker"]["environment"]
+    assert services["worker"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert services["trainer"]["profiles"] == ["train"] and "nirstream train" in services["trainer"]["command"][0]
+    assert services["simulator"]["profiles"] == ["simulate"] and "--analyzer line-1=tablets1:test" in services["simulator"]["command"][0]
+    assert "models:/models" in services["trainer"]["volumes"] and "models:/models" in services["worker"]["volumes"]
+
+    declared_volumes = set(config["volumes"])
+    host_ports = []
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+        assert service.get("restart") in {"unless-stopped", "on-failure", "always", "no"}, name
+        long_running = service.get("restart") in {"unless-stopped", "always"}  # one-shots and the simulator need none
+        if long_running:
+            assert "healthcheck" in service and not service["healthcheck"].get("disable"), f"{name} has no health check"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (REPO / source).exists(), f"{name}: {source} does not exist"
+            else:
+                assert source in declared_volumes, f"{name}: volume {source} not declared"
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"\d+:\d+", str(port)), f"{name}: use quoted HOST:CONTAINER ports, got {port!r}"
+            host_ports.append(port.split(":")[0])
+        build = service.get("build")
+        if build:
+            assert (REPO / build["context"] / build["dockerfile"]).exists()
+    assert len(host_ports) == len(set(host_ports))
+    assert "ports" not in services["worker"], "replicas cannot share a host port; Prometheus scrapes them inside"
+
+    # no secret in the file: security variables are passed through from the environment
+    env = services["worker"]["environment"]
+    for key in ("NIRSTREAM_SECURITY__SASL_PASSWORD", "NIRSTREAM_SECURITY__SASL_USERNAME", "NIRSTREAM_SECURITY__SSL_KEYFILE"):
+        assert key in env and env[key] is None
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] is None
+    text = (REPO / "docker-compose.yml").read_text()
+    assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*:[ \t]*[^\s$#]", text), "literal secret in docker-compose.yml"
+
+
+def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
+    services = compose()["services"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
+    prometheus = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    worker_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-worker")
+    assert worker_job["dns_sd_configs"][0]["names"] == ["worker"] and worker_job["dns_sd_configs"][0]["port"] == 6066
+    assert services["worker"]["environment"]["NIRSTREAM_WEB_PORT"] == 6066
+
+
+def test_topic_script_creates_every_topic_with_its_partitions():
+    script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
+    assert dict((t, int(p)) for t, p in re.findall(r"(nirstream\.\w+):(\d+)", script)) == TOPICS
+    assert "./deploy/kafka/create-topics.sh:/create-topics.sh:ro" in compose()["services"]["kafka-init"]["volumes"]
+    subprocess.run(["bash", "-n", DEPLOY / "kafka" / "create-topics.sh"], check=True)
+
+
+def test_dockerfile_is_non_root_with_cpu_default_and_gpu_target():
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.M)
+    assert stages[-1] == "cpu" and "gpu" in stages  # the last stage is the default target
+    for stage in ("gpu", "cpu"):
+        body = text.split(f"AS {stage}", 1)[1].split("\nFROM ", 1)[0]
+        assert "USER nirstream" in body
+    assert "HEALTHCHECK" in text and "tensorflow[and-cuda]" in text
