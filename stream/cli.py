@@ -145,13 +145,17 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.count is None and args.duration is None:
         raise ValueError("give --count or --duration")
+    from stream.settings import Settings
+
     analyzers = [Analyzer.from_spec(spec, args.encoding, seed=args.seed + i) for i, spec in enumerate(args.analyzer)]
+    # the same NIRSTREAM_SECURITY__* settings as the worker, so SASL/TLS clusters work too
+    client_options = Settings.load(bootstrap_servers=args.bootstrap_servers).kafka_client_options()
     total = args.count * len(analyzers) if args.count else None
     with tqdm(total=total, unit="spectra", desc="simulating") as bar:
         stats = asyncio.run(replay(args.bootstrap_servers, args.topic, analyzers, args.rate, args.count, args.duration,
                                    bar.update, reference_topic=args.reference_topic,
                                    reference_fraction=args.reference_fraction, reference_delay=args.reference_delay,
-                                   seed=args.seed))
+                                   seed=args.seed, client_options=client_options))
     print(f"sent {stats.sent} spectra to {args.topic} (faults {dict(stats.faults)}), {stats.references} lab values")
     return 0
 
@@ -163,7 +167,10 @@ def _watch(args: argparse.Namespace) -> int:
     from stream.watch import watch
 
     try:
-        asyncio.run(watch(args.bootstrap_servers, TopicNames().model_dump(), from_beginning=not args.latest))
+        from stream.settings import Settings
+
+        options = Settings.load(bootstrap_servers=args.bootstrap_servers).kafka_client_options()
+        asyncio.run(watch(args.bootstrap_servers, TopicNames().model_dump(), from_beginning=not args.latest, client_options=options))
     except KeyboardInterrupt:
         pass
     return 0

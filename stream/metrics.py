@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SWAP_FAILURE_REASONS = ("verification", "load", "grid_mismatch", "champion_pointer")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
@@ -27,6 +28,7 @@ class WorkerMetrics:
         self.end_to_end_seconds = Histogram("nirstream_end_to_end_latency_seconds", "Analyzer timestamp to prediction acknowledged", buckets=LATENCY_BUCKETS, registry=r)
         self.model_info = Gauge("nirstream_model_info", "The model serving now (value 1)", ["version", "target"], registry=r)
         self.model_version = Gauge("nirstream_model_version", "Numeric version of the serving model", registry=r)
+        self.model_created = Gauge("nirstream_model_created_timestamp_seconds", "When the serving model's bundle was created", registry=r)
         self.model_swaps = Counter("nirstream_model_swaps_total", "Successful hot swaps", registry=r)
         self.model_swap_failures = Counter("nirstream_model_swap_failures_total", "Bundles refused on load", ["reason"], registry=r)
         self.consumer_lag = Gauge("nirstream_consumer_lag", "Messages behind the partition end", ["topic", "partition"], registry=r)
@@ -40,6 +42,14 @@ class WorkerMetrics:
         self.outlier_fraction = Gauge("nirstream_outlier_fraction", "Fraction of the last predictions flagged warning or outlier", ["analyzer"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
 
+        # Every reason exists from the start at 0, so rate() and increase() see the first event.
+        from nirstream.core.errors import RejectReason
+
+        for reason in RejectReason:
+            self.dead_letters.labels(reason=reason.value)
+        for reason in SWAP_FAILURE_REASONS:
+            self.model_swap_failures.labels(reason=reason)
+
     def analyzer_label(self, analyzer_id: str) -> str:
         """Keep the label set bounded: analyzers beyond the limit share the label 'other'."""
         if analyzer_id in self._analyzers:
@@ -49,8 +59,10 @@ class WorkerMetrics:
             return analyzer_id
         return "other"
 
-    def set_model(self, version: str, target: str) -> None:
+    def set_model(self, version: str, target: str, created_at: float | None = None) -> None:
         self.model_info.clear()
+        if created_at is not None:
+            self.model_created.set(created_at)
         self.model_info.labels(version=version, target=target).set(1)
         if version.isdigit():
             self.model_version.set(int(version))
