@@ -123,3 +123,82 @@ def test_unknown_protocol_and_target_are_refused():
         load_protocol("nonsense")
     with pytest.raises(KeyError):
         load_protocol("tecator", target="assay")
+
+
+@pytest.fixture(scope="module")
+def tiny_ensemble():
+    """Two tiny members fitted on tecator: a seed ensemble in seconds."""
+    from trainer.cnn import CNNConfig, fit_cnn
+
+    protocol = load_protocol("tecator")
+    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=2, batch_size=64,
+                       early_stopping_start=0, seed=5, ensemble_size=2)
+    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
+                        protocol.y(protocol.validation), config, verbose=0)
+    return protocol, config, regressor
+
+
+def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemble, tmp_path):
+    import keras
+
+    protocol, _, regressor = tiny_ensemble
+    assert regressor.member_seeds_ == [5, 6] and len(regressor.members_) == 2
+    assert [type(layer).__name__ for layer in regressor.model_.layers][-1] == "Average"
+    members = regressor.predict_members(protocol.test.X)
+    assert members.shape == (protocol.test.n_samples, 2)
+    assert not np.allclose(members[:, 0], members[:, 1])  # different seeds, different members
+    np.testing.assert_allclose(regressor.predict(protocol.test.X), members.mean(axis=1), rtol=1e-5, atol=1e-4)
+
+    path = tmp_path / "model.keras"
+    regressor.model_.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    features = regressor._features(protocol.test.X)
+    np.testing.assert_allclose(loaded.predict(features, verbose=0), regressor.model_.predict(features, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    # the training curves and the kernel plot still work on an ensemble
+    assert {"loss", "val_loss", "learning_rate"} <= set(regressor.history_)
+    assert len(regressor.histories_) == 2 and regressor.history_ is regressor.histories_[0]
+    assert regressor.best_epoch_ == regressor.best_epochs_[0]
+
+
+def test_the_kernel_plot_finds_the_first_member_of_an_ensemble(tiny_ensemble, tmp_path):
+    from trainer.report import plot_kernel_activations
+
+    protocol, _, regressor = tiny_ensemble
+    features = regressor._features(protocol.train.X)[:, :, 0].mean(axis=0)
+    path = plot_kernel_activations(regressor.model_, features, protocol.train.wavelengths, tmp_path / "k.png")
+    assert path.stat().st_size > 0
+
+
+def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmsep():
+    from trainer.cnn import CNNConfig, fit_cnn
+
+    protocol = load_protocol("tecator")
+    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=2, batch_size=64,
+                       early_stopping_start=0, seed=5, ensemble_size=2, ensemble_mode="best-validation")
+    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
+                        protocol.y(protocol.validation), config, verbose=0)
+    chosen = int(np.argmin(regressor.member_validation_rmsep_))
+    assert regressor.chosen_member_ == chosen and regressor.model_ is regressor.members_[chosen]
+    validation_rmsep = regression_metrics(protocol.y(protocol.validation), regressor.predict(protocol.validation.X))["rmsep"]
+    assert validation_rmsep == pytest.approx(min(regressor.member_validation_rmsep_), rel=1e-4)
+
+
+def test_quick_training_fits_a_single_member():
+    from trainer.pipeline import TrainSettings
+
+    assert TrainSettings(quick=True).cnn_config().ensemble_size == 1
+    assert TrainSettings(quick=True, ensemble_size=2).cnn_config().ensemble_size == 2
+
+
+def test_collapsed_members_are_replaced_then_refused():
+    """The collapse guard looks at the training loss only; here every fit 'collapses'."""
+    from trainer.cnn import CNNConfig, fit_cnn
+
+    protocol = load_protocol("tecator")
+    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=1, batch_size=64,
+                       early_stopping_start=0, seed=7, ensemble_size=2, max_training_loss=0.0,
+                       collapse_check_epoch=1, max_member_retries=1)
+    with pytest.raises(RuntimeError, match=r"seeds \[7, 8\] all collapsed"):
+        fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
+                protocol.y(protocol.validation), config, verbose=0)

@@ -33,12 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping usually ends sooner)")
     train.add_argument("--n-copies", type=int, help="augmented copies per training spectrum (paper: 100)")
+    train.add_argument("--ensemble-size", type=int,
+                       help="CNN seed-ensemble members averaged into one model (default 3; --quick: 1)")
     train.add_argument("--quick", action="store_true", help="few epochs and copies: a model in about a minute")
     train.add_argument("--no-pls", action="store_true", help="skip the PLS baseline")
     train.add_argument("--promote-margin", type=float, help="relative RMSEP improvement needed to promote (default 0)")
     train.add_argument("--report-dir", type=Path, help="where reports go (default ./artifacts)")
     train.add_argument("--extra-training", type=Path, help="CSV/Parquet of labelled plant spectra to add to the training set")
-    train.add_argument("--bootstrap-servers", help="announce a promotion on the models topic of this Kafka")
+    train.add_argument("--from-topic", metavar="TOPIC",
+                       help="add the labelled plant spectra of this topic (e.g. nirstream.labelled; needs --bootstrap-servers)")
+    train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic")
     _registry_argument(train)
     train.set_defaults(handler=_train)
 
@@ -91,11 +95,13 @@ def _train(args: argparse.Namespace) -> int:
     options = _load_config_file(args.config)
     flags = {
         "protocol": args.protocol, "target": args.target, "variant": args.variant, "seed": args.seed,
-        "epochs": args.epochs, "n_copies": args.n_copies, "promote_margin": args.promote_margin,
+        "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
+    if args.from_topic:
+        options["extra_training"] = _export_from_topic(args, options)
     if args.quick:
         options["quick"] = True
     if args.no_pls:
@@ -113,6 +119,26 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  PLS  {name:12s} RMSEP {m['rmsep']:.3f} {summary['unit']}  ({m['lv']} LV ORACLE: chosen on this test set)")
     print(f"report: {summary['report']}")
     return 0
+
+
+def _export_from_topic(args: argparse.Namespace, options: dict) -> Path:
+    """Labelled pairs from the stream -> CSV in the report directory (kept: it documents the training data)."""
+    import time
+
+    from nirstream.core.datasets import load_tablets, load_tecator
+    from nirstream.core.schemas import WavelengthGrid
+    from trainer.labelled import export_labelled
+    from trainer.protocols import DEFAULT_TARGETS
+
+    if not args.bootstrap_servers:
+        raise ValueError("--from-topic needs --bootstrap-servers")
+    protocol = options.get("protocol", "cross-instrument")
+    target = options.get("target") or DEFAULT_TARGETS[protocol]
+    wavelengths = load_tecator().wavelengths if protocol == "tecator" else load_tablets(1).wavelengths
+    destination = Path(options.get("report_dir", "artifacts")) / f"labelled-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    count = export_labelled(args.bootstrap_servers, args.from_topic, target, WavelengthGrid.from_wavelengths(wavelengths), destination)
+    print(f"{count} labelled plant spectra from {args.from_topic} -> {destination}")
+    return destination
 
 
 def _evaluate(args: argparse.Namespace) -> int:

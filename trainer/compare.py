@@ -1,10 +1,15 @@
 """Compare the CNN with PLS (LVs by cross-validation, and the test-set oracle) on a protocol.
 
     python -m trainer.compare --protocol same-instrument --protocol cross-instrument \
-        --variant augment+emsc --seeds 0 1 2 --output results.json
+        --variant augment+emsc --seeds 0 3 --ensemble-size 3 --output results.json
 
+Each ``--seeds`` value is the base seed of one independent CNN run; with ``--ensemble-size N``
+a run is an N-member seed ensemble (seeds base..base+N-1) averaged into one model, and the
+report also lists every member alone and the member a validation-only choice would pick.
 Protocols that share training and validation data (same- and cross-instrument) reuse one
-CNN fit per seed. PLS is reported for the untreated spectra and for the CNN's variant.
+CNN fit per base seed. PLS is reported for the untreated spectra and for the CNN's variant.
+With ``--output`` the JSON is rewritten after every run, so an interrupted comparison
+keeps what it finished.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from trainer.cnn import CNNConfig, fit_cnn
+from trainer.cnn import ENSEMBLE_MODES, CNNConfig, fit_cnn
 from trainer.metrics import regression_metrics
 from trainer.pls import MAX_LV, cross_validate_lvs, fit_pls, oracle_lvs
 from trainer.protocols import PROTOCOLS, Protocol, load_protocol
@@ -53,53 +59,97 @@ def summarise(values: list[float]) -> dict:
             "min": float(np.min(values)), "max": float(np.max(values))}
 
 
+def _rounded(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {k: [float(f"{v:.6g}") for v in values] for k, values in history.items()}
+
+
+def cnn_run(regressor, protocol: Protocol, seed: int, keep_history: bool = True) -> dict:
+    """Figures of one fitted CNN (or ensemble) on a protocol: ensemble, members, validation pick.
+
+    Member and test figures are reported only; the "validation pick" is chosen on the
+    validation set alone.
+    """
+    y_val = protocol.y(protocol.validation)
+    member_tests = {name: regressor.predict_members(data.X) for name, data in protocol.tests.items()}
+    pick = int(np.argmin(regressor.member_validation_rmsep_))
+    run = {
+        "seed": seed, "member_seeds": regressor.member_seeds_, "collapsed_seeds": regressor.collapsed_seeds_,
+        "fit_seconds": regressor.fit_seconds_,
+        "best_epochs": regressor.best_epochs_, "epochs_run": [len(h["loss"]) for h in regressor.histories_],
+        "validation": regression_metrics(y_val, regressor.predict(protocol.validation.X)),
+        "tests": {name: regression_metrics(protocol.y(data), regressor.predict(data.X))
+                  for name, data in protocol.tests.items()},
+        "members": [
+            {"seed": member_seed, "validation_rmsep": regressor.member_validation_rmsep_[i],
+             "tests_rmsep": {name: regression_metrics(protocol.y(protocol.tests[name]), preds[:, i])["rmsep"]
+                             for name, preds in member_tests.items()}}
+            for i, member_seed in enumerate(regressor.member_seeds_)
+        ],
+        "validation_pick": {"member": pick, "seed": regressor.member_seeds_[pick],
+                            "tests": {name: regression_metrics(protocol.y(protocol.tests[name]), preds[:, pick])
+                                      for name, preds in member_tests.items()}},
+    }
+    if keep_history:
+        run["histories"] = [_rounded(h) for h in regressor.histories_]
+    return run
+
+
 def compare(protocol_names: list[str], config: CNNConfig, seeds: list[int], target: str | None = None,
-            run_cnn: bool = True, verbose: int | str = 2) -> dict:
+            run_cnn: bool = True, verbose: int | str = 2, checkpoint=None, keep_history: bool = True) -> dict:
+    """PLS for every protocol, then one CNN run (ensemble) per base seed, shared across protocols.
+
+    ``checkpoint(results)`` is called after PLS and after every CNN run.
+    """
+    started = time.perf_counter()
     protocols = [load_protocol(name, target) for name in protocol_names]
-    fitted: dict[tuple, object] = {}  # (train, validation, target, seed) -> regressor
     results = {}
     for protocol in protocols:
         pls_variants = list(dict.fromkeys(["none", config.variant]))
-        entry = {"target": protocol.target, "unit": protocol.train.unit(protocol.target),
-                 "n_train": protocol.train.n_samples, "n_validation": protocol.validation.n_samples,
-                 "n_tests": {name: data.n_samples for name, data in protocol.tests.items()},
-                 "pls": {v: compare_pls(protocol, v) for v in pls_variants}}
-        if run_cnn:
-            runs = []
-            for seed in seeds:
-                key = (protocol.train.fingerprint(), protocol.validation.fingerprint(), protocol.target, seed)
-                if key not in fitted:
-                    seeded = CNNConfig(**{**config.to_dict(), "seed": seed})
-                    fitted[key] = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                                          protocol.y(protocol.validation), seeded, verbose=verbose)
-                regressor = fitted[key]
-                runs.append({
-                    "seed": seed, "fit_seconds": regressor.fit_seconds_, "best_epoch": regressor.best_epoch_,
-                    "epochs_run": len(regressor.history_["loss"]), "history": regressor.history_,
-                    "validation": regression_metrics(protocol.y(protocol.validation),
-                                                     regressor.predict(protocol.validation.X)),
-                    "tests": {name: regression_metrics(protocol.y(data), regressor.predict(data.X))
-                              for name, data in protocol.tests.items()},
-                })
-            entry["cnn"] = {
-                "config": config.to_dict(),
-                "runs": runs,
-                "rmsep": {name: summarise([r["tests"][name]["rmsep"] for r in runs]) for name in protocol.tests},
-                "fit_seconds": summarise([r["fit_seconds"] for r in runs]),
-            }
-        results[protocol.name] = entry
+        results[protocol.name] = {
+            "target": protocol.target, "unit": protocol.train.unit(protocol.target),
+            "n_train": protocol.train.n_samples, "n_validation": protocol.validation.n_samples,
+            "n_tests": {name: data.n_samples for name, data in protocol.tests.items()},
+            "pls": {v: compare_pls(protocol, v) for v in pls_variants},
+        }
+    if checkpoint:
+        checkpoint(results)
+    if not run_cnn:
+        return results
+    for seed in seeds:
+        fitted: dict[tuple, object] = {}  # (train, validation, target) -> regressor, for this seed
+        for protocol in protocols:
+            key = (protocol.train.fingerprint(), protocol.validation.fingerprint(), protocol.target)
+            if key not in fitted:
+                seeded = CNNConfig(**{**config.to_dict(), "seed": seed})
+                fitted[key] = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
+                                      protocol.y(protocol.validation), seeded, verbose=verbose)
+            entry = results[protocol.name]
+            cnn = entry.setdefault("cnn", {"config": config.to_dict(), "runs": []})
+            cnn["runs"].append(cnn_run(fitted[key], protocol, seed, keep_history))
+            runs = cnn["runs"]
+            cnn["rmsep"] = {name: summarise([r["tests"][name]["rmsep"] for r in runs]) for name in protocol.tests}
+            cnn["fit_seconds"] = summarise([r["fit_seconds"] for r in runs])
+        results["elapsed_seconds"] = time.perf_counter() - started
+        if checkpoint:
+            checkpoint(results)
+    results["elapsed_seconds"] = time.perf_counter() - started
     return results
 
 
 def format_table(results: dict) -> str:
     lines = []
     for name, entry in results.items():
+        if not isinstance(entry, dict):
+            continue
         lines.append(f"\n{name}  (target {entry['target']}, RMSEP in {entry['unit'] or 'target units'})")
         for test in entry["n_tests"]:
             if "cnn" in entry:
                 s = entry["cnn"]["rmsep"][test]
+                runs = entry["cnn"]["runs"]
+                each = ", ".join(f"{r['tests'][test]['rmsep']:.3f}" for r in runs)
                 lines.append(f"  {test:12s} CNN {entry['cnn']['config']['variant']:13s} "
-                             f"{s['mean']:.3f} ± {s['std']:.3f} (n={len(entry['cnn']['runs'])} seeds)")
+                             f"{s['mean']:.3f} ± {s['std']:.3f} (runs: {each}; "
+                             f"ensemble of {entry['cnn']['config']['ensemble_size']})")
             for variant, pls in entry["pls"].items():
                 cv = "  ".join(f"CV-{rule} {pls[f'cv_{rule}']['tests'][test]['rmsep']:.3f} "
                                f"({pls[f'cv_{rule}']['lv']} LV)" for rule in CV_RULES)
@@ -121,18 +171,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--optimizer", choices=("adam", "adadelta"), default=defaults.optimizer)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--ensemble-size", type=int, default=defaults.ensemble_size,
+                        help="CNN members per run (seeds base..base+N-1), averaged into one model")
+    parser.add_argument("--ensemble-mode", choices=ENSEMBLE_MODES, default=defaults.ensemble_mode)
+    parser.add_argument("--no-history", action="store_true", help="leave per-epoch curves out of the JSON")
     parser.add_argument("--no-cnn", action="store_true", help="PLS figures only")
     parser.add_argument("--output", type=Path, help="write the full results (with training curves) as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     args = parser.parse_args(argv)
 
     config = CNNConfig(variant=args.variant, epochs=args.epochs, n_copies=args.n_copies,
-                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate)
+                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate,
+                       ensemble_size=args.ensemble_size, ensemble_mode=args.ensemble_mode)
+
+    def checkpoint(results: dict) -> None:
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps({"command": "python -m trainer.compare " + " ".join(argv or sys.argv[1:]),
+                                               **results}, indent=1))
+
     results = compare(args.protocol or ["same-instrument"], config, args.seeds, args.target,
-                      run_cnn=not args.no_cnn, verbose=0 if args.quiet else 2)
+                      run_cnn=not args.no_cnn, verbose=0 if args.quiet else 2, checkpoint=checkpoint,
+                      keep_history=not args.no_history)
+    checkpoint(results)
     print(format_table(results))
     if args.output:
-        args.output.write_text(json.dumps(results, indent=2))
         print(f"\nwrote {args.output}", file=sys.stderr)
     return 0
 

@@ -33,7 +33,8 @@ class TrainSettings(BaseModel):
     seed: int = 0
     epochs: int | None = None
     n_copies: int | None = None
-    quick: bool = Field(default=False, description="Few epochs and copies: seconds, for demos and tests")
+    ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNConfig's)")
+    quick: bool = Field(default=False, description="Few epochs and copies, one member: seconds, for demos and tests")
     registry: Path = Path("models")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
@@ -45,11 +46,13 @@ class TrainSettings(BaseModel):
     def cnn_config(self) -> CNNConfig:
         config = CNNConfig(variant=self.variant, seed=self.seed)
         if self.quick:
-            config = replace(config, epochs=8, n_copies=5, early_stopping_start=3, early_stopping_patience=3)
+            config = replace(config, epochs=8, n_copies=5, early_stopping_start=3, early_stopping_patience=3, ensemble_size=1)
         if self.epochs is not None:
             config = replace(config, epochs=self.epochs)
         if self.n_copies is not None:
             config = replace(config, n_copies=self.n_copies)
+        if self.ensemble_size is not None:
+            config = replace(config, ensemble_size=self.ensemble_size)
         return config
 
 
@@ -87,7 +90,8 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     view = protocol.model_view
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     config = settings.cnn_config()
-    log.info("fitting CNN (%s, %d epochs max, %d augmented copies)", config.variant, config.epochs, config.n_copies)
+    log.info("fitting CNN (%s, %d epochs max, %d augmented copies, %d member(s))", config.variant, config.epochs,
+             config.n_copies, config.ensemble_size)
     regressor = fit_cnn(view(protocol.train).X, y_train, view(protocol.validation).X, y_val, config, verbose=verbose)
 
     preprocessor = preprocessor_from(regressor, protocol.train.wavelengths, protocol.window_nm)
@@ -105,7 +109,10 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         target=protocol.target, unit=unit, variant=config.variant, model_kind="deep-chemometrics-cnn",
         metrics={"validation": regression_metrics(y_val, regressor.predict(view(protocol.validation).X)), "tests": cnn_metrics},
         training={"protocol": protocol.name, "n_train": protocol.train.n_samples, "config": config.to_dict(), "best_epoch": regressor.best_epoch_,
-                  "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_},
+                  "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_,
+                  "member_seeds": regressor.member_seeds_, "best_epochs": regressor.best_epochs_,
+                  "member_validation_rmsep": regressor.member_validation_rmsep_, "chosen_member": regressor.chosen_member_,
+                  "collapsed_seeds": regressor.collapsed_seeds_},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,
     )

@@ -51,13 +51,31 @@ def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]
     return path
 
 
-def plot_kernel_activations(model: Any, reference_features: np.ndarray, wavelengths: np.ndarray, path: Path) -> Path:
-    """First convolution's kernels and their activations on the reference spectrum (paper, Fig. 6)."""
+def _first_conv(model: Any) -> tuple[Any, Any]:
+    """(the model that owns it, the first Conv1D layer), searching nested members depth-first."""
     import keras
 
-    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv1D):
+            return model, layer
+        if isinstance(layer, keras.Model):
+            try:
+                return _first_conv(layer)
+            except LookupError:
+                continue
+    raise LookupError(f"{model.name} has no Conv1D layer")
+
+
+def plot_kernel_activations(model: Any, reference_features: np.ndarray, wavelengths: np.ndarray, path: Path) -> Path:
+    """First convolution's kernels and their activations on the reference spectrum (paper, Fig. 6).
+
+    For a seed ensemble (members nested in one model) the first member's are shown.
+    """
+    import keras
+
+    owner, conv = _first_conv(model)
     kernels = conv.get_weights()[0][:, 0, :]  # (kernel_size, filters)
-    probe = keras.Model(model.inputs, conv.output)
+    probe = keras.Model(owner.inputs, conv.output)
     activations = probe.predict(reference_features.reshape(1, -1, 1).astype(np.float32), verbose=0)[0]
     fig, axes = plt.subplots(3, 1, figsize=(10, 9))
     axes[0].plot(wavelengths, reference_features, color="k")
