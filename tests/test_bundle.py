@@ -121,3 +121,34 @@ def test_a_spectrum_predicts_bit_identically_in_any_batch(tmp_path, fitted_parts
     everything = predictor.predict(tecator.X).values
     for start, size in [(0, 1), (3, 2), (10, 7), (20, 33), (50, 130)]:
         np.testing.assert_array_equal(predictor.predict(tecator.X[start : start + size]).values, everything[start : start + size])
+
+
+def test_a_concurrent_reader_never_sees_a_half_written_version(tmp_path, fitted_parts):
+    import threading
+
+    registry = ModelRegistry(tmp_path / "registry")
+    done = threading.Event()
+
+    def writer():
+        try:
+            for i in range(4):
+                version = registry.publish(lambda d: make_bundle(d, fitted_parts))
+                registry.promote(version, f"round {i}")
+                if i == 2:
+                    registry.rollback("round trip")
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    observations = 0
+    while not done.is_set() or observations == 0:
+        for version in registry.versions():
+            verify_bundle(registry.path(version))  # raises on anything partial
+            observations += 1
+        champion = registry.champion()
+        if champion is not None:
+            verify_bundle(registry.path(champion))
+    thread.join()
+    assert registry.versions() == ["1", "2", "3", "4"] and registry.champion() == "4"
+    assert observations > 0

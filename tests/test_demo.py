@@ -26,7 +26,7 @@ def demo(tmp_path_factory):
     summary_path = base / "summary.json"
     env = dict(os.environ, NIRSTREAM_LOG_DIR=str(base), TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, "-m", "nirstream", "demo", "--duration", "45", "--rate", "8", "--swap-after", "5",
+        [sys.executable, "-m", "nirstream", "demo", "--duration", "60", "--rate", "8", "--swap-after", "5",
          "--reference-fraction", "1.0", "--port", "0", "--registry", str(base / "registry"), "--summary", str(summary_path)],
         capture_output=True, text=True, timeout=600, env=env, cwd=base,
     )

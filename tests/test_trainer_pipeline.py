@@ -39,6 +39,7 @@ def test_first_model_is_published_promoted_and_reported(trained, tecator):
     assert rmsep == pytest.approx(summary["cnn"]["tests"]["test"]["rmsep"], rel=1e-4)
     assert bundle.metadata.dataset_fingerprint == tecator.split("train").fingerprint()
     assert bundle.metadata.training["n_train"] == 129
+    assert rmsep < 0.5 * test.target("fat").std()  # --quick still beats the mean predictor by far
 
 
 def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_reason(trained):
@@ -93,3 +94,5 @@ def test_quick_cross_instrument_training_on_the_tablets(tmp_path):
     assert bundle.preprocessor.n_model_channels == 600  # the model sees 600-1798 nm
     assert set(summary["cnn"]["tests"]) == {"test", "calibrate_2", "validate_2"}
     assert summary["pls"]["oracle_chosen_on_test"]["test"]["n"] == 460
+    protocol_test = summary["cnn"]["tests"]["test"]
+    assert protocol_test["rmsep"] < 0.75 * 15.75  # test_2 assay std is 15.75 mg: well below the mean predictor
