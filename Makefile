@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export NIRSTREAM_DATA_DIR ?= $(CURDIR)/data
 export NIRSTREAM_REGISTRY ?= $(CURDIR)/models
 
-.PHONY: help setup data demo test test-all clean
+.PHONY: help setup data deploy-tools demo test clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ --/'
@@ -28,7 +28,13 @@ demo: setup  ## set up, then run the main job: the live demo (see README)
 	$(BIN)/nirstream data fetch || echo "tablet data unavailable: the demo falls back to the shipped tecator set"
 	$(BIN)/nirstream demo $(DEMO_ARGS)
 
-test: setup data  ## set up, then run the whole default test suite
+deploy-tools:  ## promtool, prometheus, alertmanager for the deployment tests (Debian packages)
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager; \
+	  else echo "promtool missing and no root apt-get: the deployment tests will be skipped"; fi; }
+
+test: setup data deploy-tools  ## set up, then run the whole default test suite
 	NIRSTREAM_REQUIRE_TABLETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:  ## remove the virtualenv, fetched data and trained models
