@@ -45,13 +45,17 @@ class BatchResult:
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     reasons: Counter = field(default_factory=Counter)
     # parallel to predictions, for metrics
-    analyzers: list[str] = field(default_factory=list)
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
     flags: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     spectrum_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     accepted: list[Spectrum] = field(default_factory=list)  # parallel to predictions: ids, grid, values
     preprocess_seconds: float = 0.0
     inference_seconds: float = 0.0
+
+    @property
+    def analyzers(self) -> list[str]:
+        """Analyzer id of each prediction, in order."""
+        return [spectrum.header.analyzer_id for spectrum in self.accepted]
 
 
 def dead_letter(record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> bytes:
@@ -160,6 +164,5 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
             "timings": {**timings, "queue_ms": round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)},
         }
         result.predictions.append((record.key, orjson.dumps({k: v for k, v in body.items() if v is not None})))
-        result.analyzers.append(header.analyzer_id)
     result.spectrum_times = np.array(times)
     return result
