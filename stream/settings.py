@@ -7,12 +7,18 @@ Secrets (SASL password) come only from the environment or a file outside the rep
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from nirstream.core.connection import KafkaSecurity
 
 
 class TopicNames(BaseModel):
@@ -22,16 +28,6 @@ class TopicNames(BaseModel):
     models: str = "nirstream.models"
     reference: str = "nirstream.reference"
     labelled: str = "nirstream.labelled"
-
-
-class KafkaSecurity(BaseModel):
-    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -82,15 +78,4 @@ class Settings(BaseSettings):
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options for aiokafka consumers, producers and admin clients."""
-        sec = self.security
-        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers, "security_protocol": sec.protocol}
-        if sec.protocol in ("SSL", "SASL_SSL"):
-            context = ssl.create_default_context(cafile=str(sec.ssl_cafile) if sec.ssl_cafile else None)
-            if sec.ssl_certfile:
-                context.load_cert_chain(str(sec.ssl_certfile), str(sec.ssl_keyfile) if sec.ssl_keyfile else None)
-            options["ssl_context"] = context
-        if sec.protocol.startswith("SASL"):
-            options["sasl_mechanism"] = sec.sasl_mechanism or "PLAIN"
-            options["sasl_plain_username"] = sec.sasl_username
-            options["sasl_plain_password"] = sec.sasl_password.get_secret_value() if sec.sasl_password else None
-        return options
+        return self.security.client_options(self.bootstrap_servers)

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--extra-training", type=Path, help="CSV/Parquet of labelled plant spectra to add to the training set")
     train.add_argument("--from-topic", metavar="TOPIC",
                        help="add the labelled plant spectra of this topic (e.g. nirstream.labelled; needs --bootstrap-servers)")
-    train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic")
+    train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic "
+                            "(SASL/TLS from NIRSTREAM_SECURITY__*, as for the worker)")
     _registry_argument(train)
     train.set_defaults(handler=_train)
 
@@ -71,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "promote":
             action.add_argument("version")
         action.add_argument("--reason", default=f"manual {name}")
-        action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka")
+        action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__*)")
         _registry_argument(action)
         action.set_defaults(handler=_models_change)
 

@@ -10,11 +10,12 @@ import orjson
 import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from nirstream.core.connection import client_options as environment_options
 from nirstream.core.schemas import WavelengthGrid
 
 
 async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_options: dict | None) -> list[dict]:
-    consumer = AIOKafkaConsumer(**(client_options or {"bootstrap_servers": bootstrap_servers}), group_id=None,
+    consumer = AIOKafkaConsumer(**(client_options or environment_options(bootstrap_servers)), group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:

@@ -103,10 +103,11 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
 
     from aiokafka import AIOKafkaProducer
 
+    from nirstream.core.connection import client_options as environment_options
     from nirstream.core.schemas import ModelEvent
 
     async def send() -> None:
-        producer = AIOKafkaProducer(**(client_options or {"bootstrap_servers": bootstrap_servers}))
+        producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))
         await producer.start()
         try:
             event = ModelEvent(event="promoted", version=version, registry=str(registry), reason=reason)
