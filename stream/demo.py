@@ -13,10 +13,7 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,9 +22,16 @@ import numpy as np
 from nirstream.core.datasets.tablets import tablets_path
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
-from stream.broker import EmbeddedBroker, free_port
+from stream.broker import EmbeddedBroker
+from stream.process import WorkerProcess
 from stream.settings import TopicNames
-from stream.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
+from stream.simulate import (
+    SATURATION_CEILING,
+    Analyzer,
+    ProcessEffects,
+    open_source,
+    replay,
+)
 from stream.watch import WatchState, follow, render
 
 log = logging.getLogger(__name__)
@@ -41,47 +45,12 @@ def train_quick(registry: ModelRegistry, protocol: str, seed: int, bootstrap: st
     return run_training(settings, verbose=0)
 
 
-def start_worker(bootstrap: str, registry: Path, web_port: int, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, NIRSTREAM_BOOTSTRAP_SERVERS=bootstrap, NIRSTREAM_REGISTRY=str(registry),
-               NIRSTREAM_WEB_PORT=str(web_port), NIRSTREAM_SATURATION_LIMIT=str(SATURATION_CEILING * 0.99),
-               NIRSTREAM_RMSEP_WINDOW="50", TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([sys.executable, "-m", "nirstream", "worker", "--loglevel", "warning"],
-                            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, b""
-
-
-def wait_ready(worker: subprocess.Popen, web_port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker exited with code {worker.returncode}")
-        try:
-            if http_get(f"http://127.0.0.1:{web_port}/ready")[0] == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)  # readiness polling interval
-    raise TimeoutError("worker not ready in time")
-
-
-def scrape(web_port: int) -> dict[str, dict]:
+def scrape(worker: WorkerProcess) -> dict[str, dict]:
     """The monitoring metrics the demo reports: bias, RMSEP, outlier fraction per analyzer, model version."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     wanted = {"nirstream_rolling_bias", "nirstream_rolling_rmsep", "nirstream_outlier_fraction", "nirstream_model_version"}
-    status, body = http_get(f"http://127.0.0.1:{web_port}/metrics")
     found: dict[str, dict] = defaultdict(dict)
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            if sample.name in wanted:
-                found[sample.name][sample.labels.get("analyzer", "")] = sample.value
+    for sample in worker.samples(wanted):
+        found[sample.name][sample.labels.get("analyzer", "")] = sample.value
     return dict(found)
 
 
@@ -108,17 +77,17 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     topics = TopicNames()
     logs = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts"))
     logs.mkdir(parents=True, exist_ok=True)
-    web_port = free_port()
     state, stop = WatchState(), asyncio.Event()
     timeline: list[dict] = []
     swap: dict = {}
     with EmbeddedBroker.start(port) as broker:
         bootstrap = broker.bootstrap_servers
-        worker = start_worker(bootstrap, registry.base, web_port, logs / "demo-worker.log")
+        worker = WorkerProcess(bootstrap, registry.base, None, logs / "demo-worker.log", loglevel="warning", extra_env={
+            "NIRSTREAM_SATURATION_LIMIT": str(SATURATION_CEILING * 0.99), "NIRSTREAM_RMSEP_WINDOW": "50"}).start()
         pids = {"broker": broker.process.pid, "worker": worker.pid}
         try:
-            wait_ready(worker, web_port)
-            print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{web_port}/metrics "
+            worker.wait_ready(timeout=120)
+            print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{worker.web_port}/metrics "
                   f"(health /health, /ready); worker log {logs / 'demo-worker.log'}", flush=True)
             follower = asyncio.create_task(follow(bootstrap, topics.model_dump(), state, stop))
             sender = asyncio.create_task(replay(
@@ -138,7 +107,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                 swap.update(version=version, gate=summary["promotion"]["reason"], at=time.monotonic() - started)
 
             swapper = asyncio.create_task(hot_swap())
-            title = lambda: f"nirstream demo — {time.monotonic() - started:5.1f} s — Ctrl-C stops"  # noqa: E731
+            title = lambda: f"nirstream demo — {time.monotonic() - started:5.1f} s — Ctrl-C stops"
             live = None
             if duration is None:
                 from rich.live import Live
@@ -148,7 +117,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
             try:
                 while not sender.done():
                     await asyncio.sleep(1.0)  # sampling interval of the metrics timeline
-                    timeline.append({"t": round(time.monotonic() - started, 1), **await asyncio.to_thread(scrape, web_port)})
+                    timeline.append({"t": round(time.monotonic() - started, 1), **await asyncio.to_thread(scrape, worker)})
                     if live:
                         live.update(render(state, title()))
             finally:
@@ -160,16 +129,11 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
             deadline = time.monotonic() + 60
             while len(state.predicted_ids) < sum(stats.valid.values()) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)  # the last predictions are on their way
-            timeline.append({"t": round(time.monotonic() - started, 1), **scrape(web_port)})
+            timeline.append({"t": round(time.monotonic() - started, 1), **scrape(worker)})
             stop.set()
             await follower
         finally:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            worker.stop()
     summary = {
         "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
         "predictions": {a: v.predictions for a, v in state.analyzers.items()},
