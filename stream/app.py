@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import faust
 from faust.app.base import BootStrategy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,11 +43,15 @@ class WorkerApp(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
+    # faust creates a data directory even for in-memory tables; keep it out of the working directory
+    faust_dir = Path(tempfile.gettempdir()) / "nirstream-faust"
+    faust_dir.mkdir(exist_ok=True)
     app = WorkerApp(
         f"{settings.group_id}-app",
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=_faust_credentials(settings),
         store="memory://",
+        datadir=str(faust_dir / "{conf.id}"),
         autodiscover=False,
         topic_disable_leader=True,
         broker_session_timeout=settings.session_timeout_ms / 1000,
