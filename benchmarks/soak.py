@@ -40,7 +40,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def soak(minutes: float, rate: float, workdir: Path) -> dict:
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+
+
+async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 60.0) -> dict:
     with EmbeddedBroker.start() as broker:
         registry, _, _ = paper_size_registry(workdir / "registry")
         topics = unique_topics()
@@ -71,28 +76,47 @@ async def soak(minutes: float, rate: float, workdir: Path) -> dict:
                 finally:
                     await consumer.stop()
 
-            rss = [(0.0, rss_mib(worker.process.pid))]
+            sent = Counter()
+            timeline: list[dict] = []
 
-            async def sample_rss(started: float) -> None:
-                while not stop.is_set():
-                    await asyncio.sleep(10)  # RSS sampling interval
-                    rss.append((round(time.monotonic() - started, 1), rss_mib(worker.process.pid)))
+            async def sample(started: float) -> None:
+                # every 10 s: how far the worker is behind, and who uses the CPU
+                while True:
+                    lag = await asyncio.to_thread(worker.metric, "nirstream_consumer_lag")
+                    batch_time = await asyncio.to_thread(worker.metric, "nirstream_batch_seconds_sum")
+                    batches = await asyncio.to_thread(worker.metric, "nirstream_batch_seconds_count")
+                    timeline.append({"t": round(time.monotonic() - started, 1), "sent": sent["n"], "predicted": len(seen),
+                                     "worker_lag": lag, "rss_mib": rss_mib(worker.process.pid),
+                                     "worker_batches": batches, "worker_batch_seconds": round(batch_time, 3),
+                                     "cpu_seconds": {"worker": cpu_seconds(worker.process.pid),
+                                                     "broker": cpu_seconds(broker.process.pid),
+                                                     "measurer": round(sum(os.times()[:2]), 1)}})
+                    await asyncio.sleep(10)  # sampling interval
 
             consumer_task = asyncio.create_task(consume())
             started = time.monotonic()
-            sampler = asyncio.create_task(sample_rss(started))
-            stats = await replay(broker.bootstrap_servers, topics.spectra, analyzers, rate / len(analyzers), duration=minutes * 60)
+            sampler = asyncio.create_task(sample(started))
+            stats = await replay(broker.bootstrap_servers, topics.spectra, analyzers, rate / len(analyzers),
+                                 duration=minutes * 60, on_progress=lambda n: sent.update(n=n))
             sent_seconds = time.monotonic() - started
             valid = sum(stats.valid.values())
-            deadline = time.monotonic() + 60
-            while len(seen) < valid and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)  # the last predictions are on their way
+            predicted_when_sending_ended = len(seen)
+            # Drain: wait while predictions still arrive; stop after `drain_idle` s without one.
+            last_count, last_progress = len(seen), time.monotonic()
+            while len(seen) < valid and time.monotonic() - last_progress < drain_idle:
+                await asyncio.sleep(0.5)  # polling the measuring consumer's count
+                if len(seen) > last_count:
+                    last_count, last_progress = len(seen), time.monotonic()
+            drained_seconds = time.monotonic() - started - sent_seconds
             stop.set()
             await consumer_task
             sampler.cancel()
-            rss.append((round(time.monotonic() - started, 1), rss_mib(worker.process.pid)))
+            timeline.append({"t": round(time.monotonic() - started, 1), "sent": stats.sent, "predicted": len(seen),
+                             "worker_lag": await asyncio.to_thread(worker.metric, "nirstream_consumer_lag"),
+                             "rss_mib": rss_mib(worker.process.pid)})
         finally:
             worker.stop()
+        log_text = (workdir / "worker.log").read_text(errors="replace").lower()
     lat = np.array(latencies) * 1000
     return {
         "minutes": minutes, "target_rate_per_second": rate, "sent": stats.sent, "valid": valid,
@@ -100,8 +124,34 @@ async def soak(minutes: float, rate: float, workdir: Path) -> dict:
         "dead_letters": dict(dead), "predicted_unique": len(seen), "lost": valid - len(seen),
         "duplicates": sum(n - 1 for n in seen.values() if n > 1),
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())},
-        "rss_mib": {"start": rss[0][1], "end": rss[-1][1], "samples": rss},
+        "rss_mib": {"start": timeline[0]["rss_mib"], "end": timeline[-1]["rss_mib"],
+                    "max": max(row["rss_mib"] for row in timeline)},
+        "predicted_when_sending_ended": predicted_when_sending_ended, "drain_seconds": round(drained_seconds, 1),
+        "worker_log": {"rebalances": log_text.count("rebalanc"), "warnings": log_text.count("warning"),
+                       "errors": log_text.count("error")},
+        "first_vs_last_minute": first_vs_last_minute(timeline, minutes * 60),
+        "timeline": timeline,
     }
+
+
+def first_vs_last_minute(timeline: list[dict], sending_seconds: float) -> dict:
+    """CPU cores each process used and the worker's mean batch time, in the first and the last minute of sending.
+
+    Tells the worker's own slowdown apart from the broker's (the embedded broker's in-memory
+    storage costs more per fetch as its partitions grow)."""
+    rows = [r for r in timeline if "cpu_seconds" in r and r["t"] <= sending_seconds + 1]
+    if len(rows) < 2:
+        return {}
+
+    def window(a: dict, b: dict) -> dict:
+        seconds = b["t"] - a["t"]
+        batches = b["worker_batches"] - a["worker_batches"]
+        return {"cpu_cores": {k: round((b["cpu_seconds"][k] - a["cpu_seconds"][k]) / seconds, 2) for k in a["cpu_seconds"]},
+                "worker_batch_ms": round(1000 * (b["worker_batch_seconds"] - a["worker_batch_seconds"]) / max(batches, 1), 1),
+                "spectra_per_batch": round((b["predicted"] - a["predicted"]) / max(batches, 1), 1)}
+
+    step = max(1, round(60 / max(rows[1]["t"] - rows[0]["t"], 1e-9)))
+    return {"first": window(rows[0], rows[min(step, len(rows) - 1)]), "last": window(rows[max(len(rows) - 1 - step, 0)], rows[-1])}
 
 
 def main() -> int:
@@ -112,7 +162,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         result = asyncio.run(soak(args.minutes, args.rate, Path(scratch)))
-    print(json.dumps({k: v for k, v in result.items() if k != "rss_mib"} | {"rss_mib": {k: result["rss_mib"][k] for k in ("start", "end")}}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.output}")

