@@ -52,30 +52,37 @@ class AnalyzerStats:
         return sum(f != "ok" for f in self.flags) / len(self.flags) if self.flags else 0.0
 
 
-class _ExpiringStore(OrderedDict):
-    """Insertion-ordered dict that forgets entries older than ``retention`` seconds or beyond ``capacity``."""
+class _ExpiringStore:
+    """Insertion-ordered store that forgets entries older than ``retention`` seconds or beyond ``capacity``."""
 
     def __init__(self, retention: float, capacity: int):
-        super().__init__()
         self.retention, self.capacity = retention, capacity
+        self._entries: OrderedDict = OrderedDict()  # key -> (value, stored_at)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self):
+        return iter(self._entries)
 
     def put(self, key, value, now: float) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.capacity:
-            self.popitem(last=False)
+        self._entries[key] = (value, now)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
         self.expire(now)
 
-    def expire(self, now: float) -> None:
-        while self:
-            oldest_key = next(iter(self))
-            if now - self._time(self[oldest_key]) <= self.retention:
-                break
-            self.popitem(last=False)
+    def pop(self, key):
+        """The value stored under ``key`` (removing it), or None."""
+        entry = self._entries.pop(key, None)
+        return None if entry is None else entry[0]
 
-    @staticmethod
-    def _time(value) -> float:
-        return value.at if hasattr(value, "at") else value[1]
+    def expire(self, now: float) -> None:
+        while self._entries:
+            _, stored_at = next(iter(self._entries.values()))
+            if now - stored_at <= self.retention:
+                break
+            self._entries.popitem(last=False)
 
 
 class OnlineMonitor:
@@ -96,18 +103,18 @@ class OnlineMonitor:
 
     def add_prediction(self, sample_id: str, pending: PendingPrediction) -> dict | None:
         """Remember a prediction; return the labelled pair if its reference came first."""
-        reference = self.references.pop(sample_id, None)
+        reference = self.references.pop(sample_id)
         if reference is not None:
-            return self._pair(sample_id, pending, reference[0])
+            return self._pair(sample_id, pending, reference)
         self.predictions.put(sample_id, pending, pending.at)
         return None
 
     def add_reference(self, reference: ReferenceMessage, now: float | None = None) -> dict | None:
         """Join a lab value; return the labelled pair, or None while its prediction is not here yet."""
         now = time.time() if now is None else now
-        pending = self.predictions.pop(reference.sample_id, None)
+        pending = self.predictions.pop(reference.sample_id)
         if pending is None:
-            self.references.put(reference.sample_id, (reference, now), now)
+            self.references.put(reference.sample_id, reference, now)
             return None
         return self._pair(reference.sample_id, pending, reference)
 
