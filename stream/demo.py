@@ -141,7 +141,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
         "dead_letters": dict(state.dead_letter_reasons),
         "versions": {a: v.versions_seen for a, v in state.analyzers.items()},
         "first_version": first_version, "swap": swap, "timeline": timeline, "pids": pids,
-        "online_rmsep": _online_rmsep(state), "offline_rmsep": _offline_rmsep(registry, dataset, target),
+        "online_rmsep": _online_rmsep(state), "offline_rmsep": _offline_rmsep(registry, dataset, target, {first_version, swap.get("version")} - {None}),
     }
     from rich.console import Console
 
@@ -162,10 +162,10 @@ def _online_rmsep(state: WatchState) -> dict:
                 for v, e in versions.items()} for a, versions in errors.items()}
 
 
-def _offline_rmsep(registry: ModelRegistry, dataset, target: str) -> dict:
-    """Each version's RMSEP on the replayed (unperturbed) data set, computed offline."""
+def _offline_rmsep(registry: ModelRegistry, dataset, target: str, versions: set[str]) -> dict:
+    """The served versions' RMSEP on the replayed (unperturbed) data set, computed offline."""
     figures = {}
-    for version in registry.versions():
+    for version in sorted(versions, key=int):
         values = Predictor(registry.load(version)).predict(dataset.X).values
         figures[version] = float(np.sqrt(np.mean((values - dataset.target(target)) ** 2)))
     return figures
