@@ -4,12 +4,14 @@ Prints and writes JSON: throughput, p50/p99 end-to-end latency, worker RSS over 
 dead letters by reason, lost and duplicated predictions.
 
     python benchmarks/soak.py [--minutes 10] [--rate 100] [--output benchmarks/results/soak.json]
+                              [--bootstrap-servers kafka:9092]   # default: a fresh embedded broker
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -34,22 +36,25 @@ from tests.streaming import WorkerProcess, unique_topics  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
-async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 60.0) -> dict:
-    with EmbeddedBroker.start() as broker:
+async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 60.0, bootstrap: str | None = None) -> dict:
+    """Against ``bootstrap`` (your Kafka; no SASL/TLS) or, when None, a fresh embedded broker."""
+    with contextlib.ExitStack() as stack:
+        broker = None if bootstrap else stack.enter_context(EmbeddedBroker.start())
+        bootstrap = bootstrap or broker.bootstrap_servers
         registry, _, _ = paper_size_registry(workdir / "registry")
         topics = unique_topics()
-        worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, workdir / "worker.log",
+        worker = WorkerProcess(bootstrap, registry.base, topics, workdir / "worker.log",
                                extra_env={"NIRSTREAM_SATURATION_LIMIT": "9.9"}).start()
         try:
             worker.wait_ready()
@@ -58,7 +63,7 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
             seen, latencies, dead, stop = Counter(), [], Counter(), asyncio.Event()
 
             async def consume() -> None:
-                consumer = AIOKafkaConsumer(topics.predictions, topics.deadletter, bootstrap_servers=broker.bootstrap_servers,
+                consumer = AIOKafkaConsumer(topics.predictions, topics.deadletter, bootstrap_servers=bootstrap,
                                             auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=20)
                 await consumer.start()
                 try:
@@ -89,14 +94,14 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
                                      "worker_lag": lag, "rss_mib": rss_mib(worker.process.pid),
                                      "worker_batches": batches, "worker_batch_seconds": round(batch_time, 3),
                                      "cpu_seconds": {"worker": cpu_seconds(worker.process.pid),
-                                                     "broker": cpu_seconds(broker.process.pid),
+                                                     "broker": cpu_seconds(broker.process.pid) if broker else 0.0,
                                                      "measurer": round(sum(os.times()[:2]), 1)}})
                     await asyncio.sleep(10)  # sampling interval
 
             consumer_task = asyncio.create_task(consume())
             started = time.monotonic()
             sampler = asyncio.create_task(sample(started))
-            stats = await replay(broker.bootstrap_servers, topics.spectra, analyzers, rate / len(analyzers),
+            stats = await replay(bootstrap, topics.spectra, analyzers, rate / len(analyzers),
                                  duration=minutes * 60, on_progress=lambda n: sent.update(n=n))
             sent_seconds = time.monotonic() - started
             valid = sum(stats.valid.values())
@@ -116,7 +121,7 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
                              "rss_mib": rss_mib(worker.process.pid)})
         finally:
             worker.stop()
-        log_text = (workdir / "worker.log").read_text(errors="replace").lower()
+        log_lines = (workdir / "worker.log").read_text(errors="replace").splitlines()
     lat = np.array(latencies) * 1000
     return {
         "minutes": minutes, "target_rate_per_second": rate, "sent": stats.sent, "valid": valid,
@@ -127,8 +132,9 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
         "rss_mib": {"start": timeline[0]["rss_mib"], "end": timeline[-1]["rss_mib"],
                     "max": max(row["rss_mib"] for row in timeline)},
         "predicted_when_sending_ended": predicted_when_sending_ended, "drain_seconds": round(drained_seconds, 1),
-        "worker_log": {"rebalances": log_text.count("rebalanc"), "warnings": log_text.count("warning"),
-                       "errors": log_text.count("error")},
+        "worker_log": {"rebalance_lines": sum("rebalanc" in line.lower() for line in log_lines),
+                       "warning_lines": sum("[WARNING]" in line for line in log_lines),
+                       "error_lines": sum("[ERROR]" in line for line in log_lines)},
         "first_vs_last_minute": first_vs_last_minute(timeline, minutes * 60),
         "timeline": timeline,
     }
@@ -159,9 +165,10 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=100.0, help="spectra per second, all analyzers together")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/soak.json"))
+    parser.add_argument("--bootstrap-servers", help="soak against this Kafka (plaintext) instead of a fresh embedded broker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        result = asyncio.run(soak(args.minutes, args.rate, Path(scratch)))
+        result = asyncio.run(soak(args.minutes, args.rate, Path(scratch), bootstrap=args.bootstrap_servers))
     print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
