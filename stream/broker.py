@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.children import die_with_parent
+from stream.children import stop_with_parent
 
 # Tansu reads these from the environment and they would override our flags.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")
@@ -64,7 +64,7 @@ class EmbeddedBroker:
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl system call runs in the child
+            preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child
         )
         deadline = time.monotonic() + timeout
         while not _listening(port):

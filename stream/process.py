@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stream.broker import free_port
-from stream.children import die_with_parent
+from stream.children import stop_with_parent
 from stream.settings import TopicNames
 
 
@@ -50,7 +50,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nirstream", "worker", "--loglevel", self.loglevel],
             env=env, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl system call runs in the child
+            preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child
         )
         return self
 

@@ -39,3 +39,25 @@ def test_embedded_broker_stops_when_its_parent_is_killed():
     if still_running:
         os.kill(broker_pid, 9)
     assert not still_running, "the embedded broker outlived the process that started it"
+
+
+def test_a_broker_started_from_a_short_lived_thread_keeps_running():
+    # The parent-death signal follows the forking thread: it must not stop children started from
+    # a pool thread (asyncio.to_thread) when that thread ends.
+    import threading
+
+    from stream.broker import EmbeddedBroker, _listening
+
+    started = []
+    thread = threading.Thread(target=lambda: started.append(EmbeddedBroker.start()))
+    thread.start()
+    thread.join()
+    broker = started[0]
+    try:
+        assert broker.process.poll() is None and _listening(broker.port)
+        deadline = time.monotonic() + 1.0
+        while broker.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # a signal on thread exit would arrive within this window
+        assert broker.process.poll() is None, "the broker stopped when the thread that started it ended"
+    finally:
+        broker.stop()
