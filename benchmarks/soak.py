@@ -42,6 +42,9 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+SAMPLED_METRICS = {"nirstream_consumer_lag", "nirstream_batch_seconds_sum", "nirstream_batch_seconds_count"}
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
@@ -87,9 +90,11 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
             async def sample(started: float) -> None:
                 # every 10 s: how far the worker is behind, and who uses the CPU
                 while True:
-                    lag = await asyncio.to_thread(worker.metric, "nirstream_consumer_lag")
-                    batch_time = await asyncio.to_thread(worker.metric, "nirstream_batch_seconds_sum")
-                    batches = await asyncio.to_thread(worker.metric, "nirstream_batch_seconds_count")
+                    totals = Counter()  # one scrape of the worker's /metrics
+                    for sample in await asyncio.to_thread(worker.samples, SAMPLED_METRICS):
+                        totals[sample.name] += sample.value
+                    lag, batches = totals["nirstream_consumer_lag"], totals["nirstream_batch_seconds_count"]
+                    batch_time = totals["nirstream_batch_seconds_sum"]
                     timeline.append({"t": round(time.monotonic() - started, 1), "sent": sent["n"], "predicted": len(seen),
                                      "worker_lag": lag, "rss_mib": rss_mib(worker.process.pid),
                                      "worker_batches": batches, "worker_batch_seconds": round(batch_time, 3),
