@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from benchmarks.soak import cpu_seconds  # noqa: E402
+from benchmarks.proc import cpu_seconds  # noqa: E402
 from stream.broker import EmbeddedBroker  # noqa: E402
 
 TOPIC = "growth"

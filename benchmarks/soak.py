@@ -28,26 +28,14 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 
+from benchmarks.proc import cpu_seconds, rss_mib  # noqa: E402
 from benchmarks.stream_throughput import paper_size_registry  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from stream.broker import EmbeddedBroker  # noqa: E402
 from stream.simulate import Analyzer, ProcessEffects, replay  # noqa: E402
 from tests.streaming import WorkerProcess, unique_topics  # noqa: E402
 
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 SAMPLED_METRICS = {"nirstream_consumer_lag", "nirstream_batch_seconds_sum", "nirstream_batch_seconds_count"}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
 async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 60.0, bootstrap: str | None = None) -> dict:
