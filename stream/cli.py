@@ -88,9 +88,16 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--port", type=int, default=9092, help="broker port (default 9092; 0 picks a free one)")
     demo.add_argument("--registry", help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds (headless)")
+    demo.add_argument("--duration", type=float,
+                      help="headless: stream at least this many seconds, then until every analyzer's predictions come "
+                           "from the retrained model")
+    demo.add_argument("--timeout", type=float, default=900.0,
+                      help="headless: fail if the retrained model is not seen in the predictions after this many seconds "
+                           "(default 900)")
     demo.add_argument("--rate", type=float, default=5.0, help="spectra per second per analyzer (default 5)")
-    demo.add_argument("--swap-after", type=float, default=20.0, help="seconds before the retraining starts (default 20)")
+    demo.add_argument("--retrain-after", type=int, default=100,
+                      help="start the retrain once the stream has joined this many lab values with predictions "
+                           "(default 100); the retrained model learns from them")
     demo.add_argument("--reference-fraction", type=float, default=0.5, help="share of samples the lab measures (default 0.5)")
     demo.add_argument("--drift", type=float, default=2.0, help="line-2's band growth per minute, in data std (default 2)")
     demo.add_argument("--summary", type=Path, help="write a JSON summary here")
@@ -131,8 +138,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     registry = Path(args.registry or os.environ.get("NIRSTREAM_REGISTRY") or "models")
     try:
-        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.swap_after, args.reference_fraction,
-                             args.drift, args.summary))
+        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.retrain_after, args.reference_fraction,
+                             args.drift, args.summary, args.timeout))
     except KeyboardInterrupt:
         print("\nstopped: broker and worker shut down")
     return 0

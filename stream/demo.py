@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker
 from stream.process import WorkerProcess
+from stream.retrain import RetrainProcess
 from stream.settings import TopicNames
 from stream.simulate import (
     SATURATION_CEILING,
@@ -54,8 +56,50 @@ def scrape(worker: WorkerProcess) -> dict[str, dict]:
     return dict(found)
 
 
-async def run_demo(port: int, registry_path: Path, duration: float | None, rate: float, swap_after: float,
-                   reference_fraction: float, drift: float, summary_path: Path | None) -> dict:
+class DemoIncomplete(RuntimeError):
+    """The headless demo did not see the whole sequence (retrain, swap, swapped predictions) in time."""
+
+
+@dataclass
+class SwapProgress:
+    """Where the mid-demo retrain and hot swap stand; each step is an observed event."""
+
+    retrain: RetrainProcess | None = None
+    version: str | None = None
+    gate: str = ""
+    labelled_used: int | None = None
+    started_at: float | None = None  # seconds since the stream started
+    at: float | None = None  # when the new champion was announced
+    observed_at: float | None = None  # when every analyzer's predictions carried it
+
+    def summary(self) -> dict:
+        return {"version": self.version, "gate": self.gate, "labelled_used": self.labelled_used,
+                "retrain_started_at": self.started_at, "at": self.at, "observed_at": self.observed_at}
+
+
+def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: str, models_topic: str,
+                    first_version: str, elapsed: float) -> None:
+    """The retrain child has exited: make its version the champion (the operator's override) and announce it."""
+    retrain = progress.retrain
+    if retrain.returncode != 0:
+        raise DemoIncomplete(f"the retrain failed (exit {retrain.returncode}); its log:\n{retrain.log_tail()}")
+    version = registry.versions()[-1]
+    if version == first_version:
+        raise DemoIncomplete(f"the retrain published no new version; its log:\n{retrain.log_tail()}")
+    progress.labelled_used = retrain.labelled_count
+    progress.gate = registry.status(version)
+    if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
+        registry.promote(version, f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra")
+    from trainer.publish import announce
+
+    announce(bootstrap, models_topic, version, registry.base, "demo: retrained on the stream's lab values")
+    progress.version, progress.at = version, elapsed
+
+
+async def run_demo(port: int, registry_path: Path, duration: float | None, rate: float, retrain_after: int,
+                   reference_fraction: float, drift: float, summary_path: Path | None, timeout: float = 900.0) -> dict:
+    """Run the demo. Headless (``duration`` given): stream at least ``duration`` s, then until every analyzer's
+    predictions come from the retrained model; ``DemoIncomplete`` if that takes longer than ``timeout`` s."""
     registry = ModelRegistry(registry_path)
     use_tablets = tablets_path().exists()
     if not use_tablets:
@@ -77,9 +121,9 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     topics = TopicNames()
     logs = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts"))
     logs.mkdir(parents=True, exist_ok=True)
-    state, stop = WatchState(), asyncio.Event()
+    state, stop_following, stop_sending = WatchState(), asyncio.Event(), asyncio.Event()
     timeline: list[dict] = []
-    swap: dict = {}
+    progress = SwapProgress()
     with EmbeddedBroker.start(port) as broker:
         bootstrap = broker.bootstrap_servers
         worker = WorkerProcess(bootstrap, registry.base, None, logs / "demo-worker.log", loglevel="warning", extra_env={
@@ -88,26 +132,14 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
         try:
             worker.wait_ready(timeout=120)
             print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{worker.web_port}/metrics "
-                  f"(health /health, /ready); worker log {logs / 'demo-worker.log'}", flush=True)
-            follower = asyncio.create_task(follow(bootstrap, topics.model_dump(), state, stop))
+                  f"(health /health, /ready); logs in {logs}/", flush=True)
+            follower = asyncio.create_task(follow(bootstrap, topics.model_dump(), state, stop_following))
             sender = asyncio.create_task(replay(
-                bootstrap, topics.spectra, analyzers, rate, duration=duration or 1e9, reference_topic=topics.reference,
+                bootstrap, topics.spectra, analyzers, rate, stop=stop_sending, reference_topic=topics.reference,
                 reference_fraction=reference_fraction, reference_delay=2.0))
             started = time.monotonic()
-
-            async def hot_swap() -> None:
-                await asyncio.sleep(swap_after)  # when the "nightly retraining" finishes in this demo
-                summary = await asyncio.to_thread(train_quick, registry, protocol, 1, bootstrap)
-                version = summary["version"]
-                if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
-                    registry.promote(version, "demo: operator promotes the retrained model")
-                    from trainer.publish import announce
-
-                    await asyncio.to_thread(announce, bootstrap, topics.models, version, registry.base, "demo")
-                swap.update(version=version, gate=summary["promotion"]["reason"], at=time.monotonic() - started)
-
-            swapper = asyncio.create_task(hot_swap())
-            title = lambda: f"nirstream demo — {time.monotonic() - started:5.1f} s — Ctrl-C stops"
+            title = lambda: (f"nirstream demo — {time.monotonic() - started:5.1f} s — {progress_line(progress, retrain_after, state)}"
+                             " — Ctrl-C stops")
             live = None
             if duration is None:
                 from rich.live import Live
@@ -116,42 +148,75 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                 live.start()
             try:
                 while not sender.done():
-                    await asyncio.sleep(1.0)  # sampling interval of the metrics timeline
-                    timeline.append({"t": round(time.monotonic() - started, 1), **await asyncio.to_thread(scrape, worker)})
+                    await asyncio.sleep(1.0)  # sampling interval of the metrics timeline and of the demo's steps
+                    elapsed = time.monotonic() - started
+                    timeline.append({"t": round(elapsed, 1), **await asyncio.to_thread(scrape, worker)})
+                    await asyncio.to_thread(_advance, progress, state, registry, bootstrap, topics, protocol, logs,
+                                            retrain_after, first_version, elapsed, [a.analyzer_id for a in analyzers])
                     if live:
                         live.update(render(state, title()))
+                    if duration is not None and progress.observed_at is not None and elapsed >= duration:
+                        stop_sending.set()
+                    elif duration is not None and elapsed > timeout:
+                        raise DemoIncomplete(
+                            f"after {elapsed:.0f} s: {progress_line(progress, retrain_after, state)}; "
+                            f"versions seen {[(a, v.versions_seen) for a, v in state.analyzers.items()]}; logs in {logs}/")
             finally:
                 if live:
                     live.stop()
             stats = await sender
-            if not swapper.done():
-                await swapper
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while len(state.predicted_ids) < sum(stats.valid.values()) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)  # the last predictions are on their way
             timeline.append({"t": round(time.monotonic() - started, 1), **scrape(worker)})
-            stop.set()
-            await follower
         finally:
-            worker.stop()
+            stop_following.set()
+            stop_sending.set()
+            if progress.retrain:
+                progress.retrain.stop()
+            worker.stop(timeout=5)
+    await follower
     summary = {
         "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
         "predictions": {a: v.predictions for a, v in state.analyzers.items()},
         "unique_predictions": len(state.predicted_ids),
         "dead_letters": dict(state.dead_letter_reasons),
         "versions": {a: v.versions_seen for a, v in state.analyzers.items()},
-        "first_version": first_version, "swap": swap, "timeline": timeline, "pids": pids,
-        "online_rmsep": _online_rmsep(state), "offline_rmsep": _offline_rmsep(registry, dataset, target, {first_version, swap.get("version")} - {None}),
+        "first_version": first_version, "swap": progress.summary(), "timeline": timeline, "pids": pids,
+        "labelled": state.labelled,
+        "online_rmsep": _online_rmsep(state),
+        "offline_rmsep": _offline_rmsep(registry, dataset, target, {first_version, progress.version} - {None}),
     }
     from rich.console import Console
 
     Console().print(render(state, "nirstream demo — final"))
     print(f"sent {stats.sent} spectra ({sum(stats.valid.values())} valid, faults {dict(stats.faults)}), "
           f"{len(state.predicted_ids)} predictions, dead letters {dict(state.dead_letter_reasons)}; "
-          f"hot swap to version {swap.get('version')} after {swap.get('at', 0):.0f} s", flush=True)
+          f"hot swap to version {progress.version} retrained on {progress.labelled_used} lab-labelled spectra", flush=True)
     if summary_path:
         summary_path.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def progress_line(progress: SwapProgress, retrain_after: int, state: WatchState) -> str:
+    if progress.version:
+        return f"serving version {progress.version}, retrained on {progress.labelled_used} lab-labelled spectra"
+    if progress.retrain:
+        return progress.retrain.status()
+    return f"lab values {len(state.labelled)}/{retrain_after} before the retrain"
+
+
+def _advance(progress: SwapProgress, state: WatchState, registry: ModelRegistry, bootstrap: str, topics: TopicNames,
+             protocol: str, logs: Path, retrain_after: int, first_version: str, elapsed: float, analyzers: list[str]) -> None:
+    """One step of the demo's sequence, each triggered by what has been observed, never by the clock."""
+    if progress.retrain is None and len(state.labelled) >= retrain_after:
+        progress.retrain = RetrainProcess(bootstrap, registry.base, protocol, topics.labelled, logs / "demo-retrain.log").start()
+        progress.started_at = elapsed
+    elif progress.retrain is not None and progress.retrain.finished and progress.version is None:
+        _finish_retrain(progress, registry, bootstrap, topics.models, first_version, elapsed)
+    elif progress.version is not None and progress.observed_at is None and all(
+            state.analyzers.get(a) and state.analyzers[a].model_version == progress.version for a in analyzers):
+        progress.observed_at = elapsed
 
 
 def _online_rmsep(state: WatchState) -> dict:

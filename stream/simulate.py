@@ -169,10 +169,12 @@ async def replay(
     reference_fraction: float = 0.0,
     reference_delay: float = 0.0,
     seed: int = 0,
+    stop: asyncio.Event | None = None,
 ) -> ReplayStats:
-    """Send ``rate`` spectra/s per analyzer until ``count`` each or ``duration`` s; then the pending lab values."""
-    if count is None and duration is None:
-        raise ValueError("give a count or a duration")
+    """Send ``rate`` spectra/s per analyzer until ``count`` each, ``duration`` s or ``stop`` is set; then the
+    pending lab values."""
+    if count is None and duration is None and stop is None:
+        raise ValueError("give a count, a duration or a stop event")
     rng = np.random.default_rng(seed)
     producer = AIOKafkaProducer(**(client_options or {"bootstrap_servers": bootstrap_servers}), linger_ms=5, acks="all")
     await producer.start()
@@ -186,7 +188,8 @@ async def replay(
 
     try:
         sequence = 0
-        while (count is None or sequence < count) and (duration is None or time.monotonic() - started < duration):
+        while ((count is None or sequence < count) and (duration is None or time.monotonic() - started < duration)
+               and not (stop is not None and stop.is_set())):
             elapsed = time.monotonic() - started
             for analyzer in analyzers:
                 raw, fault = analyzer.message(sequence, elapsed)

@@ -1,0 +1,87 @@
+"""The demo's mid-stream retrain: ``nirstream train --from-topic`` in a child process.
+
+A child process (not a thread) so that Ctrl-C stops it at once and its CPU use cannot stall
+the demo's event loop; its output goes to a log file, and the epoch it has reached is read
+back from that log for the one-line status on screen.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.children import stop_with_parent
+
+_EPOCH = re.compile(rb"Epoch (\d+)/(\d+)")
+_LABELLED = re.compile(rb"(\d+) labelled plant spectra from")
+
+
+@dataclass
+class RetrainProcess:
+    """``nirstream train --quick`` on the base protocol plus the stream's labelled pairs."""
+
+    bootstrap: str
+    registry: Path
+    protocol: str
+    labelled_topic: str
+    log_path: Path
+    seed: int = 1
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    def start(self) -> RetrainProcess:
+        command = [sys.executable, "-m", "nirstream", "train", "--quick", "--no-pls", "--protocol", self.protocol,
+                   "--seed", str(self.seed), "--from-topic", self.labelled_topic, "--bootstrap-servers", self.bootstrap,
+                   "--registry", str(self.registry), "--report-dir", str(self.log_path.parent / "retrain-report")]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        preexec_fn=stop_with_parent())  # noqa: PLW1509 - only a prctl call in the child
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def _log(self) -> bytes:
+        try:
+            return self.log_path.read_bytes()
+        except OSError:
+            return b""
+
+    @property
+    def labelled_count(self) -> int | None:
+        """How many lab-labelled stream spectra the trainer added (once it has read the topic)."""
+        found = _LABELLED.findall(self._log())
+        return int(found[-1]) if found else None
+
+    def status(self) -> str:
+        """One line for the screen: what the retrain is doing now."""
+        if self.process is None:
+            return "waiting for lab values"
+        if self.finished:
+            return "retrain finished" if self.returncode == 0 else f"retrain failed (exit {self.returncode}; log {self.log_path})"
+        count = self.labelled_count
+        epochs = _EPOCH.findall(self._log())
+        if count is None:
+            return "retrain: reading the lab-labelled spectra from the stream"
+        progress = f", epoch {int(epochs[-1][0])}/{int(epochs[-1][1])}" if epochs else ""
+        return f"retraining on {count} lab-labelled spectra{progress}"
+
+    def stop(self, timeout: float = 2.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self._log().decode(errors="replace").splitlines()[-lines:])
