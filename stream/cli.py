@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import signal
 import threading
 from pathlib import Path
@@ -134,14 +135,19 @@ def _demo(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from stream.demo import run_demo
+    from stream.demo import DemoIncomplete, logs_to_file, run_demo
 
     registry = Path(args.registry or os.environ.get("NIRSTREAM_REGISTRY") or "models")
+    log_path = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts")) / "demo.log"
     try:
-        asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.retrain_after, args.reference_fraction,
-                             args.drift, args.summary, args.timeout))
+        with logs_to_file(log_path):
+            asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.retrain_after, args.reference_fraction,
+                                 args.drift, args.summary, args.timeout))
     except KeyboardInterrupt:
-        print("\nstopped: broker and worker shut down")
+        print("\nstopped: broker, worker and training shut down")
+    except DemoIncomplete as exc:
+        print(f"nirstream demo: incomplete: {exc}\n(more in {log_path})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,7 +3,10 @@
 Faust's per-event path costs ~170 µs a message, more than the model itself, so the hot path
 reads raw batches with aiokafka inside a faust-managed service. Delivery is at-least-once:
 offsets are committed only after every prediction and dead letter of the batch is
-acknowledged; if sending fails, the batch is re-read from its first offsets.
+acknowledged. A send that fails for a reason retrying cannot fix (message too large, invalid
+record) is handled per record: a compact dead letter says what could not be published. Other send
+failures (broker away) are retried with back-off, the batch kept in memory, never re-read in a loop;
+meanwhile ``/ready`` is false and ``nirstream_publish_retries_total`` counts.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ import os
 import socket
 import time
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from mode import Service
 
 from nirstream.core.errors import RejectReason
@@ -31,6 +42,17 @@ from stream.settings import Settings
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+# Send errors about the record itself: the same record fails the same way however often it is retried.
+PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, CorruptRecordException)
+MAX_PUBLISH_BACKOFF_SECONDS = 30.0
+
+
+class Outgoing(NamedTuple):
+    topic: str
+    key: bytes | None
+    value: bytes
+    replacement: bool = False  # already the dead letter that stands in for an unpublishable message
 
 
 class BatchConsumer(Service):
@@ -51,12 +73,13 @@ class BatchConsumer(Service):
         self.producer: AIOKafkaProducer | None = None
         self.consuming = False
         self.broker_reachable = True
+        self.publishing_ok = True
         self.batches_done = 0
         self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
 
     @property
     def ready(self) -> bool:
-        return self.holder.current is not None and self.consuming and self.broker_reachable
+        return self.holder.current is not None and self.consuming and self.broker_reachable and self.publishing_ok
 
     async def on_start(self) -> None:
         options = self.settings.kafka_client_options()
@@ -136,12 +159,12 @@ class BatchConsumer(Service):
         spectra = [r for r in records if r.topic != reference_topic]
         result = process_batch(spectra, predictor, self.policy)
         labelled = self._join(result, predictor, [r for r in records if r.topic == reference_topic])
-        try:
-            await self._publish(result, labelled)
-        except KafkaError as exc:
-            log.error("publishing a batch failed (%s); re-reading it from its first offsets", exc)
-            self._rewind(records)
-            return
+        topics = self.settings.topics
+        outgoing = ([Outgoing(topics.predictions, k, v) for k, v in result.predictions]
+                    + [Outgoing(topics.deadletter, k, v) for k, v in result.dead_letters]
+                    + [Outgoing(topics.labelled, k, v) for k, v in labelled])
+        if not await self._publish(outgoing):
+            return  # stopping while the broker was away: the batch is re-read after the restart
         await self._commit(records)
         self._observe(records, result, time.perf_counter() - started)
         self._observe_monitoring(labelled)
@@ -163,28 +186,80 @@ class BatchConsumer(Service):
             try:
                 reference = ReferenceMessage.model_validate_json(record.value or b"")
             except ValueError as exc:
-                result.dead_letters.append((record.key, dead_letter(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], self.policy.worker_name)))
-                result.reasons[RejectReason.INVALID_REFERENCE.value] += 1
+                self._reject_reference(result, record, RejectReason.INVALID_REFERENCE, str(exc)[:500])
+                continue
+            low, high = predictor.reference_bounds
+            lab = reference.values.get(predictor.target)
+            if lab is not None and not low <= lab <= high:
+                detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
+                          f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
+                self._reject_reference(result, record, RejectReason.IMPLAUSIBLE_REFERENCE, detail)
                 continue
             self.metrics.reference_values.inc()
             pairs.append(self.monitor.add_reference(reference, now))
         return [(p["analyzer_id"].encode(), orjson.dumps(p, option=orjson.OPT_SERIALIZE_NUMPY)) for p in pairs if p]
 
-    async def _publish(self, result: BatchResult, labelled: list[tuple[bytes | None, bytes]]) -> None:
-        topics = self.settings.topics
-        sends = [await self.producer.send(topics.predictions, value, key=key) for key, value in result.predictions]
-        sends += [await self.producer.send(topics.deadletter, value, key=key) for key, value in result.dead_letters]
-        sends += [await self.producer.send(topics.labelled, value, key=key) for key, value in labelled]
-        await asyncio.gather(*sends)
+    def _reject_reference(self, result: BatchResult, record: InboundRecord, reason: RejectReason, detail: str) -> None:
+        result.dead_letters.append((record.key, dead_letter(record, reason, detail, self.policy.worker_name)))
+        result.reasons[reason.value] += 1
 
-    def _rewind(self, records: list[InboundRecord]) -> None:
-        first: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            first[tp] = min(first.get(tp, r.offset), r.offset)
-        for tp, offset in first.items():
-            if tp in self.consumer.assignment():
-                self.consumer.seek(tp, offset)
+    async def _publish(self, outgoing: list[Outgoing]) -> bool:
+        """Send every message and wait for the acks; False only if the worker is stopping before they all went out."""
+        pending, attempt = outgoing, 0
+        while pending:
+            retry = []
+            for message, outcome in zip(pending, await self._send_all(pending), strict=True):
+                if outcome is None:
+                    continue
+                if isinstance(outcome, PERMANENT_SEND_ERRORS):
+                    replacement = self._unpublishable(message, outcome)
+                    if replacement is not None:
+                        retry.append(replacement)
+                else:
+                    retry.append(message)
+            pending = [m for m in retry if m is not None]
+            if not pending:
+                break
+            attempt += 1
+            delay = min(MAX_PUBLISH_BACKOFF_SECONDS, 0.2 * 2**attempt)
+            self.metrics.publish_retries.inc(len(pending))
+            if self.publishing_ok:
+                log.warning("publishing %d message(s) failed; retrying with back-off (not ready until they go out)", len(pending))
+            self.publishing_ok = False
+            self.metrics.ready.set(0)
+            await self.sleep(delay)
+            if self.should_stop:
+                return False
+        if not self.publishing_ok:
+            log.warning("publishing works again")
+        self.publishing_ok = True
+        return True
+
+    async def _send_all(self, messages: list[Outgoing]) -> list[BaseException | None]:
+        """Send a batch of messages; the error of each that failed (None where acknowledged)."""
+        futures: list = []
+        for topic, key, value, _ in messages:
+            try:
+                futures.append(await self.producer.send(topic, value, key=key))
+            except Exception as exc:  # noqa: BLE001 - e.g. MessageSizeTooLargeError raised before sending
+                futures.append(exc)
+        waiting = [f for f in futures if not isinstance(f, BaseException)]
+        results = iter(await asyncio.gather(*waiting, return_exceptions=True))
+        return [f if isinstance(f, BaseException) else (r if isinstance(r := next(results), BaseException) else None)
+                for f in futures]
+
+    def _unpublishable(self, message: Outgoing, error: BaseException) -> Outgoing | None:
+        """A compact dead letter in place of a message the broker will never take; None if that was one already."""
+        topic, key, value, replacement = message
+        self.metrics.unpublishable.labels(topic=topic).inc()
+        log.error("a %d-byte message for %s cannot be published (%s): replaced by a dead letter", len(value), topic, error)
+        if replacement:
+            return None  # even the compact replacement was refused: counted and logged, never retried
+        record = InboundRecord(topic, -1, -1, key, value)
+        detail = f"this worker's {len(value)}-byte message for {topic} was refused: {type(error).__name__}: {error}"
+        self.metrics.dead_letters.labels(reason=RejectReason.UNPUBLISHABLE.value).inc()
+        return Outgoing(self.settings.topics.deadletter, key,
+                        dead_letter(record, RejectReason.UNPUBLISHABLE, detail, self.policy.worker_name), replacement=True)
 
     async def _commit(self, records: list[InboundRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -202,6 +277,7 @@ class BatchConsumer(Service):
         m = self.metrics
         m.spectra_received.inc(len(records))
         m.batch_seconds.observe(batch_seconds)
+        m.isolations.inc(result.isolations)
         for reason, count in result.reasons.items():
             m.dead_letters.labels(reason=reason).inc(count)
         if not result.predictions:

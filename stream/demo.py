@@ -10,9 +10,11 @@ every process it started is stopped, and a JSON summary can be written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker
 from stream.process import WorkerProcess
-from stream.retrain import RetrainProcess
+from stream.retrain import TrainingProcess
 from stream.settings import TopicNames
 from stream.simulate import (
     SATURATION_CEILING,
@@ -39,12 +41,23 @@ from stream.watch import WatchState, follow, render
 log = logging.getLogger(__name__)
 
 
-def train_quick(registry: ModelRegistry, protocol: str, seed: int, bootstrap: str | None = None) -> dict:
-    from trainer.pipeline import TrainSettings, run_training
+async def train_first_model(registry: ModelRegistry, protocol: str, logs: Path) -> None:
+    """A quick model in a child process (Ctrl-C stops it at once), with a one-line status while it trains."""
+    from rich.console import Console
 
-    settings = TrainSettings(protocol=protocol, quick=True, pls=False, seed=seed, registry=registry.base,
-                             bootstrap_servers=bootstrap)
-    return run_training(settings, verbose=0)
+    training = TrainingProcess(registry.base, protocol, logs / "demo-first-model.log").start()
+    started = time.monotonic()
+    try:
+        with Console().status(f"registry {registry.base} has no model: {training.status()}") as status:
+            while not training.finished:
+                await asyncio.sleep(0.5)  # refresh of the status line
+                status.update(f"registry {registry.base} has no model: {training.status()} "
+                              f"({time.monotonic() - started:.0f} s)")
+    finally:
+        training.stop()
+    if training.returncode != 0 or registry.champion() is None:
+        raise DemoIncomplete(f"training the first model failed (exit {training.returncode}):\n{training.log_tail()}")
+    print(f"trained version {registry.champion()} in {time.monotonic() - started:.0f} s (log {training.log_path})", flush=True)
 
 
 def scrape(worker: WorkerProcess) -> dict[str, dict]:
@@ -56,6 +69,29 @@ def scrape(worker: WorkerProcess) -> dict[str, dict]:
     return dict(found)
 
 
+@contextlib.contextmanager
+def logs_to_file(path: Path):
+    """The console shows the demo's view only: Python logging and everything written to stderr (TensorFlow's
+    and absl's start-up lines, library warnings) go to ``path`` until the demo ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    saved_handlers, root.handlers = root.handlers, [handler]
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with path.open("ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+    try:
+        yield path
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        root.handlers = saved_handlers
+        handler.close()
+
+
 class DemoIncomplete(RuntimeError):
     """The headless demo did not see the whole sequence (retrain, swap, swapped predictions) in time."""
 
@@ -64,7 +100,7 @@ class DemoIncomplete(RuntimeError):
 class SwapProgress:
     """Where the mid-demo retrain and hot swap stand; each step is an observed event."""
 
-    retrain: RetrainProcess | None = None
+    retrain: TrainingProcess | None = None
     version: str | None = None
     gate: str = ""
     labelled_used: int | None = None
@@ -105,9 +141,10 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     if not use_tablets:
         print("tablet data not found: the demo uses the shipped tecator set instead", flush=True)
     protocol, target, source = ("cross-instrument", "assay", "tablets1:test") if use_tablets else ("tecator", "fat", "tecator:test")
+    logs = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts"))
+    logs.mkdir(parents=True, exist_ok=True)
     if registry.champion() is None:
-        print(f"registry {registry.base} has no model: training a quick {protocol} model...", flush=True)
-        print(f"trained version {train_quick(registry, protocol, seed=0)['version']}", flush=True)
+        await train_first_model(registry, protocol, logs)
     first_version = registry.champion()
     if registry.load().metadata.target != target:
         raise ValueError(f"the champion predicts {registry.load().metadata.target!r}; the demo needs a {target!r} model "
@@ -119,8 +156,6 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                  target=target),
     ]
     topics = TopicNames()
-    logs = Path(os.environ.get("NIRSTREAM_LOG_DIR", "artifacts"))
-    logs.mkdir(parents=True, exist_ok=True)
     state, stop_following, stop_sending = WatchState(), asyncio.Event(), asyncio.Event()
     timeline: list[dict] = []
     progress = SwapProgress()
@@ -174,7 +209,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
             stop_sending.set()
             if progress.retrain:
                 progress.retrain.stop()
-            worker.stop(timeout=5)
+            worker.stop(timeout=2)
     await follower
     summary = {
         "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
@@ -210,7 +245,8 @@ def _advance(progress: SwapProgress, state: WatchState, registry: ModelRegistry,
              protocol: str, logs: Path, retrain_after: int, first_version: str, elapsed: float, analyzers: list[str]) -> None:
     """One step of the demo's sequence, each triggered by what has been observed, never by the clock."""
     if progress.retrain is None and len(state.labelled) >= retrain_after:
-        progress.retrain = RetrainProcess(bootstrap, registry.base, protocol, topics.labelled, logs / "demo-retrain.log").start()
+        progress.retrain = TrainingProcess(registry.base, protocol, logs / "demo-retrain.log", seed=1, bootstrap=bootstrap,
+                                           labelled_topic=topics.labelled).start()
         progress.started_at = elapsed
     elif progress.retrain is not None and progress.retrain.finished and progress.version is None:
         _finish_retrain(progress, registry, bootstrap, topics.models, first_version, elapsed)

@@ -40,6 +40,9 @@ class WorkerMetrics:
         self.rolling_rmsep = Gauge("nirstream_rolling_rmsep", "RMSEP of the last joined predictions vs lab", ["analyzer", "target"], registry=r)
         self.rolling_bias = Gauge("nirstream_rolling_bias", "Mean of predicted minus lab over the last joined pairs", ["analyzer", "target"], registry=r)
         self.outlier_fraction = Gauge("nirstream_outlier_fraction", "Fraction of the last predictions flagged warning or outlier", ["analyzer"], registry=r)
+        self.isolations = Counter("nirstream_batch_isolations_total", "Failed model calls split to isolate the spectra causing them", registry=r)
+        self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
+        self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
 
         # Every reason exists from the start at 0, so rate() and increase() see the first event.

@@ -7,6 +7,8 @@ benchmark and the unit tests.
 from __future__ import annotations
 
 import base64
+import hashlib
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +20,10 @@ import orjson
 from nirstream.core.codec import Spectrum, decode_spectrum
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.predictor import BatchPrediction, Predictor
+from nirstream.core.schemas import DEAD_LETTER_ORIGINAL_LIMIT, DEAD_LETTER_PREFIX_BYTES
 from nirstream.core.validation import saturated_rows
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class BatchResult:
     accepted: list[Spectrum] = field(default_factory=list)  # parallel to predictions: ids, grid, values
     preprocess_seconds: float = 0.0
     inference_seconds: float = 0.0
+    isolations: int = 0  # failed model calls split to isolate the spectra that made them fail
 
     @property
     def analyzers(self) -> list[str]:
@@ -59,20 +65,30 @@ class BatchResult:
 
 
 def dead_letter(record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> bytes:
+    """The dead letter of ``record``: always small enough to publish (a huge original travels as prefix + sha256)."""
+    original = record.value or b""
+    truncated = len(original) > DEAD_LETTER_ORIGINAL_LIMIT
     return orjson.dumps(
         {
             "schema_version": 1,
             "reason": reason.value,
-            "detail": detail,
+            "detail": detail[:2000],
             "source_topic": record.topic,
             "source_partition": record.partition,
             "source_offset": record.offset,
-            "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
-            "original_base64": base64.b64encode(record.value or b"").decode(),
+            "key": record.key[:256].decode("utf-8", "replace") if record.key is not None else None,
+            "original_base64": base64.b64encode(original[:DEAD_LETTER_PREFIX_BYTES] if truncated else original).decode(),
+            "original_bytes": len(original),
+            "original_sha256": hashlib.sha256(original).hexdigest(),
+            "original_truncated": truncated,
             "rejected_at": datetime.now(UTC),
             "worker": worker,
         }
     )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> None:
@@ -82,20 +98,18 @@ def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> Non
     header.grid.require_match(predictor.grid)
 
 
-def _reject_rows(accepted: list, bad: np.ndarray, reason: RejectReason, detail: str, result: BatchResult,
-                 policy: BatchPolicy) -> list:
-    """Dead-letter the accepted spectra marked ``bad``; return the others."""
-    for (record, _), is_bad in zip(accepted, bad, strict=True):
-        if is_bad:
-            result.dead_letters.append((record.key, dead_letter(record, reason, detail, policy.worker_name)))
-            result.reasons[reason.value] += 1
-    return [item for item, is_bad in zip(accepted, bad, strict=True) if not is_bad]
+class _Outcomes:
+    """Collects a batch's dead letters while it is processed."""
+
+    def __init__(self, result: BatchResult, policy: BatchPolicy):
+        self.result, self.policy = result, policy
+
+    def reject(self, record: InboundRecord, reason: RejectReason, detail: str) -> None:
+        self.result.dead_letters.append((record.key, dead_letter(record, reason, detail, self.policy.worker_name)))
+        self.result.reasons[reason.value] += 1
 
 
-def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
-    """Turn a batch of raw records into encoded predictions and dead letters (one per record)."""
-    result = BatchResult()
-    started, started_wall = time.perf_counter(), time.time()
+def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy, out: _Outcomes) -> list:
     accepted: list[tuple[InboundRecord, Spectrum]] = []
     for record in records:
         try:
@@ -103,66 +117,128 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
             _check(spectrum, predictor, policy)
             accepted.append((record, spectrum))
         except SpectrumRejected as rejection:
-            result.dead_letters.append((record.key, dead_letter(record, rejection.reason, rejection.detail, policy.worker_name)))
-            result.reasons[rejection.reason.value] += 1
-
+            out.reject(record, rejection.reason, rejection.detail)
+        except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
+            out.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {_describe(exc)}")
     if accepted and policy.saturation_limit is not None:
         saturated = saturated_rows(np.vstack([s.values for _, s in accepted]), policy.saturation_limit)
         detail = f"values reach the detector limit {policy.saturation_limit:g}"
-        accepted = _reject_rows(accepted, saturated, RejectReason.SATURATED, detail, result, policy)
-    if not accepted:
-        result.preprocess_seconds = time.perf_counter() - started
-        return result
+        for (record, _), is_bad in zip(accepted, saturated, strict=True):
+            if is_bad:
+                out.reject(record, RejectReason.SATURATED, detail)
+        accepted = [item for item, is_bad in zip(accepted, saturated, strict=True) if not is_bad]
+    return accepted
 
-    decoded = time.perf_counter()
-    batch = predictor.predict(np.vstack([s.values for _, s in accepted]))
+
+def _predict_isolating(accepted: list, predictor: Predictor, out: _Outcomes) -> tuple[list, BatchPrediction | None]:
+    """One model call for the batch; if it fails, split it in halves until each failing spectrum is alone.
+
+    Returns the spectra that were predicted and their predictions (rows in the same order).
+    Padding to fixed batch sizes keeps every spectrum's prediction identical however it is split.
+    """
+    try:
+        return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]))
+    except Exception as exc:  # noqa: BLE001 - isolate the culprit, predict the rest
+        if len(accepted) == 1:
+            out.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {_describe(exc)}")
+            return [], None
+        out.result.isolations += 1
+        log.warning("a batch of %d failed (%s); isolating the culprit", len(accepted), _describe(exc))
+    middle = len(accepted) // 2
+    kept, parts = [], []
+    for half in (accepted[:middle], accepted[middle:]):
+        half_kept, half_batch = _predict_isolating(half, predictor, out)
+        if half_batch is not None:
+            kept.extend(half_kept)
+            parts.append(half_batch)
+    if not parts:
+        return [], None
+    return kept, BatchPrediction(
+        *(np.concatenate([getattr(b, f) for b in parts]) for f in ("values", "hotelling_t2", "q_residual", "flags")),
+        sum(b.preprocess_seconds for b in parts), sum(b.inference_seconds for b in parts),
+        tuple(d for b in parts for d in b.degenerate))
+
+
+def _drop_unpredictable(accepted: list, batch: BatchPrediction, out: _Outcomes) -> tuple[list, BatchPrediction]:
+    """Dead-letter degenerate spectra and those the model gives no finite number for."""
+    degenerate = np.array([bool(d) for d in batch.degenerate] or [False] * len(accepted), dtype=bool)
     finite = np.isfinite(batch.values) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
-    if not finite.all():
-        # Finite but absurd input (e.g. 1e30 from a corrupted reading) overflows the model: no number to publish.
-        detail = "the model gives no finite prediction: values far outside anything it was trained on"
-        accepted = _reject_rows(accepted, ~finite, RejectReason.NON_FINITE, detail, result, policy)
-        batch = BatchPrediction(*(getattr(batch, f)[finite] for f in ("values", "hotelling_t2", "q_residual", "flags")),
-                                batch.preprocess_seconds, batch.inference_seconds)
-        if not accepted:
-            return result
+    for i in np.flatnonzero(degenerate | ~finite):
+        if degenerate[i]:
+            out.reject(accepted[i][0], RejectReason.DEGENERATE, batch.degenerate[i])
+        else:
+            # Finite but absurd input (e.g. 1e30 from a corrupted reading) overflows the model: no number to publish.
+            out.reject(accepted[i][0], RejectReason.NON_FINITE,
+                       "the model gives no finite prediction: values far outside anything it was trained on")
+    keep = ~degenerate & finite
+    if keep.all():
+        return accepted, batch
+    return [item for item, k in zip(accepted, keep, strict=True) if k], batch.keep(keep)
+
+
+def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch: BatchPrediction, predictor: Predictor,
+                       predicted_at: datetime, timings: dict, started_wall: float) -> bytes:
+    header = spectrum.header
+    limits = predictor.bundle.domain.limits_
+    body = {
+        "schema_version": 1,
+        "analyzer_id": header.analyzer_id,
+        "sequence": header.sequence,
+        "message_id": header.message_id,
+        "sample_id": header.sample_id,
+        "batch_id": header.batch_id,
+        "spectrum_timestamp": header.timestamp,
+        "predicted_at": predicted_at,
+        "model_version": predictor.version,
+        "predictions": {predictor.target: float(batch.values[i])},
+        "units": {predictor.target: predictor.unit},
+        "outlier": {
+            "hotelling_t2": float(batch.hotelling_t2[i]),
+            "q_residual": float(batch.q_residual[i]),
+            "t2_limit_95": limits["t2_95"],
+            "t2_limit_99": limits["t2_99"],
+            "q_limit_95": limits["q_95"],
+            "q_limit_99": limits["q_99"],
+            "flag": str(batch.flags[i]),
+        },
+        "timings": {**timings, "queue_ms": round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)},
+    }
+    return orjson.dumps({k: v for k, v in body.items() if v is not None})
+
+
+def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
+    """Turn a batch of raw records into encoded predictions and dead letters (one per record). Never raises."""
+    result = BatchResult()
+    out = _Outcomes(result, policy)
+    started, started_wall = time.perf_counter(), time.time()
+    accepted = _decode_all(records, predictor, policy, out)
+    result.preprocess_seconds = time.perf_counter() - started
+    if not accepted:
+        return result
+    decoded = time.perf_counter()
+    accepted, batch = _predict_isolating(accepted, predictor, out)
+    if batch is None:
+        return result
+    accepted, batch = _drop_unpredictable(accepted, batch, out)
+    if not accepted:
+        return result
     result.preprocess_seconds = decoded - started + batch.preprocess_seconds
     result.inference_seconds = batch.inference_seconds
-    result.values, result.flags = batch.values, batch.flags
-    result.accepted = [spectrum for _, spectrum in accepted]
     predicted_at = datetime.now(UTC)
     timings = {
         "batch_size": len(accepted),
         "preprocess_ms": round(result.preprocess_seconds * 1e3, 3),
         "inference_ms": round(result.inference_seconds * 1e3, 3),
     }
-    limits = predictor.bundle.domain.limits_
-    times = []
+    encoded = np.zeros(len(accepted), dtype=bool)
     for i, (record, spectrum) in enumerate(accepted):
-        header = spectrum.header
-        times.append(header.timestamp.timestamp())
-        body = {
-            "schema_version": 1,
-            "analyzer_id": header.analyzer_id,
-            "sequence": header.sequence,
-            "message_id": header.message_id,
-            "sample_id": header.sample_id,
-            "batch_id": header.batch_id,
-            "spectrum_timestamp": header.timestamp,
-            "predicted_at": predicted_at,
-            "model_version": predictor.version,
-            "predictions": {predictor.target: float(batch.values[i])},
-            "units": {predictor.target: predictor.unit},
-            "outlier": {
-                "hotelling_t2": float(batch.hotelling_t2[i]),
-                "q_residual": float(batch.q_residual[i]),
-                "t2_limit_95": limits["t2_95"],
-                "t2_limit_99": limits["t2_99"],
-                "q_limit_95": limits["q_95"],
-                "q_limit_99": limits["q_99"],
-                "flag": str(batch.flags[i]),
-            },
-            "timings": {**timings, "queue_ms": round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)},
-        }
-        result.predictions.append((record.key, orjson.dumps({k: v for k, v in body.items() if v is not None})))
-    result.spectrum_times = np.array(times)
+        try:
+            result.predictions.append((record.key, _encode_prediction(record, spectrum, i, batch, predictor, predicted_at,
+                                                                      timings, started_wall)))
+            encoded[i] = True
+        except Exception as exc:  # noqa: BLE001
+            out.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {_describe(exc)}")
+    result.values, result.flags = batch.values[encoded], batch.flags[encoded]
+    result.accepted = [spectrum for (_, spectrum), ok in zip(accepted, encoded, strict=True) if ok]
+    result.spectrum_times = np.array([s.header.timestamp.timestamp() for s in result.accepted])
     return result

@@ -1,4 +1,5 @@
-"""The demo's mid-stream retrain: ``nirstream train --from-topic`` in a child process.
+"""The demo's training runs: ``nirstream train --quick`` (first model) and ``--from-topic`` (mid-stream
+retrain on the stream's lab-labelled spectra), each in a child process.
 
 A child process (not a thread) so that Ctrl-C stops it at once and its CPU use cannot stall
 the demo's event loop; its output goes to a log file, and the epoch it has reached is read
@@ -20,21 +21,23 @@ _LABELLED = re.compile(rb"(\d+) labelled plant spectra from")
 
 
 @dataclass
-class RetrainProcess:
-    """``nirstream train --quick`` on the base protocol plus the stream's labelled pairs."""
+class TrainingProcess:
+    """``nirstream train --quick`` on the base protocol, plus the stream's labelled pairs when ``labelled_topic``."""
 
-    bootstrap: str
     registry: Path
     protocol: str
-    labelled_topic: str
     log_path: Path
-    seed: int = 1
+    seed: int = 0
+    bootstrap: str | None = None
+    labelled_topic: str | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
-    def start(self) -> RetrainProcess:
+    def start(self) -> TrainingProcess:
         command = [sys.executable, "-m", "nirstream", "train", "--quick", "--no-pls", "--protocol", self.protocol,
-                   "--seed", str(self.seed), "--from-topic", self.labelled_topic, "--bootstrap-servers", self.bootstrap,
-                   "--registry", str(self.registry), "--report-dir", str(self.log_path.parent / "retrain-report")]
+                   "--seed", str(self.seed), "--registry", str(self.registry),
+                   "--report-dir", str(self.log_path.parent / f"{self.log_path.stem}-report")]
+        if self.labelled_topic:
+            command += ["--from-topic", self.labelled_topic, "--bootstrap-servers", self.bootstrap]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         preexec_fn=stop_with_parent())  # noqa: PLW1509 - only a prctl call in the child
@@ -65,12 +68,14 @@ class RetrainProcess:
         if self.process is None:
             return "waiting for lab values"
         if self.finished:
-            return "retrain finished" if self.returncode == 0 else f"retrain failed (exit {self.returncode}; log {self.log_path})"
-        count = self.labelled_count
+            return "training finished" if self.returncode == 0 else f"training failed (exit {self.returncode}; log {self.log_path})"
         epochs = _EPOCH.findall(self._log())
+        progress = f", epoch {int(epochs[-1][0])}/{int(epochs[-1][1])}" if epochs else ""
+        if not self.labelled_topic:
+            return f"training a quick {self.protocol} model{progress}"
+        count = self.labelled_count
         if count is None:
             return "retrain: reading the lab-labelled spectra from the stream"
-        progress = f", epoch {int(epochs[-1][0])}/{int(epochs[-1][1])}" if epochs else ""
         return f"retraining on {count} lab-labelled spectra{progress}"
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -46,11 +46,18 @@ class ModelWatcher(Service):
                 await self.sleep(self.settings.registry_poll_seconds)
                 continue
             if any(batch.values()):
+                # An event's content is never trusted: it only says "look at the registry now".
                 log.info("model event received; checking the registry")
-                await self.holder.sync_with_champion()
+                await self._sync()
 
     @Service.task
     async def _poll(self) -> None:
         while not self.should_stop:
             await self.sleep(self.settings.registry_poll_seconds)
+            await self._sync()
+
+    async def _sync(self) -> None:
+        try:
             await self.holder.sync_with_champion()
+        except Exception:  # a broken registry must not stop the worker: the current model keeps serving
+            log.exception("checking the registry failed; the current model keeps serving")

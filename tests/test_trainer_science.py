@@ -187,8 +187,8 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 def test_quick_training_fits_a_single_member():
     from trainer.pipeline import TrainSettings
 
-    assert TrainSettings(quick=True).cnn_config().ensemble_size == 1
-    assert TrainSettings(quick=True, ensemble_size=2).cnn_config().ensemble_size == 2
+    assert TrainSettings(quick=True).cnn_config(155).ensemble_size == 1
+    assert TrainSettings(quick=True, ensemble_size=2).cnn_config(155).ensemble_size == 2
 
 
 def test_collapsed_members_are_replaced_then_refused():

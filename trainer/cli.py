@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 PROTOCOL_HELP = "same-instrument (calibrate_1 -> test_1), cross-instrument (instrument 1 -> test_2), or tecator"
@@ -107,7 +108,8 @@ def _train(args: argparse.Namespace) -> int:
         options["quick"] = True
     if args.no_pls:
         options["pls"] = False
-    summary = run_training(TrainSettings(**options))
+    # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
+    summary = run_training(TrainSettings(**options), verbose="auto" if sys.stdout.isatty() else 2)
     print(f"version {summary['version']}: {summary['promotion']['reason']}")
     for name, m in summary["cnn"]["tests"].items():
         print(f"  CNN  {name:12s} RMSEP {m['rmsep']:.3f} {summary['unit']}  bias {m['bias']:+.3f}  R² {m['r2']:.3f}")

@@ -24,6 +24,9 @@ from trainer.report import plot_kernel_activations, plot_predicted_vs_reference,
 log = logging.getLogger(__name__)
 
 
+QUICK_SAMPLES_PER_EPOCH = 1200
+
+
 class TrainSettings(BaseModel):
     """What ``nirstream train`` does; defaults reproduce the paper's setup on the tablets."""
 
@@ -43,11 +46,15 @@ class TrainSettings(BaseModel):
     models_topic: str = "nirstream.models"
     extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra to add")
 
-    def cnn_config(self) -> CNNConfig:
+    def cnn_config(self, n_train: int) -> CNNConfig:
         config = CNNConfig(variant=self.variant, seed=self.seed)
         if self.quick:
-            # ~30 s on 2 cores; long enough that every seed tried learns well past the mean predictor
-            config = replace(config, epochs=30, n_copies=10, early_stopping_start=30, ensemble_size=1)
+            # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and about
+            # QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch whatever the training set's size:
+            # ~20-30 s on 2 cores, for the first model as for a retrain on a thousand stream spectra.
+            copies = max(1, round(QUICK_SAMPLES_PER_EPOCH / max(n_train, 1)))
+            config = replace(config, filters=(4, 8), kernel_size=16, dense_units=32, epochs=30, n_copies=copies,
+                             early_stopping_start=30, ensemble_size=1)
         if self.epochs is not None:
             config = replace(config, epochs=self.epochs)
         if self.n_copies is not None:
@@ -90,12 +97,13 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         protocol = _with_extra_training(protocol, settings.extra_training)
     view = protocol.model_view
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
-    config = settings.cnn_config()
+    config = settings.cnn_config(protocol.train.n_samples)
     log.info("fitting CNN (%s, %d epochs max, %d augmented copies, %d member(s))", config.variant, config.epochs,
              config.n_copies, config.ensemble_size)
     regressor = fit_cnn(view(protocol.train).X, y_train, view(protocol.validation).X, y_val, config, verbose=verbose)
 
     preprocessor = preprocessor_from(regressor, protocol.train.wavelengths, protocol.window_nm)
+    preprocessor.learn_input_range(protocol.train.X)  # the worker's screen for degenerate / out-of-range spectra
     check_same_features(regressor, preprocessor, protocol.validation.X, view(protocol.validation).X)
     train_features = preprocessor.transform(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
@@ -108,6 +116,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     version = publish_candidate(
         registry, regressor, preprocessor, domain,
         target=protocol.target, unit=unit, variant=config.variant, model_kind="deep-chemometrics-cnn",
+        target_range=(float(np.min(y_train)), float(np.max(y_train))),
         metrics={"validation": regression_metrics(y_val, regressor.predict(view(protocol.validation).X)), "tests": cnn_metrics},
         training={"protocol": protocol.name, "n_train": protocol.train.n_samples, "config": config.to_dict(), "best_epoch": regressor.best_epoch_,
                   "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_,

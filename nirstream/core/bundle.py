@@ -49,6 +49,8 @@ class BundleMetadata(BaseModel):
     unit: str = ""
     target_mean: float = Field(default=0.0, description="The model predicts (y - target_mean) / target_scale")
     target_scale: float = Field(default=1.0, gt=0)
+    target_range: tuple[float, float] | None = Field(
+        default=None, description="Smallest and largest training target: bounds which lab values are plausible")
     input_grid: WavelengthGrid
     preprocessing: dict[str, Any]
     domain: dict[str, Any]

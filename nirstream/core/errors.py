@@ -17,7 +17,11 @@ class RejectReason(StrEnum):
     SATURATED = "saturated"
     OVERSIZE = "oversize"
     UNKNOWN_ANALYZER = "unknown_analyzer"
+    DEGENERATE = "degenerate"  # zero, constant, negative-scale or overflowing spectrum: nothing to predict from
+    PROCESSING_ERROR = "processing_error"  # the worker failed on this message; isolated from its batch
     INVALID_REFERENCE = "invalid_reference"  # a lab reference message that is not a ReferenceMessage
+    IMPLAUSIBLE_REFERENCE = "implausible_reference"  # a lab value far outside the model's training targets
+    UNPUBLISHABLE = "unpublishable"  # the worker's output for a message was refused by the broker (e.g. too large)
 
 
 class SpectrumRejected(ValueError):

@@ -6,6 +6,7 @@ stores it without pickles and the worker rebuilds exactly what the trainer fitte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,27 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.preprocessing import EMSC, GlobalScaler
 from nirstream.core.schemas import WavelengthGrid
+
+
+# How the input screen's limits come from the training spectra (see ``learn_input_range``):
+SPREAD_FLOOR_FRACTION = 0.01  # flatter than 1 % of the flattest training spectrum: nearly constant
+SCALE_FLOOR_FRACTION = 0.01  # EMSC scale below 1 % of the smallest training scale: no usable signal
+COEFFICIENT_MARGIN = 0.5  # EMSC coefficients beyond the training range widened by half its width: outlier
+
+
+@dataclass(frozen=True)
+class ScreenedFeatures:
+    """Model features of a batch, with what the input screen found per spectrum.
+
+    ``degenerate`` rows carry no usable spectrum (zero, constant, negative EMSC scale, overflow):
+    their features are zeros and must not be predicted; ``details`` says why. ``outside`` rows
+    have EMSC coefficients (scale, offset, slope...) beyond the training range: predict, flag outlier.
+    """
+
+    features: np.ndarray
+    degenerate: np.ndarray
+    details: list[str]
+    outside: np.ndarray
 
 
 class SpectralPreprocessor(TransformerMixin, BaseEstimator):
@@ -34,6 +56,9 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     window_ : slice         -- channels kept
     emsc_ : EMSC or None
     scaler_ : GlobalScaler
+    spread_floor_ : float          -- per-spectrum standard deviation below which a spectrum is degenerate
+    scale_floor_ : float           -- EMSC reference coefficient at or below which a spectrum is degenerate
+    coefficient_low_, coefficient_high_ : ndarray or None -- accepted EMSC coefficient range (else outlier)
     """
 
     def __init__(self, wavelengths, first_nm: float | None = None, last_nm: float | None = None, emsc_order: int | None = 2):
@@ -55,7 +80,66 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         windowed = X[:, self.window_]
         self.emsc_ = None if self.emsc_order is None else EMSC(order=self.emsc_order).fit(windowed)
         self.scaler_ = GlobalScaler().fit(self._correct(windowed))
+        return self.learn_input_range(X)
+
+    def learn_input_range(self, X) -> SpectralPreprocessor:
+        """Set the input screen's limits from training spectra ``X`` (input grid, not augmented).
+
+        A spectrum is degenerate when its spread (std over the window's channels) is below
+        ``SPREAD_FLOOR_FRACTION`` of the flattest training spectrum's, or its EMSC scale (the
+        reference coefficient) is below ``SCALE_FLOOR_FRACTION`` of the smallest training scale
+        (zero and negative always). Its EMSC coefficients are outside when beyond the training
+        range widened by ``COEFFICIENT_MARGIN`` of its width on each side.
+        """
+        check_is_fitted(self, "window_")
+        windowed = np.asarray(X, dtype=np.float64)[:, self.window_]
+        self.spread_floor_ = float(SPREAD_FLOOR_FRACTION * windowed.std(axis=1).min())
+        self.scale_floor_ = 0.0
+        self.coefficient_low_ = self.coefficient_high_ = None
+        if self.emsc_ is not None:
+            coefficients = self.emsc_.coefficients(windowed)
+            low, high = coefficients.min(axis=0), coefficients.max(axis=0)
+            width = high - low
+            self.coefficient_low_, self.coefficient_high_ = low - COEFFICIENT_MARGIN * width, high + COEFFICIENT_MARGIN * width
+            self.scale_floor_ = float(max(0.0, SCALE_FLOOR_FRACTION * low[0]))
         return self
+
+    def screen_transform(self, X) -> ScreenedFeatures:
+        """Transform a batch without ever raising on finite input; report degenerate and out-of-range spectra."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        windowed = X[:, self.window_]
+        n = windowed.shape[0]
+        details = [""] * n
+        with np.errstate(all="ignore"):
+            spread = windowed.std(axis=1)
+            floor = getattr(self, "spread_floor_", 0.0)
+            for i in np.flatnonzero(~(spread > floor)):
+                details[i] = f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor {floor:.3g} learnt from training"
+            outside = np.zeros(n, dtype=bool)
+            if self.emsc_ is not None:
+                coefficients = windowed @ self.emsc_.pseudo_inverse_.T
+                scale = coefficients[:, 0]
+                scale_floor = getattr(self, "scale_floor_", 0.0)
+                for i in np.flatnonzero(~(scale > scale_floor) | ~np.isfinite(coefficients).all(axis=1)):
+                    details[i] = details[i] or (
+                        f"EMSC scale {scale[i]:.3g} is zero, negative or below {scale_floor:.3g} (1 % of the smallest "
+                        "training scale): no usable signal, or a sign/units fault")
+                if getattr(self, "coefficient_low_", None) is not None:
+                    outside = ((coefficients < self.coefficient_low_) | (coefficients > self.coefficient_high_)).any(axis=1)
+            degenerate = np.array([bool(d) for d in details], dtype=bool)
+            features = np.zeros((n, self.n_model_channels))
+            usable = ~degenerate
+            if usable.any():
+                kept = windowed[usable]
+                corrected = kept if self.emsc_ is None else (
+                    (kept - coefficients[usable, 1:] @ self.emsc_.design_[:, 1:].T) / coefficients[usable, :1])
+                features[usable] = (corrected - self.scaler_.mean_) / self.scaler_.scale_
+        overflow = ~np.isfinite(features).all(axis=1)
+        for i in np.flatnonzero(overflow):
+            details[i] = "preprocessed values overflow: the spectrum is far outside anything the model knows"
+        features[overflow] = 0.0
+        return ScreenedFeatures(features, degenerate | overflow, details, outside & ~(degenerate | overflow))
 
     def _correct(self, windowed: np.ndarray) -> np.ndarray:
         return windowed if self.emsc_ is None else self.emsc_.transform(windowed)
@@ -81,8 +165,12 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             "emsc_order": self.emsc_order,
             "scaler_mean": self.scaler_.mean_,
             "scaler_scale": self.scaler_.scale_,
+            "spread_floor": getattr(self, "spread_floor_", 0.0),
+            "scale_floor": getattr(self, "scale_floor_", 0.0),
         }
         arrays = {} if self.emsc_ is None else {"emsc_reference": self.emsc_.reference_}
+        if getattr(self, "coefficient_low_", None) is not None:
+            arrays |= {"emsc_coefficient_low": self.coefficient_low_, "emsc_coefficient_high": self.coefficient_high_}
         return scalars, arrays
 
     @classmethod
@@ -104,4 +192,9 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         self.scaler_.mean_ = float(scalars["scaler_mean"])
         self.scaler_.scale_ = float(scalars["scaler_scale"])
         self.scaler_.n_features_in_ = stop - start
+        # Bundles written before the input screen existed: only zero/negative scale and zero spread are degenerate.
+        self.spread_floor_ = float(scalars.get("spread_floor", 0.0))
+        self.scale_floor_ = float(scalars.get("scale_floor", 0.0))
+        self.coefficient_low_ = arrays.get("emsc_coefficient_low")
+        self.coefficient_high_ = arrays.get("emsc_coefficient_high")
         return self

@@ -22,6 +22,25 @@ class BatchPrediction:
     flags: np.ndarray  # 'ok' | 'warning' | 'outlier'
     preprocess_seconds: float
     inference_seconds: float
+    # per spectrum: why it cannot be predicted ('' when it can); such rows carry NaN values
+    degenerate: tuple[str, ...] = ()
+
+    def keep(self, rows: np.ndarray) -> BatchPrediction:
+        """The predictions of the rows selected by a boolean mask."""
+        return BatchPrediction(self.values[rows], self.hotelling_t2[rows], self.q_residual[rows], self.flags[rows],
+                               self.preprocess_seconds, self.inference_seconds,
+                               tuple(d for d, kept in zip(self.degenerate, rows, strict=True) if kept))
+
+
+def plausible_reference_bounds(target_range: tuple[float, float] | None, mean: float, scale: float) -> tuple[float, float]:
+    """Lab values outside these bounds are implausible for this model: the training range widened by its own
+    width on each side (a lab value three times as far from the middle as anything trained on is a typo, a unit
+    or a sample mix-up, not chemistry). Bundles without a stored range: mean ± 10 standard deviations."""
+    if target_range is None:
+        return mean - 10 * scale, mean + 10 * scale
+    low, high = target_range
+    width = max(high - low, 1e-9 * max(abs(low), abs(high), 1.0))
+    return low - width, high + width
 
 
 PADDED_BATCH_SIZES = (8, 16, 32, 64, 128, 256)
@@ -52,6 +71,7 @@ class Predictor:
         meta = bundle.metadata
         self.target, self.unit, self.grid = meta.target, meta.unit, meta.input_grid
         self._y_mean, self._y_scale = meta.target_mean, meta.target_scale
+        self.reference_bounds = plausible_reference_bounds(meta.target_range, meta.target_mean, meta.target_scale)
         input_shape = tuple(bundle.model.input_shape[1:])
         model = bundle.model
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
@@ -64,9 +84,14 @@ class Predictor:
             self._call(np.zeros((size, *self._input_shape), np.float32))
 
     def predict(self, spectra: np.ndarray) -> BatchPrediction:
-        """Predict raw spectra on the bundle's input grid, shape (n, grid.count)."""
+        """Predict raw spectra on the bundle's input grid, shape (n, grid.count).
+
+        Degenerate spectra (see ``SpectralPreprocessor.screen_transform``) get NaN and a reason in
+        ``degenerate``; spectra whose EMSC coefficients lie outside the training range are flagged outlier.
+        """
         started = time.perf_counter()
-        features = self.bundle.preprocessor.transform(spectra)
+        screened = self.bundle.preprocessor.screen_transform(spectra)
+        features = screened.features
         t2, q = self.bundle.domain.statistics(features)
         prepared = time.perf_counter()
         n = features.shape[0]
@@ -74,11 +99,15 @@ class Predictor:
         padded[:n] = features
         raw = self._call(padded.reshape((-1, *self._input_shape))).numpy().reshape(-1)[:n]
         finished = time.perf_counter()
+        values = (raw * self._y_scale + self._y_mean).astype(np.float64)
+        values[screened.degenerate] = np.nan
+        flags = np.where(screened.outside, "outlier", self.bundle.domain.flags(t2, q))
         return BatchPrediction(
-            values=raw * self._y_scale + self._y_mean,
+            values=values,
             hotelling_t2=t2,
             q_residual=q,
-            flags=self.bundle.domain.flags(t2, q),
+            flags=flags,
             preprocess_seconds=prepared - started,
             inference_seconds=finished - prepared,
+            degenerate=tuple(screened.details),
         )

@@ -158,6 +158,11 @@ class PredictionMessage(BaseModel):
     timings: PredictionTimings | None = None
 
 
+# A dead letter must always be publishable: originals above this size travel as a prefix + length + sha256.
+DEAD_LETTER_ORIGINAL_LIMIT = 64 * 1024
+DEAD_LETTER_PREFIX_BYTES = 4 * 1024
+
+
 class DeadLetter(BaseModel):
     """A message the worker could not use: why, where it came from, and its original bytes."""
 
@@ -170,7 +175,11 @@ class DeadLetter(BaseModel):
     source_partition: int
     source_offset: int
     key: str | None = None
-    original_base64: str = Field(description="The message value exactly as received, base64")
+    original_base64: str = Field(description="The message value as received, base64; only its first "
+                                 "DEAD_LETTER_PREFIX_BYTES when original_truncated")
+    original_bytes: int = Field(default=0, ge=0, description="Length of the original message value")
+    original_sha256: str = Field(default="", description="sha256 of the whole original message value (hex)")
+    original_truncated: bool = Field(default=False, description="True when the original was too large to carry whole")
     rejected_at: datetime = Field(default_factory=utc_now)
     worker: str = ""
 
@@ -195,5 +204,6 @@ class ReferenceMessage(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     sample_id: str = Field(min_length=1, max_length=128)
     analyzer_id: AnalyzerId | None = None
-    values: dict[str, float] = Field(description="Target name -> lab value")
+    values: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        description="Target name -> lab value (finite numbers only)", max_length=64)
     measured_at: datetime = Field(default_factory=utc_now)
