@@ -184,20 +184,27 @@ class BatchConsumer(Service):
             pairs.append(self.monitor.add_prediction(header.sample_id, pending))
         for record in references:
             try:
-                reference = ReferenceMessage.model_validate_json(record.value or b"")
-            except ValueError as exc:
-                self._reject_reference(result, record, RejectReason.INVALID_REFERENCE, str(exc)[:500])
-                continue
-            low, high = predictor.reference_bounds
-            lab = reference.values.get(predictor.target)
-            if lab is not None and not low <= lab <= high:
-                detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
-                          f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
-                self._reject_reference(result, record, RejectReason.IMPLAUSIBLE_REFERENCE, detail)
-                continue
-            self.metrics.reference_values.inc()
-            pairs.append(self.monitor.add_reference(reference, now))
+                pairs.append(self._join_reference(result, predictor, record, now))
+            except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
+                self._reject_reference(result, record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
         return [(p["analyzer_id"].encode(), orjson.dumps(p, option=orjson.OPT_SERIALIZE_NUMPY)) for p in pairs if p]
+
+    def _join_reference(self, result: BatchResult, predictor, record: InboundRecord, now: float) -> dict | None:
+        """Validate one lab value and join it; dead-letter it when invalid or implausible."""
+        try:
+            reference = ReferenceMessage.model_validate_json(record.value or b"")
+        except ValueError as exc:
+            self._reject_reference(result, record, RejectReason.INVALID_REFERENCE, str(exc)[:500])
+            return None
+        low, high = predictor.reference_bounds
+        lab = reference.values.get(predictor.target)
+        if lab is not None and not low <= lab <= high:
+            detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
+                      f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
+            self._reject_reference(result, record, RejectReason.IMPLAUSIBLE_REFERENCE, detail)
+            return None
+        self.metrics.reference_values.inc()
+        return self.monitor.add_reference(reference, now)
 
     def _reject_reference(self, result: BatchResult, record: InboundRecord, reason: RejectReason, detail: str) -> None:
         result.dead_letters.append((record.key, dead_letter(record, reason, detail, self.policy.worker_name)))

@@ -207,7 +207,31 @@ def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch:
 
 
 def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
-    """Turn a batch of raw records into encoded predictions and dead letters (one per record). Never raises."""
+    """Turn a batch of raw records into encoded predictions and dead letters (one per record). Never raises:
+    if a step fails outside the guarded places (a bug), each record is processed alone and only the ones
+    that still fail become ``processing_error`` dead letters."""
+    try:
+        return _process(records, predictor, policy)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of the worker's loop
+        log.exception("batch of %d failed as a whole; processing its records one by one", len(records))
+        merged = BatchResult(isolations=1)
+        for record in records:
+            try:
+                one = _process([record], predictor, policy)
+            except Exception as single:  # noqa: BLE001
+                _Outcomes(merged, policy).reject(record, RejectReason.PROCESSING_ERROR, f"{_describe(single)} (batch: {_describe(exc)})")
+                continue
+            merged.predictions += one.predictions
+            merged.dead_letters += one.dead_letters
+            merged.reasons.update(one.reasons)
+            merged.accepted += one.accepted
+            merged.values = np.concatenate([merged.values, one.values])
+            merged.flags = np.concatenate([merged.flags, one.flags]).astype(object)
+            merged.spectrum_times = np.concatenate([merged.spectrum_times, one.spectrum_times])
+        return merged
+
+
+def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
     result = BatchResult()
     out = _Outcomes(result, policy)
     started, started_wall = time.perf_counter(), time.time()
