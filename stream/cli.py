@@ -144,7 +144,7 @@ def _demo(args: argparse.Namespace) -> int:
             asyncio.run(run_demo(args.port, registry, args.duration, args.rate, args.retrain_after, args.reference_fraction,
                                  args.drift, args.summary, args.timeout))
     except KeyboardInterrupt:
-        print("\nstopped: broker, worker and training shut down")
+        print("\nstopped: broker, worker and training shut down", flush=True)
     except DemoIncomplete as exc:
         print(f"nirstream demo: incomplete: {exc}\n(more in {log_path})", file=sys.stderr)
         return 1

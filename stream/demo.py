@@ -146,8 +146,8 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     if registry.champion() is None:
         await train_first_model(registry, protocol, logs)
     first_version = registry.champion()
-    if registry.load().metadata.target != target:
-        raise ValueError(f"the champion predicts {registry.load().metadata.target!r}; the demo needs a {target!r} model "
+    if registry.metadata().target != target:
+        raise ValueError(f"the champion predicts {registry.metadata().target!r}; the demo needs a {target!r} model "
                          f"(use an empty --registry)")
     dataset = open_source(source)
     analyzers = [
@@ -164,6 +164,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
         worker = WorkerProcess(bootstrap, registry.base, None, logs / "demo-worker.log", loglevel="warning", extra_env={
             "NIRSTREAM_SATURATION_LIMIT": str(SATURATION_CEILING * 0.99), "NIRSTREAM_RMSEP_WINDOW": "50"}).start()
         pids = {"broker": broker.process.pid, "worker": worker.pid}
+        sender = follower = None
         try:
             worker.wait_ready(timeout=120)
             print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{worker.web_port}/metrics "
@@ -205,12 +206,21 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                 await asyncio.sleep(0.2)  # the last predictions are on their way
             timeline.append({"t": round(time.monotonic() - started, 1), **scrape(worker)})
         finally:
+            # Ctrl-C lands here too: everything must be gone within ~3 s, so each step gets a short leash.
+            log.info("demo stopping")
             stop_following.set()
             stop_sending.set()
+            clients = [task for task in (sender, follower) if task is not None]
+            _, unfinished = await asyncio.wait(clients, timeout=0.5) if clients else (set(), set())
+            for task in unfinished:
+                task.cancel()  # e.g. a producer still flushing to a broker that is going away
             if progress.retrain:
-                progress.retrain.stop()
-            worker.stop(timeout=2)
-    await follower
+                progress.retrain.stop(timeout=0.5)
+            log.info("demo stopping: clients stopped")
+            worker.stop(timeout=0.5)  # offsets are committed after each batch: a kill loses nothing
+            log.info("demo stopping: worker stopped")
+            broker.stop(timeout=0.2)  # the demo's broker keeps everything in memory: nothing to flush
+            log.info("demo stopped: broker stopped")
     summary = {
         "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
         "predictions": {a: v.predictions for a, v in state.analyzers.items()},

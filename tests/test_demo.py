@@ -39,7 +39,7 @@ def demo(tmp_path_factory):
         capture_output=True, text=True, timeout=1500, env=env, cwd=base,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads(summary_path.read_text())
+    return {**json.loads(summary_path.read_text()), "registry": str(base / "registry"), "console": result.stdout}
 
 
 def test_every_valid_spectrum_gets_a_prediction(demo):
@@ -97,3 +97,42 @@ def test_mid_demo_hot_swap_shows_in_predictions_and_metrics(demo):
 
 def test_all_processes_are_gone(demo):
     assert not any(alive(pid) for pid in demo["pids"].values())
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass  # the process ended while we looked
+    return found
+
+
+def test_ctrl_c_stops_the_live_demo_and_every_process_it_started(demo, tmp_path):
+    # the live (interactive) mode on the registry the headless demo left: it starts streaming at once
+    import signal
+
+    env = dict(os.environ, NIRSTREAM_LOG_DIR=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen([sys.executable, "-m", "nirstream", "demo", "--port", "0", "--registry", demo["registry"]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                               start_new_session=True)
+    for line in process.stdout:  # wait for the event: the stream is running
+        if line.startswith("embedded broker"):
+            break
+    children = _children(process.pid)
+    assert len(children) >= 2  # the broker and the worker
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    output, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors[-2000:]
+    assert "stopped: broker, worker and training shut down" in output
+    assert not any(alive(pid) for pid in children)
+    assert "absl" not in output and "INFO" not in output  # the console shows the view; logs go to the file
+
+
+def test_headless_console_shows_the_view_and_the_retrain_not_library_logs(demo):
+    assert "retrained on" in demo["console"] and "lab-labelled spectra" in demo["console"]
+    assert "absl" not in demo["console"] and " INFO " not in demo["console"]

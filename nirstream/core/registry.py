@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nirstream.core.bundle import BundleError, load_bundle, verify_bundle
+from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
 from nirstream.core.schemas import utc_now
 
 CHAMPION_FILE = "champion.json"
@@ -71,6 +71,14 @@ class ModelRegistry:
         if self.champion() == str(version):
             return "champion"
         return events[-1].event if events else "unknown"
+
+    def metadata(self, version: str | None = None):
+        """A version's checksum-verified metadata, without loading its model (no TensorFlow import)."""
+        version = version or self.champion()
+        if version is None:
+            raise BundleError(f"{self.base} has no champion")
+        verify_bundle(self.path(version))
+        return BundleMetadata.model_validate_json((self.path(version) / METADATA_FILE).read_text())
 
     def load(self, version: str | None = None):
         """Load (and verify) a version, the champion by default."""
