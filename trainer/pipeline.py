@@ -24,7 +24,7 @@ from trainer.report import plot_kernel_activations, plot_predicted_vs_reference,
 log = logging.getLogger(__name__)
 
 
-QUICK_SAMPLES_PER_EPOCH = 1200
+QUICK_SAMPLES_PER_EPOCH = 1000
 
 
 class TrainSettings(BaseModel):
@@ -51,7 +51,7 @@ class TrainSettings(BaseModel):
         if self.quick:
             # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and about
             # QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch whatever the training set's size:
-            # ~20-30 s on 2 cores, for the first model as for a retrain on a thousand stream spectra.
+            # ~20-25 s of fitting on 2 cores, for the first model as for a retrain on a thousand stream spectra.
             copies = max(1, round(QUICK_SAMPLES_PER_EPOCH / max(n_train, 1)))
             config = replace(config, filters=(4, 8), kernel_size=16, dense_units=32, epochs=30, n_copies=copies,
                              early_stopping_start=30, ensemble_size=1)
