@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -30,3 +31,17 @@ def stop_with_parent() -> Callable[[], None] | None:
     if _LIBC is None or threading.current_thread() is not threading.main_thread():
         return None
     return _die_with_parent
+
+
+def terminate(process: subprocess.Popen | None, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code (None if there was no process)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

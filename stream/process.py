@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stream.broker import free_port
-from stream.children import stop_with_parent
+from stream.children import stop_with_parent, terminate
 from stream.settings import TopicNames
 
 
@@ -90,14 +90,8 @@ class WorkerProcess:
         return sum(s.value for s in self.samples({name}) if all(s.labels.get(k) == v for k, v in labels.items()))
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode if self.process else 0
+        code = terminate(self.process, timeout)
+        return 0 if code is None else code
 
     def kill(self) -> None:
         self.process.kill()

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.children import stop_with_parent
+from stream.children import stop_with_parent, terminate
 
 _EPOCH = re.compile(rb"Epoch (\d+)/(\d+)")
 _LABELLED = re.compile(rb"(\d+) labelled plant spectra from")
@@ -79,14 +79,7 @@ class TrainingProcess:
         return f"retraining on {count} lab-labelled spectra{progress}"
 
     def stop(self, timeout: float = 2.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self._log().decode(errors="replace").splitlines()[-lines:])
