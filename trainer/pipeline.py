@@ -37,7 +37,7 @@ class TrainSettings(BaseModel):
     epochs: int | None = None
     n_copies: int | None = None
     ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNConfig's)")
-    quick: bool = Field(default=False, description="Few epochs and copies, one member: seconds, for demos and tests")
+    quick: bool = Field(default=False, description="Demo-sized CNN, one member, ~1,000 spectra per epoch: seconds, for demos and tests")
     registry: Path = Path("models")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
