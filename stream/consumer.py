@@ -186,7 +186,7 @@ class BatchConsumer(Service):
             try:
                 pairs.append(self._join_reference(result, predictor, record, now))
             except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
-                self._reject_reference(result, record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000])
+                result.reject(record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], self.policy.worker_name)
         return [(p["analyzer_id"].encode(), orjson.dumps(p, option=orjson.OPT_SERIALIZE_NUMPY)) for p in pairs if p]
 
     def _join_reference(self, result: BatchResult, predictor, record: InboundRecord, now: float) -> dict | None:
@@ -194,21 +194,17 @@ class BatchConsumer(Service):
         try:
             reference = ReferenceMessage.model_validate_json(record.value or b"")
         except ValueError as exc:
-            self._reject_reference(result, record, RejectReason.INVALID_REFERENCE, str(exc)[:500])
+            result.reject(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], self.policy.worker_name)
             return None
         low, high = predictor.reference_bounds
         lab = reference.values.get(predictor.target)
         if lab is not None and not low <= lab <= high:
             detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
                       f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
-            self._reject_reference(result, record, RejectReason.IMPLAUSIBLE_REFERENCE, detail)
+            result.reject(record, RejectReason.IMPLAUSIBLE_REFERENCE, detail, self.policy.worker_name)
             return None
         self.metrics.reference_values.inc()
         return self.monitor.add_reference(reference, now)
-
-    def _reject_reference(self, result: BatchResult, record: InboundRecord, reason: RejectReason, detail: str) -> None:
-        result.dead_letters.append((record.key, dead_letter(record, reason, detail, self.policy.worker_name)))
-        result.reasons[reason.value] += 1
 
     async def _publish(self, outgoing: list[Outgoing]) -> bool:
         """Send every message and wait for the acks; False only if the worker is stopping before they all went out."""
@@ -224,7 +220,7 @@ class BatchConsumer(Service):
                         retry.append(replacement)
                 else:
                     retry.append(message)
-            pending = [m for m in retry if m is not None]
+            pending = retry
             if not pending:
                 break
             attempt += 1

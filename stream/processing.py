@@ -58,6 +58,22 @@ class BatchResult:
     inference_seconds: float = 0.0
     isolations: int = 0  # failed model calls split to isolate the spectra that made them fail
 
+    def reject(self, record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> None:
+        """Dead-letter ``record`` with its reason."""
+        self.dead_letters.append((record.key, dead_letter(record, reason, detail, worker)))
+        self.reasons[reason.value] += 1
+
+    def merge(self, other: BatchResult) -> None:
+        """Append another result's outcomes (used when a batch is processed record by record)."""
+        self.predictions += other.predictions
+        self.dead_letters += other.dead_letters
+        self.reasons.update(other.reasons)
+        self.accepted += other.accepted
+        self.values = np.concatenate([self.values, other.values])
+        self.flags = np.concatenate([self.flags, other.flags]).astype(object)
+        self.spectrum_times = np.concatenate([self.spectrum_times, other.spectrum_times])
+        self.isolations += other.isolations
+
     @property
     def analyzers(self) -> list[str]:
         """Analyzer id of each prediction, in order."""
@@ -98,18 +114,7 @@ def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> Non
     header.grid.require_match(predictor.grid)
 
 
-class _Outcomes:
-    """Collects a batch's dead letters while it is processed."""
-
-    def __init__(self, result: BatchResult, policy: BatchPolicy):
-        self.result, self.policy = result, policy
-
-    def reject(self, record: InboundRecord, reason: RejectReason, detail: str) -> None:
-        self.result.dead_letters.append((record.key, dead_letter(record, reason, detail, self.policy.worker_name)))
-        self.result.reasons[reason.value] += 1
-
-
-def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy, out: _Outcomes) -> list:
+def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy, result: BatchResult) -> list:
     accepted: list[tuple[InboundRecord, Spectrum]] = []
     for record in records:
         try:
@@ -117,20 +122,21 @@ def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: Batc
             _check(spectrum, predictor, policy)
             accepted.append((record, spectrum))
         except SpectrumRejected as rejection:
-            out.reject(record, rejection.reason, rejection.detail)
+            result.reject(record, rejection.reason, rejection.detail, policy.worker_name)
         except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
-            out.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {_describe(exc)}")
+            result.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {_describe(exc)}", policy.worker_name)
     if accepted and policy.saturation_limit is not None:
         saturated = saturated_rows(np.vstack([s.values for _, s in accepted]), policy.saturation_limit)
         detail = f"values reach the detector limit {policy.saturation_limit:g}"
         for (record, _), is_bad in zip(accepted, saturated, strict=True):
             if is_bad:
-                out.reject(record, RejectReason.SATURATED, detail)
+                result.reject(record, RejectReason.SATURATED, detail, policy.worker_name)
         accepted = [item for item, is_bad in zip(accepted, saturated, strict=True) if not is_bad]
     return accepted
 
 
-def _predict_isolating(accepted: list, predictor: Predictor, out: _Outcomes) -> tuple[list, BatchPrediction | None]:
+def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult,
+                       worker: str) -> tuple[list, BatchPrediction | None]:
     """One model call for the batch; if it fails, split it in halves until each failing spectrum is alone.
 
     Returns the spectra that were predicted and their predictions (rows in the same order).
@@ -140,36 +146,31 @@ def _predict_isolating(accepted: list, predictor: Predictor, out: _Outcomes) -> 
         return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]))
     except Exception as exc:  # noqa: BLE001 - isolate the culprit, predict the rest
         if len(accepted) == 1:
-            out.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {_describe(exc)}")
+            result.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {_describe(exc)}", worker)
             return [], None
-        out.result.isolations += 1
+        result.isolations += 1
         log.warning("a batch of %d failed (%s); isolating the culprit", len(accepted), _describe(exc))
     middle = len(accepted) // 2
     kept, parts = [], []
     for half in (accepted[:middle], accepted[middle:]):
-        half_kept, half_batch = _predict_isolating(half, predictor, out)
+        half_kept, half_batch = _predict_isolating(half, predictor, result, worker)
         if half_batch is not None:
             kept.extend(half_kept)
             parts.append(half_batch)
-    if not parts:
-        return [], None
-    return kept, BatchPrediction(
-        *(np.concatenate([getattr(b, f) for b in parts]) for f in ("values", "hotelling_t2", "q_residual", "flags")),
-        sum(b.preprocess_seconds for b in parts), sum(b.inference_seconds for b in parts),
-        tuple(d for b in parts for d in b.degenerate))
+    return (kept, BatchPrediction.concatenate(parts)) if parts else ([], None)
 
 
-def _drop_unpredictable(accepted: list, batch: BatchPrediction, out: _Outcomes) -> tuple[list, BatchPrediction]:
+def _drop_unpredictable(accepted: list, batch: BatchPrediction, result: BatchResult, worker: str) -> tuple[list, BatchPrediction]:
     """Dead-letter degenerate spectra and those the model gives no finite number for."""
-    degenerate = np.array([bool(d) for d in batch.degenerate] or [False] * len(accepted), dtype=bool)
+    degenerate = batch.degenerate != ""
     finite = np.isfinite(batch.values) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
     for i in np.flatnonzero(degenerate | ~finite):
         if degenerate[i]:
-            out.reject(accepted[i][0], RejectReason.DEGENERATE, batch.degenerate[i])
+            result.reject(accepted[i][0], RejectReason.DEGENERATE, batch.degenerate[i], worker)
         else:
             # Finite but absurd input (e.g. 1e30 from a corrupted reading) overflows the model: no number to publish.
-            out.reject(accepted[i][0], RejectReason.NON_FINITE,
-                       "the model gives no finite prediction: values far outside anything it was trained on")
+            result.reject(accepted[i][0], RejectReason.NON_FINITE,
+                          "the model gives no finite prediction: values far outside anything it was trained on", worker)
     keep = ~degenerate & finite
     if keep.all():
         return accepted, batch
@@ -217,33 +218,25 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
         merged = BatchResult(isolations=1)
         for record in records:
             try:
-                one = _process([record], predictor, policy)
+                merged.merge(_process([record], predictor, policy))
             except Exception as single:  # noqa: BLE001
-                _Outcomes(merged, policy).reject(record, RejectReason.PROCESSING_ERROR, f"{_describe(single)} (batch: {_describe(exc)})")
-                continue
-            merged.predictions += one.predictions
-            merged.dead_letters += one.dead_letters
-            merged.reasons.update(one.reasons)
-            merged.accepted += one.accepted
-            merged.values = np.concatenate([merged.values, one.values])
-            merged.flags = np.concatenate([merged.flags, one.flags]).astype(object)
-            merged.spectrum_times = np.concatenate([merged.spectrum_times, one.spectrum_times])
+                merged.reject(record, RejectReason.PROCESSING_ERROR, f"{_describe(single)} (batch: {_describe(exc)})",
+                              policy.worker_name)
         return merged
 
 
 def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
     result = BatchResult()
-    out = _Outcomes(result, policy)
     started, started_wall = time.perf_counter(), time.time()
-    accepted = _decode_all(records, predictor, policy, out)
+    accepted = _decode_all(records, predictor, policy, result)
     result.preprocess_seconds = time.perf_counter() - started
     if not accepted:
         return result
     decoded = time.perf_counter()
-    accepted, batch = _predict_isolating(accepted, predictor, out)
+    accepted, batch = _predict_isolating(accepted, predictor, result, policy.worker_name)
     if batch is None:
         return result
-    accepted, batch = _drop_unpredictable(accepted, batch, out)
+    accepted, batch = _drop_unpredictable(accepted, batch, result, policy.worker_name)
     if not accepted:
         return result
     result.preprocess_seconds = decoded - started + batch.preprocess_seconds
@@ -261,7 +254,8 @@ def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPo
                                                                       timings, started_wall)))
             encoded[i] = True
         except Exception as exc:  # noqa: BLE001
-            out.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {_describe(exc)}")
+            result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {_describe(exc)}",
+                          policy.worker_name)
     result.values, result.flags = batch.values[encoded], batch.flags[encoded]
     result.accepted = [spectrum for (_, spectrum), ok in zip(accepted, encoded, strict=True) if ok]
     result.spectrum_times = np.array([s.header.timestamp.timestamp() for s in result.accepted])

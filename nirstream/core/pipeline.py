@@ -34,7 +34,7 @@ class ScreenedFeatures:
 
     features: np.ndarray
     degenerate: np.ndarray
-    details: list[str]
+    details: np.ndarray  # per spectrum, '' when usable
     outside: np.ndarray
 
 
@@ -110,36 +110,33 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         windowed = X[:, self.window_]
         n = windowed.shape[0]
-        details = [""] * n
+        details = np.full(n, "", dtype=object)
+        outside = np.zeros(n, dtype=bool)
         with np.errstate(all="ignore"):
             spread = windowed.std(axis=1)
-            floor = getattr(self, "spread_floor_", 0.0)
-            for i in np.flatnonzero(~(spread > floor)):
-                details[i] = f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor {floor:.3g} learnt from training"
-            outside = np.zeros(n, dtype=bool)
+            flat = ~(spread > self.spread_floor_)
+            for i in np.flatnonzero(flat):
+                details[i] = (f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor "
+                              f"{self.spread_floor_:.3g} learnt from training")
             if self.emsc_ is not None:
                 coefficients = windowed @ self.emsc_.pseudo_inverse_.T
                 scale = coefficients[:, 0]
-                scale_floor = getattr(self, "scale_floor_", 0.0)
-                for i in np.flatnonzero(~(scale > scale_floor) | ~np.isfinite(coefficients).all(axis=1)):
-                    details[i] = details[i] or (
-                        f"EMSC scale {scale[i]:.3g} is zero, negative or below {scale_floor:.3g} (1 % of the smallest "
-                        "training scale): no usable signal, or a sign/units fault")
-                if getattr(self, "coefficient_low_", None) is not None:
+                for i in np.flatnonzero(~flat & (~(scale > self.scale_floor_) | ~np.isfinite(coefficients).all(axis=1))):
+                    details[i] = (f"EMSC scale {scale[i]:.3g} is zero, negative or below {self.scale_floor_:.3g} (1 % of "
+                                  "the smallest training scale): no usable signal, or a sign/units fault")
+                if self.coefficient_low_ is not None:
                     outside = ((coefficients < self.coefficient_low_) | (coefficients > self.coefficient_high_)).any(axis=1)
-            degenerate = np.array([bool(d) for d in details], dtype=bool)
+            usable = details == ""
             features = np.zeros((n, self.n_model_channels))
-            usable = ~degenerate
             if usable.any():
                 kept = windowed[usable]
-                corrected = kept if self.emsc_ is None else (
-                    (kept - coefficients[usable, 1:] @ self.emsc_.design_[:, 1:].T) / coefficients[usable, :1])
+                corrected = kept if self.emsc_ is None else self.emsc_.correct(kept, coefficients[usable])
                 features[usable] = (corrected - self.scaler_.mean_) / self.scaler_.scale_
         overflow = ~np.isfinite(features).all(axis=1)
-        for i in np.flatnonzero(overflow):
-            details[i] = "preprocessed values overflow: the spectrum is far outside anything the model knows"
+        details[overflow] = "preprocessed values overflow: the spectrum is far outside anything the model knows"
         features[overflow] = 0.0
-        return ScreenedFeatures(features, degenerate | overflow, details, outside & ~(degenerate | overflow))
+        degenerate = details != ""
+        return ScreenedFeatures(features, degenerate, details, outside & ~degenerate)
 
     def _correct(self, windowed: np.ndarray) -> np.ndarray:
         return windowed if self.emsc_ is None else self.emsc_.transform(windowed)
@@ -165,11 +162,11 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             "emsc_order": self.emsc_order,
             "scaler_mean": self.scaler_.mean_,
             "scaler_scale": self.scaler_.scale_,
-            "spread_floor": getattr(self, "spread_floor_", 0.0),
-            "scale_floor": getattr(self, "scale_floor_", 0.0),
+            "spread_floor": self.spread_floor_,
+            "scale_floor": self.scale_floor_,
         }
         arrays = {} if self.emsc_ is None else {"emsc_reference": self.emsc_.reference_}
-        if getattr(self, "coefficient_low_", None) is not None:
+        if self.coefficient_low_ is not None:
             arrays |= {"emsc_coefficient_low": self.coefficient_low_, "emsc_coefficient_high": self.coefficient_high_}
         return scalars, arrays
 

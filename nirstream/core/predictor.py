@@ -7,7 +7,7 @@ same code path.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -20,16 +20,24 @@ class BatchPrediction:
     hotelling_t2: np.ndarray
     q_residual: np.ndarray
     flags: np.ndarray  # 'ok' | 'warning' | 'outlier'
+    degenerate: np.ndarray  # per spectrum, why it cannot be predicted ('' when it can); such rows carry NaN values
     preprocess_seconds: float
     inference_seconds: float
-    # per spectrum: why it cannot be predicted ('' when it can); such rows carry NaN values
-    degenerate: tuple[str, ...] = ()
 
     def keep(self, rows: np.ndarray) -> BatchPrediction:
         """The predictions of the rows selected by a boolean mask."""
-        return BatchPrediction(self.values[rows], self.hotelling_t2[rows], self.q_residual[rows], self.flags[rows],
-                               self.preprocess_seconds, self.inference_seconds,
-                               tuple(d for d, kept in zip(self.degenerate, rows, strict=True) if kept))
+        return BatchPrediction(**{f: getattr(self, f)[rows] for f in _ROW_FIELDS},
+                               preprocess_seconds=self.preprocess_seconds, inference_seconds=self.inference_seconds)
+
+    @classmethod
+    def concatenate(cls, parts: list[BatchPrediction]) -> BatchPrediction:
+        """Several batches' predictions as one, rows in order, times added up."""
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in _ROW_FIELDS},
+                   preprocess_seconds=sum(p.preprocess_seconds for p in parts),
+                   inference_seconds=sum(p.inference_seconds for p in parts))
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(BatchPrediction) if not f.name.endswith("_seconds"))
 
 
 def plausible_reference_bounds(target_range: tuple[float, float] | None, mean: float, scale: float) -> tuple[float, float]:
@@ -107,7 +115,7 @@ class Predictor:
             hotelling_t2=t2,
             q_residual=q,
             flags=flags,
+            degenerate=screened.details,
             preprocess_seconds=prepared - started,
             inference_seconds=finished - prepared,
-            degenerate=tuple(screened.details),
         )

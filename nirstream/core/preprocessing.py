@@ -147,8 +147,10 @@ class EMSC(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return X @ self.pseudo_inverse_.T
 
     def transform(self, X):
-        coefficients = self.coefficients(X)
-        X = np.asarray(X, dtype=np.float64)
+        return self.correct(np.asarray(X, dtype=np.float64), self.coefficients(X))
+
+    def correct(self, X: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+        """``(x - polynomial and interferent parts) / b_reference`` for spectra whose coefficients are known."""
         unwanted = coefficients[:, 1:] @ self.design_[:, 1:].T
         return (X - unwanted) / coefficients[:, :1]
 
