@@ -27,7 +27,7 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker
 from stream.process import WorkerProcess
-from stream.retrain import TrainingProcess
+from stream.training_process import TrainingProcess
 from stream.settings import TopicNames
 from stream.simulate import (
     SATURATION_CEILING,
@@ -125,10 +125,11 @@ def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: 
     progress.labelled_used = retrain.labelled_count
     progress.gate = registry.status(version)
     if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
-        registry.promote(version, f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra")
-    from trainer.publish import announce
+        reason = f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra"
+        registry.promote(version, reason)
+        from trainer.publish import announce
 
-    announce(bootstrap, models_topic, version, registry.base, "demo: retrained on the stream's lab values")
+        announce(bootstrap, models_topic, version, registry.base, reason)  # the trainer announced its own promotions
     progress.version, progress.at = version, elapsed
 
 
@@ -216,11 +217,9 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                 task.cancel()  # e.g. a producer still flushing to a broker that is going away
             if progress.retrain:
                 progress.retrain.stop(timeout=0.5)
-            log.info("demo stopping: clients stopped")
             worker.stop(timeout=0.5)  # offsets are committed after each batch: a kill loses nothing
-            log.info("demo stopping: worker stopped")
             broker.stop(timeout=0.2)  # the demo's broker keeps everything in memory: nothing to flush
-            log.info("demo stopped: broker stopped")
+            log.info("demo stopped")
     summary = {
         "sent": stats.sent, "valid": dict(stats.valid), "faults": dict(stats.faults), "references": stats.references,
         "predictions": {a: v.predictions for a, v in state.analyzers.items()},
