@@ -226,6 +226,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
         "unique_predictions": len(state.predicted_ids),
         "dead_letters": dict(state.dead_letter_reasons),
         "versions": {a: v.versions_seen for a, v in state.analyzers.items()},
+        "source": source, "target": target, "target_std": float(dataset.target(target).std()),
         "first_version": first_version, "swap": progress.summary(), "timeline": timeline, "pids": pids,
         "labelled": state.labelled,
         "online_rmsep": _online_rmsep(state),
