@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from nirstream.core.datasets.tablets import tablets_path
-from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker
 from stream.process import WorkerProcess
@@ -127,7 +126,7 @@ def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: 
     if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
         reason = f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra"
         registry.promote(version, reason)
-        from trainer.publish import announce
+        from trainer.announce import announce
 
         announce(bootstrap, models_topic, version, registry.base, reason)  # the trainer announced its own promotions
     progress.version, progress.at = version, elapsed
@@ -230,7 +229,6 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
         "first_version": first_version, "swap": progress.summary(), "timeline": timeline, "pids": pids,
         "labelled": state.labelled,
         "online_rmsep": _online_rmsep(state),
-        "offline_rmsep": _offline_rmsep(registry, dataset, target, {first_version, progress.version} - {None}),
     }
     from rich.console import Console
 
@@ -271,12 +269,3 @@ def _online_rmsep(state: WatchState) -> dict:
         errors[pair["analyzer_id"]][pair["model_version"]].append(pair["error"])
     return {a: {v: {"rmsep": float(np.sqrt(np.mean(np.square(e)))), "bias": float(np.mean(e)), "n": len(e)}
                 for v, e in versions.items()} for a, versions in errors.items()}
-
-
-def _offline_rmsep(registry: ModelRegistry, dataset, target: str, versions: set[str]) -> dict:
-    """The served versions' RMSEP on the replayed (unperturbed) data set, computed offline."""
-    figures = {}
-    for version in sorted(versions, key=int):
-        values = Predictor(registry.load(version)).predict(dataset.X).values
-        figures[version] = float(np.sqrt(np.mean((values - dataset.target(target)) ** 2)))
-    return figures

@@ -72,17 +72,27 @@ def topics():
 
 @pytest.fixture
 def start_worker(broker, registry, topics, tmp_path):
+    """``start_worker(**env)`` starts a worker and waits until it is ready; ``start_worker.many(n, **env)``
+    starts n at once (their TensorFlow imports overlap) and waits for all. All share one consumer group."""
     workers = []
 
-    def start(**extra_env) -> WorkerProcess:
-        worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, tmp_path / f"worker{len(workers)}.log",
-                               extra_env=extra_env)
-        if workers:
-            worker.group_id = workers[0].group_id  # same consumer group as the first worker
-        workers.append(worker.start())
-        worker.wait_ready()
-        return worker
+    def many(count: int, **extra_env) -> list[WorkerProcess]:
+        started = []
+        for _ in range(count):
+            worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, tmp_path / f"worker{len(workers)}.log",
+                                   extra_env=extra_env)
+            if workers:
+                worker.group_id = workers[0].group_id  # same consumer group as the first worker
+            workers.append(worker.start())
+            started.append(worker)
+        for worker in started:
+            worker.wait_ready()
+        return started
 
+    def start(**extra_env) -> WorkerProcess:
+        return many(1, **extra_env)[0]
+
+    start.many = many
     yield start
     for worker in workers:
         worker.stop()

@@ -80,7 +80,7 @@ def test_kill_9_five_times_loses_nothing(broker, topics, tecator, start_worker):
 
 
 def test_survivor_takes_over_a_killed_workers_partitions(broker, topics, tecator, start_worker):
-    first, second = start_worker(), start_worker()
+    first, second = start_worker.many(2)
     messages = steady_messages(tecator, 1200)
 
     async def scenario():

@@ -191,6 +191,17 @@ def test_quick_training_fits_a_single_member():
     assert TrainSettings(quick=True, ensemble_size=2).cnn_config(155).ensemble_size == 2
 
 
+@pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
+def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
+    from trainer.pipeline import QUICK_SPECTRA_SEEN, TrainSettings
+
+    config = TrainSettings(quick=True).cnn_config(n_train)
+    seen = config.epochs * config.n_copies * n_train
+    assert 10 <= config.epochs <= 30
+    assert config.epochs in (10, 30) or 0.8 * QUICK_SPECTRA_SEEN <= seen <= 1.2 * QUICK_SPECTRA_SEEN
+    assert config.early_stopping_start == config.epochs
+
+
 def test_collapsed_members_are_replaced_then_refused():
     """The collapse guard looks at the training loss only; here every fit 'collapses'."""
     from trainer.cnn import CNNConfig, fit_cnn

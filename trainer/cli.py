@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--ensemble-size", type=int,
                        help="CNN seed-ensemble members averaged into one model (default 3; --quick: 1)")
     train.add_argument("--quick", action="store_true",
-                       help="demo-sized CNN, one member, 30 epochs of ~1,000 spectra: ~25 s of fitting on 2 cores")
+                       help="demo-sized CNN, one member, ~30,000 augmented spectra seen (10-30 epochs): ~25 s of fitting on 2 cores")
     train.add_argument("--no-pls", action="store_true", help="skip the PLS baseline")
     train.add_argument("--promote-margin", type=float, help="relative RMSEP improvement needed to promote (default 0)")
     train.add_argument("--report-dir", type=Path, help="where reports go (default ./artifacts)")
@@ -197,7 +197,8 @@ def _models_show(args: argparse.Namespace) -> int:
 
 def _models_change(args: argparse.Namespace) -> int:
     from nirstream.core.registry import ModelRegistry
-    from trainer.publish import announce
+    from stream.settings import Settings
+    from trainer.announce import announce
 
     registry = ModelRegistry(args.registry)
     if args.models_command == "promote":
@@ -207,5 +208,5 @@ def _models_change(args: argparse.Namespace) -> int:
         version = registry.rollback(args.reason)
     print(f"champion is now version {version}")
     if args.bootstrap_servers:
-        announce(args.bootstrap_servers, "nirstream.models", version, registry.base, args.reason)
+        announce(args.bootstrap_servers, Settings.load().topics.models, version, registry.base, args.reason)
     return 0

@@ -18,13 +18,15 @@ from trainer.cnn import CNNConfig, fit_cnn
 from trainer.compare import compare_pls
 from trainer.metrics import regression_metrics
 from trainer.protocols import Protocol, load_protocol
-from trainer.publish import announce, check_same_features, decide_promotion, preprocessor_from, publish_candidate
+from trainer.announce import announce
+from trainer.publish import check_same_features, decide_promotion, preprocessor_from, publish_candidate
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
 
 log = logging.getLogger(__name__)
 
 
 QUICK_SAMPLES_PER_EPOCH = 1000
+QUICK_SPECTRA_SEEN = 30_000  # the quick fit's budget of augmented spectra, whatever the training set's size
 
 
 class TrainSettings(BaseModel):
@@ -49,12 +51,13 @@ class TrainSettings(BaseModel):
     def cnn_config(self, n_train: int) -> CNNConfig:
         config = CNNConfig(variant=self.variant, seed=self.seed)
         if self.quick:
-            # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and about
-            # QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch whatever the training set's size:
-            # ~20-25 s of fitting on 2 cores, for the first model as for a retrain on a thousand stream spectra.
+            # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and a fixed budget:
+            # about QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch and QUICK_SPECTRA_SEEN in all (so a retrain
+            # on 1,500 stream spectra runs 20 epochs, not 30 longer ones): seconds on 2 cores, first model or retrain.
             copies = max(1, round(QUICK_SAMPLES_PER_EPOCH / max(n_train, 1)))
-            config = replace(config, filters=(4, 8), kernel_size=16, dense_units=32, epochs=30, n_copies=copies,
-                             early_stopping_start=30, ensemble_size=1)
+            epochs = int(np.clip(round(QUICK_SPECTRA_SEEN / (copies * max(n_train, 1))), 10, 30))
+            config = replace(config, filters=(4, 8), kernel_size=16, dense_units=32, epochs=epochs, n_copies=copies,
+                             early_stopping_start=epochs, ensemble_size=1)
         if self.epochs is not None:
             config = replace(config, epochs=self.epochs)
         if self.n_copies is not None:

@@ -95,27 +95,3 @@ def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, preproce
             target_mean=regressor.y_mean_, target_scale=regressor.y_scale_, **metadata,
         )
     )
-
-
-def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, reason: str, client_options: dict | None = None) -> None:
-    """Tell running workers about a new champion (they also poll the registry, so this is best effort)."""
-    import asyncio
-
-    from aiokafka import AIOKafkaProducer
-
-    from nirstream.core.connection import client_options as environment_options
-    from nirstream.core.schemas import ModelEvent
-
-    async def send() -> None:
-        producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))
-        await producer.start()
-        try:
-            event = ModelEvent(event="promoted", version=version, registry=str(registry), reason=reason)
-            await producer.send_and_wait(topic, event.model_dump_json().encode())
-        finally:
-            await producer.stop()
-
-    try:
-        asyncio.run(asyncio.wait_for(send(), 15))
-    except Exception as exc:  # the registry is the truth; workers poll it anyway
-        log.warning("could not announce version %s on %s (%s); workers will find it by polling", version, topic, exc)
