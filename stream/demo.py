@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nirstream.core.datasets.tablets import tablets_path
+from nirstream.core.figures_of_merit import rmse
 from nirstream.core.registry import ModelRegistry
 from stream.broker import EmbeddedBroker
 from stream.process import WorkerProcess
@@ -60,10 +61,17 @@ async def train_first_model(registry: ModelRegistry, protocol: str, logs: Path) 
 
 
 def scrape(worker: WorkerProcess) -> dict[str, dict]:
-    """The monitoring metrics the demo reports: bias, RMSEP, outlier fraction per analyzer, model version."""
+    """The monitoring metrics the demo reports: bias, RMSEP, outlier fraction per analyzer, model version.
+
+    Empty while the worker's endpoint does not answer (it is stopping: Ctrl-C reaches the whole process group,
+    and the worker may close its port before the demo has handled its own SIGINT)."""
     wanted = {"nirstream_rolling_bias", "nirstream_rolling_rmsep", "nirstream_outlier_fraction", "nirstream_model_version"}
     found: dict[str, dict] = defaultdict(dict)
-    for sample in worker.samples(wanted):
+    try:
+        samples = worker.samples(wanted)
+    except OSError:
+        return {}
+    for sample in samples:
         found[sample.name][sample.labels.get("analyzer", "")] = sample.value
     return dict(found)
 
@@ -193,6 +201,9 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                         live.update(render(state, title()))
                     if duration is not None and progress.observed_at is not None and elapsed >= duration:
                         stop_sending.set()
+                    elif duration is not None and worker.process.poll() is not None:
+                        raise DemoIncomplete(f"the worker exited with code {worker.process.returncode}; its log:\n"
+                                             f"{worker.log_tail()}")
                     elif duration is not None and elapsed > timeout:
                         raise DemoIncomplete(
                             f"after {elapsed:.0f} s: {progress_line(progress, retrain_after, state)}; "
@@ -267,5 +278,5 @@ def _online_rmsep(state: WatchState) -> dict:
     errors: dict = defaultdict(lambda: defaultdict(list))
     for pair in state.labelled:
         errors[pair["analyzer_id"]][pair["model_version"]].append(pair["error"])
-    return {a: {v: {"rmsep": float(np.sqrt(np.mean(np.square(e)))), "bias": float(np.mean(e)), "n": len(e)}
+    return {a: {v: {"rmsep": rmse(e, 0.0), "bias": float(np.mean(e)), "n": len(e)}
                 for v, e in versions.items()} for a, versions in errors.items()}

@@ -161,3 +161,11 @@ def test_ctrl_c_stops_the_live_demo_and_every_process_it_started(demo, tmp_path)
 def test_headless_console_shows_the_view_and_the_retrain_not_library_logs(demo):
     assert "retrained on" in demo["console"] and "lab-labelled spectra" in demo["console"]
     assert "absl" not in demo["console"] and " INFO " not in demo["console"]
+
+
+def test_the_view_survives_a_worker_whose_port_is_closed(tmp_path):
+    # Ctrl-C reaches the worker too: its port may close before the demo handles its own SIGINT
+    from stream.demo import scrape
+    from stream.process import WorkerProcess
+
+    assert scrape(WorkerProcess("127.0.0.1:1", tmp_path, None, tmp_path / "w.log")) == {}
