@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nirstream.core.figures_of_merit import rmse
 from nirstream.core.schemas import ReferenceMessage
 
 
@@ -41,7 +42,7 @@ class AnalyzerStats:
 
     @property
     def rmsep(self) -> float:
-        return math.sqrt(sum(e * e for e in self.errors) / len(self.errors)) if self.errors else math.nan
+        return rmse(self.errors, 0.0) if self.errors else math.nan
 
     @property
     def bias(self) -> float:

@@ -217,7 +217,3 @@ async def replay(
     finally:
         await producer.stop()
     return stats
-
-
-def rmsep(errors: list[float]) -> float:
-    return float(np.sqrt(np.mean(np.square(errors)))) if errors else float("nan")

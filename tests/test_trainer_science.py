@@ -8,7 +8,7 @@ from sklearn.cross_decomposition import PLSRegression
 
 from tests.conftest import requires_tablets
 from trainer.compare import compare_pls
-from trainer.metrics import regression_metrics
+from nirstream.core.figures_of_merit import regression_metrics
 from trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
 from trainer.protocols import load_protocol
 
@@ -84,13 +84,25 @@ def test_cnn_builder_follows_the_paper():
     assert kinds == ["GaussianNoise", "Conv1D", "Conv1D", "Flatten", "Dropout", "Dense", "Dense"]
 
 
-def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
-    from trainer.cnn import CNNConfig, fit_cnn
+def cnn(n_copies: int = 2, **params):
+    """A CNNRegressor with the augment+emsc variant's steps; tiny unless ``params`` say otherwise."""
+    from trainer.cnn import CNNRegressor
+    from trainer.variants import variant_steps
 
+    preprocessor, augmenter = variant_steps("augment+emsc", n_copies=n_copies)
+    tiny = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64, "early_stopping_start": 0}
+    return CNNRegressor(preprocessor, augmenter, **(tiny | params))
+
+
+def fit_on(regressor, protocol):
+    return regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
+                         y_val=protocol.y(protocol.validation))
+
+
+def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
     protocol = load_protocol("tecator")
-    config = CNNConfig(epochs=4, n_copies=3, batch_size=32, early_stopping_start=0, seed=1)
-    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                        protocol.y(protocol.validation), config, verbose=0)
+    regressor = fit_on(cnn(n_copies=3, filters=(8, 16), kernel_size=32, dense_units=128, epochs=4, batch_size=32,
+                           random_state=1), protocol)
     loss = regressor.history_["loss"]
     assert len(loss) >= 2 and loss[-1] < loss[0]
     predictions = regressor.predict(protocol.test.X)
@@ -128,20 +140,14 @@ def test_unknown_protocol_and_target_are_refused():
 @pytest.fixture(scope="module")
 def tiny_ensemble():
     """Two tiny members fitted on tecator: a seed ensemble in seconds."""
-    from trainer.cnn import CNNConfig, fit_cnn
-
     protocol = load_protocol("tecator")
-    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=2, batch_size=64,
-                       early_stopping_start=0, seed=5, ensemble_size=2)
-    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                        protocol.y(protocol.validation), config, verbose=0)
-    return protocol, config, regressor
+    return protocol, fit_on(cnn(random_state=5, ensemble_size=2), protocol)
 
 
 def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemble, tmp_path):
     import keras
 
-    protocol, _, regressor = tiny_ensemble
+    protocol, regressor = tiny_ensemble
     assert regressor.member_seeds_ == [5, 6] and len(regressor.members_) == 2
     assert [type(layer).__name__ for layer in regressor.model_.layers][-1] == "Average"
     members = regressor.predict_members(protocol.test.X)
@@ -152,7 +158,7 @@ def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemb
     path = tmp_path / "model.keras"
     regressor.model_.save(path)
     loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
-    features = regressor._features(protocol.test.X)
+    features = regressor.features(protocol.test.X)[:, :, None]
     np.testing.assert_allclose(loaded.predict(features, verbose=0), regressor.model_.predict(features, verbose=0),
                                rtol=1e-5, atol=1e-6)
     # the training curves and the kernel plot still work on an ensemble
@@ -164,20 +170,15 @@ def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemb
 def test_the_kernel_plot_finds_the_first_member_of_an_ensemble(tiny_ensemble, tmp_path):
     from trainer.report import plot_kernel_activations
 
-    protocol, _, regressor = tiny_ensemble
-    features = regressor._features(protocol.train.X)[:, :, 0].mean(axis=0)
+    protocol, regressor = tiny_ensemble
+    features = regressor.features(protocol.train.X).mean(axis=0)
     path = plot_kernel_activations(regressor.model_, features, protocol.train.wavelengths, tmp_path / "k.png")
     assert path.stat().st_size > 0
 
 
 def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmsep():
-    from trainer.cnn import CNNConfig, fit_cnn
-
     protocol = load_protocol("tecator")
-    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=2, batch_size=64,
-                       early_stopping_start=0, seed=5, ensemble_size=2, ensemble_mode="best-validation")
-    regressor = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                        protocol.y(protocol.validation), config, verbose=0)
+    regressor = fit_on(cnn(random_state=5, ensemble_size=2, ensemble_mode="best-validation"), protocol)
     chosen = int(np.argmin(regressor.member_validation_rmsep_))
     assert regressor.chosen_member_ == chosen and regressor.model_ is regressor.members_[chosen]
     validation_rmsep = regression_metrics(protocol.y(protocol.validation), regressor.predict(protocol.validation.X))["rmsep"]
@@ -187,29 +188,25 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 def test_quick_training_fits_a_single_member():
     from trainer.pipeline import TrainSettings
 
-    assert TrainSettings(quick=True).cnn_config(155).ensemble_size == 1
-    assert TrainSettings(quick=True, ensemble_size=2).cnn_config(155).ensemble_size == 2
+    assert TrainSettings(quick=True).cnn_regressor(155).ensemble_size == 1
+    assert TrainSettings(quick=True, ensemble_size=2).cnn_regressor(155).ensemble_size == 2
 
 
 @pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
 def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
     from trainer.pipeline import QUICK_SPECTRA_SEEN, TrainSettings
 
-    config = TrainSettings(quick=True).cnn_config(n_train)
-    seen = config.epochs * config.n_copies * n_train
-    assert 10 <= config.epochs <= 30
-    assert config.epochs in (10, 30) or 0.8 * QUICK_SPECTRA_SEEN <= seen <= 1.2 * QUICK_SPECTRA_SEEN
-    assert config.early_stopping_start == config.epochs
+    regressor = TrainSettings(quick=True).cnn_regressor(n_train)
+    seen = regressor.epochs * regressor.augmenter.n_copies * n_train
+    assert 10 <= regressor.epochs <= 30
+    assert regressor.epochs in (10, 30) or 0.8 * QUICK_SPECTRA_SEEN <= seen <= 1.2 * QUICK_SPECTRA_SEEN
+    assert regressor.early_stopping_start == regressor.epochs
 
 
 def test_collapsed_members_are_replaced_then_refused():
     """The collapse guard looks at the training loss only; here every fit 'collapses'."""
-    from trainer.cnn import CNNConfig, fit_cnn
-
     protocol = load_protocol("tecator")
-    config = CNNConfig(filters=(2,), kernel_size=5, dense_units=8, epochs=2, n_copies=1, batch_size=64,
-                       early_stopping_start=0, seed=7, ensemble_size=2, max_training_loss=0.0,
-                       collapse_check_epoch=1, max_member_retries=1)
+    regressor = cnn(n_copies=1, random_state=7, ensemble_size=2, max_training_loss=0.0, collapse_check_epoch=1,
+                    max_member_retries=1)
     with pytest.raises(RuntimeError, match=r"seeds \[7, 8\] all collapsed"):
-        fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                protocol.y(protocol.validation), config, verbose=0)
+        fit_on(regressor, protocol)

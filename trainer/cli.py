@@ -148,7 +148,7 @@ def _export_from_topic(args: argparse.Namespace, options: dict) -> Path:
 def _evaluate(args: argparse.Namespace) -> int:
     from nirstream.core.predictor import Predictor
     from nirstream.core.registry import ModelRegistry
-    from trainer.metrics import regression_metrics
+    from nirstream.core.figures_of_merit import regression_metrics
     from trainer.protocols import load_protocol
 
     registry = ModelRegistry(args.registry)

@@ -1,115 +1,71 @@
-"""The paper's 1-D CNN (Bjerrum, Glahder & Skov 2017) and a seeded, early-stopped fit.
+"""The paper's 1-D CNN (Bjerrum, Glahder & Skov 2017) as a scikit-learn regressor on raw spectra.
 
-Input pipeline, all fitted on the training split only:
-augment (``SpectralAugmenter.fit_resample``) -> EMSC (reference = mean of the original
-training spectra) -> ``GlobalScaler`` -> CNN, with targets standardised and scaled back.
-Early stopping and the learning-rate schedule watch the validation split; the test split
-is never seen during fitting.
+``CNNRegressor`` owns its preprocessing: ``fit`` fits a clone of ``preprocessor`` (a
+``SpectralPreprocessor``: window -> EMSC -> global scaling) on the original training spectra,
+augments the raw training spectra with ``augmenter`` (if any), passes everything through the
+fitted preprocessor and trains the network on standardised targets. The fitted
+``preprocessor_`` is the very object a model bundle stores and the worker runs.
+Early stopping and the learning-rate schedule watch validation data: ``fit(X, y, X_val=..., y_val=...)``
+(raw spectra; routable through a ``Pipeline`` or ``cross_validate`` with
+``set_fit_request(X_val=True, y_val=True)``), else a ``validation_fraction`` of the training set.
+The test split is never seen during fitting.
 
-Seed ensembles: ``CNNConfig.ensemble_size`` members are fitted with seeds ``seed``,
-``seed + 1``, ... (a seed whose fit collapses on the training data is skipped; each its own weight initialisation, noise/dropout stream and augmented
-copies) on the same EMSC and scaler, and combined into ONE functional Keras model whose
-input feeds every member and whose ``Average`` layer returns the mean prediction. That model
-saves to a single ``.keras`` file and loads with ``safe_mode=True``, so bundles, the
-predictor and the stream worker need no change.
+Seed ensembles: ``ensemble_size`` members are fitted with seeds ``random_state``,
+``random_state + 1``, ... (a seed whose fit collapses on the training data is skipped; each its own
+weight initialisation, noise/dropout stream and augmented copies) on the same preprocessing, and
+combined into ONE functional Keras model whose ``Average`` layer returns the mean prediction. That
+model saves to a single ``.keras`` file and loads with ``safe_mode=True``.
+
+Defaults: the architecture is the paper's. The training defaults differ from the paper to fit a few
+minutes on 2 CPU cores: Adam at 3e-3 (the paper: Adadelta; ``"adadelta"`` is still available), batch
+128, <= 80 epochs, patience 20, early stopping considered from epoch 40. Measured on the tablets
+(seed 0/1/2): test_1 4.84/4.80/4.47 mg, test_2 5.04/7.50/5.08 mg; the spread between seeds is why
+``ensemble_size`` defaults to 3: averaging removes most of that seed lottery without looking at any test set.
+validate_1 spans only 188-200 mg (std 2.4 mg vs 22 mg in calibrate_1): early on its loss rewards
+predicting the mean, hence the warm-up before early stopping and the learning rate following the
+training loss. Collapse guard (training data only): a member whose training loss (MSE of the
+standardised target) is still above ``max_training_loss`` at epoch ``collapse_check_epoch`` has
+collapsed to predicting the mean (dead ReLUs); it is dropped and the next seed fitted instead, at most
+``max_member_retries`` times.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of reports
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions  # noqa: E402
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
-from nirstream.core.preprocessing import GlobalScaler  # noqa: E402
-from trainer.variants import prepare_training  # noqa: E402
-
-
-@dataclass
-class CNNConfig:
-    """Architecture and training settings.
-
-    The architecture defaults are the paper's. The training defaults differ from the paper
-    to fit a few minutes on 2 CPU cores: Adam at 3e-3 (the paper: Adadelta; ``"adadelta"``
-    is still available) converges in ~60 epochs, and 50 augmented copies instead of 100.
-    Measured on tablets (seed 0): Adam 1e-3 / 60 epochs was still under-fitting the
-    training loss and scored worse; see the trainer report for the figures.
-
-    These defaults (Adam 3e-3, batch 128, <= 80 epochs, 50 copies, patience 20, early
-    stopping considered from epoch 40) are the measured winners on the tablets: single
-    seeds 0/1/2 gave test_1 4.84/4.80/4.47 mg and test_2 5.04/7.50/5.08 mg. The spread
-    between seeds (seed 1: 7.50 mg cross-instrument) is why ``ensemble_size`` defaults to 3:
-    averaging members removes most of that seed lottery without looking at any test set.
-
-    ``ensemble_mode``: ``"average"`` (deploy the averaging model of all members) or
-    ``"best-validation"`` (deploy the single member with the lowest validation RMSEP; with
-    only 40 narrow-range validation tablets this choice is noisy, so averaging is the default).
-    """
-
-    # architecture (paper)
-    noise: float = 0.05
-    filters: tuple[int, ...] = (8, 16)
-    kernel_size: int = 32
-    dropout: float = 0.5
-    dense_units: int = 128
-    # optimisation
-    optimizer: str = "adam"
-    learning_rate: float = 3e-3
-    batch_size: int = 128
-    epochs: int = 80
-    early_stopping_patience: int = 20
-    # validate_1 spans only 188-200 mg (std 2.4 mg vs 22 mg in calibrate_1): early on its loss
-    # rewards predicting the mean, so stopping is only considered after a warm-up and the
-    # learning rate follows the training loss unless told otherwise.
-    early_stopping_start: int = 40
-    lr_monitor: str = "loss"
-    lr_patience: int = 5
-    lr_factor: float = 0.5
-    min_learning_rate: float = 1e-6
-    # data
-    variant: str = "augment+emsc"
-    n_copies: int = 50  # paper: 100; 50 halves the CPU time
-    augmenter_params: dict = field(default_factory=dict)
-    seed: int = 0
-    # seed ensemble
-    ensemble_size: int = 3
-    ensemble_mode: str = "average"  # or "best-validation"
-    # Collapse guard (training data only): a member whose training loss (MSE of the
-    # standardised target) is still above ``max_training_loss`` at epoch
-    # ``collapse_check_epoch`` has collapsed to predicting the mean (dead ReLUs: seed 4 sat
-    # at exactly 1.0 for 80 epochs and scored 16 mg). The narrow validation set cannot see
-    # this (a constant predictor scores ~2.5 mg on validate_1), so the member is dropped
-    # and the next unused seed is fitted instead, at most ``max_member_retries`` times.
-    max_training_loss: float | None = 0.5
-    collapse_check_epoch: int = 10
-    max_member_retries: int = 3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
+from nirstream.core.figures_of_merit import rmse  # noqa: E402
+from nirstream.core.pipeline import SpectralPreprocessor  # noqa: E402
 
 ENSEMBLE_MODES = ("average", "best-validation")
 
 
-def build_cnn(n_channels: int, config: CNNConfig | None = None, name: str = "deep_chemometrics_cnn") -> keras.Model:
-    """The paper's network: noise -> two same-padded ReLU convolutions -> dropout -> dense -> 1.
+def build_cnn(n_channels: int, noise: float = 0.05, filters: tuple[int, ...] = (8, 16), kernel_size: int = 32,
+              dropout: float = 0.5, dense_units: int = 128, name: str = "deep_chemometrics_cnn") -> keras.Model:
+    """The paper's network: noise -> same-padded ReLU convolutions -> dropout -> dense -> 1.
 
     Every layer's name starts with ``name`` so several members can live in one model file.
     """
-    config = config or CNNConfig()
-    layers = [keras.Input(shape=(n_channels, 1)), keras.layers.GaussianNoise(config.noise, name=f"{name}_noise")]
+    layers = [keras.Input(shape=(n_channels, 1)), keras.layers.GaussianNoise(noise, name=f"{name}_noise")]
     layers += [
-        keras.layers.Conv1D(n_filters, config.kernel_size, padding="same", activation="relu", name=f"{name}_conv{i + 1}")
-        for i, n_filters in enumerate(config.filters)
+        keras.layers.Conv1D(n_filters, kernel_size, padding="same", activation="relu", name=f"{name}_conv{i + 1}")
+        for i, n_filters in enumerate(filters)
     ]
     layers += [
         keras.layers.Flatten(name=f"{name}_flatten"),
-        keras.layers.Dropout(config.dropout, name=f"{name}_dropout"),
-        keras.layers.Dense(config.dense_units, activation="relu", name=f"{name}_dense"),
+        keras.layers.Dropout(dropout, name=f"{name}_dropout"),
+        keras.layers.Dense(dense_units, activation="relu", name=f"{name}_dense"),
         keras.layers.Dense(1, name=f"{name}_output"),
     ]
     return keras.Sequential(layers, name=name)
@@ -133,115 +89,176 @@ def combine_members(members: list[keras.Model], name: str = "cnn_seed_ensemble")
     return keras.Model(inputs, outputs, name=name)
 
 
-def _optimizer(config: CNNConfig) -> keras.optimizers.Optimizer:
-    optimizers = {"adam": keras.optimizers.Adam, "adadelta": keras.optimizers.Adadelta}
-    if config.optimizer not in optimizers:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(optimizers)}")
-    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    return {"adam": keras.optimizers.Adam, "adadelta": keras.optimizers.Adadelta}[name](learning_rate=learning_rate)
 
 
-def _as_input(X: np.ndarray) -> np.ndarray:
-    return np.asarray(X, dtype=np.float32)[:, :, None]  # Conv1D wants a channel axis
+def _as_input(features: np.ndarray) -> np.ndarray:
+    return np.asarray(features, dtype=np.float32)[:, :, None]  # Conv1D wants a channel axis
 
 
-class CNNRegressor:
-    """Preprocessing plus CNN (or a seed ensemble of CNNs) as one estimator.
+class CNNRegressor(RegressorMixin, BaseEstimator):
+    """Preprocessing plus CNN (or a seed ensemble of CNNs) as one scikit-learn regressor on raw spectra.
 
-    ``fit`` and ``predict`` take raw spectra. Attributes after fit:
+    Parameters: ``preprocessor`` (unfitted ``SpectralPreprocessor``; None: whole grid, EMSC order 2),
+    ``augmenter`` (unfitted ``SpectralAugmenter`` or None), the architecture (``noise``, ``filters``,
+    ``kernel_size``, ``dropout``, ``dense_units``), the optimisation (``optimizer`` ... ``min_learning_rate``),
+    ``validation_fraction`` (used only when ``fit`` gets no validation data), the ensemble
+    (``ensemble_size``, ``ensemble_mode``: ``"average"`` or ``"best-validation"``), the collapse guard,
+    ``random_state`` (base seed) and ``verbose`` (Keras' fit verbosity).
 
-    * ``model_``: the deployed Keras model (a single member, or the averaging ensemble);
-    * ``members_``: the fitted member models, ``member_seeds_`` their seeds,
-      ``collapsed_seeds_`` the seeds dropped by the collapse guard (see ``CNNConfig``);
-    * ``history_``: per-epoch lists (loss, val_loss, learning_rate) of the first member
-      (of the chosen member with ``ensemble_mode="best-validation"``); ``histories_``: all;
-    * ``best_epoch_`` / ``best_epochs_``: the epoch whose weights were kept, likewise;
-    * ``member_validation_rmsep_``: each member's validation RMSEP (target units);
-    * ``chosen_member_``: index of the deployed member, or None when averaging;
-    * ``corrector_``, ``scaler_``, ``y_mean_``, ``y_scale_``, ``fit_seconds_``.
+    Attributes after fit: ``preprocessor_`` (fitted; what the bundle stores), ``target_scaler_``,
+    ``model_`` (the deployed Keras model), ``members_``, ``member_seeds_``, ``collapsed_seeds_``,
+    ``history_`` / ``histories_`` (per-epoch loss, val_loss, learning_rate), ``best_epoch_`` / ``best_epochs_``,
+    ``member_validation_rmsep_``, ``chosen_member_`` (None when averaging), ``fit_seconds_``, ``n_features_in_``.
     """
 
-    def __init__(self, config: CNNConfig | None = None):
-        self.config = config or CNNConfig()
+    _parameter_constraints: dict = {
+        "preprocessor": [HasMethods(["fit", "transform", "screen_transform"]), None],
+        "augmenter": [HasMethods(["fit_resample"]), None],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "filters": [tuple, list],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "dense_units": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions({"adam", "adadelta"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping_patience": [Interval(Integral, 0, None, closed="left")],
+        "early_stopping_start": [Interval(Integral, 0, None, closed="left")],
+        "lr_monitor": [StrOptions({"loss", "val_loss"})],
+        "lr_patience": [Interval(Integral, 0, None, closed="left")],
+        "lr_factor": [Interval(Real, 0, 1, closed="neither")],
+        "min_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "ensemble_mode": [StrOptions(set(ENSEMBLE_MODES))],
+        "max_training_loss": [Interval(Real, 0, None, closed="left"), None],
+        "collapse_check_epoch": [Interval(Integral, 1, None, closed="left")],
+        "max_member_retries": [Interval(Integral, 0, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+        "verbose": [Integral, StrOptions({"auto"})],
+    }
 
-    def _features(self, X: np.ndarray) -> np.ndarray:
-        return _as_input(self.scaler_.transform(self.corrector_.transform(np.asarray(X, dtype=np.float64))))
+    def __init__(self, preprocessor=None, augmenter=None, *, noise: float = 0.05, filters=(8, 16), kernel_size: int = 32,
+                 dropout: float = 0.5, dense_units: int = 128, optimizer: str = "adam", learning_rate: float = 3e-3,
+                 batch_size: int = 128, epochs: int = 80, early_stopping_patience: int = 20, early_stopping_start: int = 40,
+                 lr_monitor: str = "loss", lr_patience: int = 5, lr_factor: float = 0.5, min_learning_rate: float = 1e-6,
+                 validation_fraction: float = 0.2, ensemble_size: int = 3, ensemble_mode: str = "average",
+                 max_training_loss: float | None = 0.5, collapse_check_epoch: int = 10, max_member_retries: int = 3,
+                 random_state: int = 0, verbose: int | str = 0):
+        self.preprocessor = preprocessor
+        self.augmenter = augmenter
+        self.noise = noise
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.dense_units = dense_units
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping_patience = early_stopping_patience
+        self.early_stopping_start = early_stopping_start
+        self.lr_monitor = lr_monitor
+        self.lr_patience = lr_patience
+        self.lr_factor = lr_factor
+        self.min_learning_rate = min_learning_rate
+        self.validation_fraction = validation_fraction
+        self.ensemble_size = ensemble_size
+        self.ensemble_mode = ensemble_mode
+        self.max_training_loss = max_training_loss
+        self.collapse_check_epoch = collapse_check_epoch
+        self.max_member_retries = max_member_retries
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def settings(self) -> dict:
+        """The JSON-able parameters (for bundle metadata and reports): the scalars, and the steps' own."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("preprocessor", "augmenter")}
+        params["filters"] = list(params["filters"])
+        for step in ("preprocessor", "augmenter"):
+            value = getattr(self, step)
+            params[step] = None if value is None else {k: v for k, v in value.get_params().items()
+                                                       if k != "wavelengths" and k != "random_state"}
+        return params
 
     def _scale_y(self, values) -> np.ndarray:
-        return ((np.ravel(values) - self.y_mean_) / self.y_scale_).astype(np.float32)
+        return self.target_scaler_.transform(np.reshape(values, (-1, 1))).ravel().astype(np.float32)
 
-    def _fit_member(self, seed: int, name: str, X, y, validation, verbose) -> tuple[keras.Model, dict, int, bool]:
-        config = self.config
-        X_fit, y_fit, _ = prepare_training(config.variant, X, np.ravel(y), config.n_copies, seed, config.augmenter_params)
+    def _network(self, n_channels: int, name: str) -> keras.Model:
+        return build_cnn(n_channels, self.noise, tuple(self.filters), self.kernel_size, self.dropout, self.dense_units, name)
+
+    def _fit_member(self, seed: int, name: str, X, y, validation) -> tuple[keras.Model, dict, int, bool]:
+        X_fit, y_fit = X, y
+        if self.augmenter is not None:
+            X_fit, y_fit = clone(self.augmenter).set_params(random_state=seed).fit_resample(X, y)
+        features = _as_input(self.preprocessor_.transform(X_fit))
+        del X_fit
         keras.utils.set_random_seed(seed)  # seeds Python, NumPy and the backend: initialisation, noise, dropout
-        model = build_cnn(X_fit.shape[1], config, name=name)
-        model.compile(optimizer=_optimizer(config), loss="mse")
+        model = self._network(features.shape[1], name)
+        model.compile(optimizer=_optimizer(self.optimizer, self.learning_rate), loss="mse")
+        guard = _CollapseGuard(self.max_training_loss, self.collapse_check_epoch)
         callbacks = [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True,
-                start_from_epoch=config.early_stopping_start,
-            ),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=config.lr_monitor, factor=config.lr_factor, patience=config.lr_patience,
-                min_lr=config.min_learning_rate,
-            ),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.early_stopping_patience,
+                                          restore_best_weights=True, start_from_epoch=self.early_stopping_start),
+            keras.callbacks.ReduceLROnPlateau(monitor=self.lr_monitor, factor=self.lr_factor, patience=self.lr_patience,
+                                              min_lr=self.min_learning_rate),
+            guard,
         ]
-        guard = _CollapseGuard(config.max_training_loss, config.collapse_check_epoch)
-        callbacks.append(guard)
-        history = model.fit(
-            _as_input(self.scaler_.transform(X_fit)), self._scale_y(y_fit), validation_data=validation,
-            batch_size=config.batch_size, epochs=config.epochs, callbacks=callbacks, shuffle=True, verbose=verbose,
-        )
+        history = model.fit(features, self._scale_y(y_fit), validation_data=validation, batch_size=self.batch_size,
+                            epochs=self.epochs, callbacks=callbacks, shuffle=True, verbose=self.verbose)
         history = {k: [float(v) for v in values] for k, values in history.history.items()}
         val_loss = history["val_loss"]
-        start = config.early_stopping_start if len(val_loss) > config.early_stopping_start else 0
+        start = self.early_stopping_start if len(val_loss) > self.early_stopping_start else 0
         best_epoch = start + int(np.argmin(val_loss[start:])) + 1  # the epoch whose weights were kept
         return model, history, best_epoch, guard.collapsed
 
-    def fit(self, X, y, X_val, y_val, verbose: int | str = "auto") -> CNNRegressor:
-        config = self.config
-        if config.ensemble_size < 1:
-            raise ValueError("ensemble_size must be at least 1")
-        if config.ensemble_mode not in ENSEMBLE_MODES:
-            raise ValueError(f"unknown ensemble_mode {config.ensemble_mode!r}; choose from {', '.join(ENSEMBLE_MODES)}")
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, X_val=None, y_val=None) -> CNNRegressor:
+        """Fit on raw training spectra ``X`` (n_samples, n_channels) and targets ``y``.
+
+        ``X_val``/``y_val``: raw validation spectra and targets for early stopping and the learning-rate
+        schedule; without them a ``validation_fraction`` of ``X`` is held out for it (and not trained on).
+        """
         started = time.perf_counter()
-        X = np.asarray(X, dtype=np.float64)
-        # One preprocessing for every member: EMSC depends on the original spectra only, the
-        # scaler is fitted on the base seed's augmented set, so one bundle chain serves all.
-        X_base, _, self.corrector_ = prepare_training(
-            config.variant, X, np.ravel(y), config.n_copies, config.seed, config.augmenter_params
-        )
-        self.scaler_ = GlobalScaler().fit(X_base)
-        del X_base
-        self.y_mean_, self.y_scale_ = float(np.mean(y)), float(np.std(y))  # original, not augmented, y
-        validation = (self._features(X_val), self._scale_y(y_val))
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        if X_val is None:
+            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction, random_state=self.random_state)
+        else:
+            X_val = validate_data(self, X_val, dtype=np.float64, reset=False)
+            y_val = np.asarray(y_val, dtype=np.float64).ravel()
+        self.preprocessor_ = clone(self.preprocessor if self.preprocessor is not None else SpectralPreprocessor()).fit(X)
+        self.target_scaler_ = StandardScaler().fit(y.reshape(-1, 1))  # original, not augmented, y
+        validation = (_as_input(self.preprocessor_.transform(X_val)), self._scale_y(y_val))
 
         self.members_, self.histories_, self.best_epochs_, self.member_validation_rmsep_ = [], [], [], []
         self.member_seeds_, self.collapsed_seeds_ = [], []
-        seed = config.seed
-        while len(self.members_) < config.ensemble_size:
-            if len(self.collapsed_seeds_) > config.max_member_retries:
+        seed = self.random_state
+        while len(self.members_) < self.ensemble_size:
+            if len(self.collapsed_seeds_) > self.max_member_retries:
                 raise RuntimeError(f"CNN members with seeds {self.collapsed_seeds_} all collapsed (training loss "
-                                   f"above {config.max_training_loss} at epoch {config.collapse_check_epoch})")
+                                   f"above {self.max_training_loss} at epoch {self.collapse_check_epoch})")
             index = len(self.members_)
-            name = "deep_chemometrics_cnn" if config.ensemble_size == 1 else f"member_{index}"
-            if config.ensemble_size > 1 and verbose:
-                print(f"ensemble member {index + 1}/{config.ensemble_size} (seed {seed})", flush=True)
-            model, history, best_epoch, collapsed = self._fit_member(seed, name, X, y, validation, verbose)
-            if collapsed:
-                if verbose:
-                    print(f"seed {seed} collapsed (training loss {history['loss'][-1]:.3f}); trying seed {seed + 1}",
-                          flush=True)
-                self.collapsed_seeds_.append(seed)
-                seed += 1
-                continue
-            self.member_seeds_.append(seed)
+            name = "deep_chemometrics_cnn" if self.ensemble_size == 1 else f"member_{index}"
+            if self.ensemble_size > 1 and self.verbose:
+                print(f"ensemble member {index + 1}/{self.ensemble_size} (seed {seed})", flush=True)
+            model, history, best_epoch, collapsed = self._fit_member(seed, name, X, y, validation)
             seed += 1
+            if collapsed:
+                if self.verbose:
+                    print(f"seed {seed - 1} collapsed (training loss {history['loss'][-1]:.3f}); trying seed {seed}",
+                          flush=True)
+                self.collapsed_seeds_.append(seed - 1)
+                continue
+            self.member_seeds_.append(seed - 1)
             self.members_.append(model)
             self.histories_.append(history)
             self.best_epochs_.append(best_epoch)
-            self.member_validation_rmsep_.append(_rmse(self._predict_with(model, validation[0]), y_val))
+            self.member_validation_rmsep_.append(rmse(self._predict_with(model, validation[0]), y_val))
 
-        if config.ensemble_mode == "best-validation":
+        if self.ensemble_mode == "best-validation":
             self.chosen_member_ = int(np.argmin(self.member_validation_rmsep_))
             self.model_ = self.members_[self.chosen_member_]
         else:
@@ -252,16 +269,30 @@ class CNNRegressor:
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
+    @property
+    def target_mean_(self) -> float:
+        return float(self.target_scaler_.mean_[0])
+
+    @property
+    def target_scale_(self) -> float:
+        return float(self.target_scaler_.scale_[0])
+
     def _predict_with(self, model: keras.Model, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        return model.predict(features, batch_size=batch_size, verbose=0).ravel() * self.y_scale_ + self.y_mean_
+        scaled = model.predict(features, batch_size=batch_size, verbose=0).reshape(-1, 1)
+        return self.target_scaler_.inverse_transform(scaled).ravel()
 
-    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
-        return self._predict_with(self.model_, self._features(X), batch_size)
+    def features(self, X) -> np.ndarray:
+        """The network's input for raw spectra ``X`` (what the fitted preprocessor makes of them)."""
+        check_is_fitted(self)
+        return self.preprocessor_.transform(validate_data(self, X, dtype=np.float64, reset=False))
 
-    def predict_members(self, X, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
+        return self._predict_with(self.model_, _as_input(self.features(X)))
+
+    def predict_members(self, X) -> np.ndarray:
         """Each member's predictions, shape (n_samples, ensemble_size)."""
-        features = self._features(X)
-        return np.column_stack([self._predict_with(member, features, batch_size) for member in self.members_])
+        features = _as_input(self.features(X))
+        return np.column_stack([self._predict_with(member, features) for member in self.members_])
 
 
 class _CollapseGuard(keras.callbacks.Callback):
@@ -275,12 +306,3 @@ class _CollapseGuard(keras.callbacks.Callback):
         if self.max_loss is not None and epoch + 1 == self.check_epoch and (logs or {}).get("loss", 0.0) > self.max_loss:
             self.collapsed = True
             self.model.stop_training = True
-
-
-def _rmse(predicted, reference) -> float:
-    return float(np.sqrt(np.mean((np.ravel(predicted) - np.ravel(reference)) ** 2)))
-
-
-def fit_cnn(X, y, X_val, y_val, config: CNNConfig | None = None, verbose: int | str = "auto") -> CNNRegressor:
-    """Fit a ``CNNRegressor``; returns it (``.model_`` is the Keras model, ``.history_`` the curves)."""
-    return CNNRegressor(config).fit(X, y, X_val, y_val, verbose=verbose)

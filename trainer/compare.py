@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.cnn import ENSEMBLE_MODES, CNNConfig, fit_cnn
-from trainer.metrics import regression_metrics
+from sklearn.base import clone
+
+from trainer.cnn import ENSEMBLE_MODES, CNNRegressor
+from nirstream.core.figures_of_merit import regression_metrics
 from trainer.pls import MAX_LV, cross_validate_lvs, fit_pls, oracle_lvs
 from trainer.protocols import PROTOCOLS, Protocol, load_protocol
-from trainer.variants import VARIANTS
+from trainer.variants import VARIANTS, variant_steps
 
 CV_RULES = ("min", "1se")
 
@@ -94,7 +96,7 @@ def cnn_run(regressor, protocol: Protocol, seed: int, keep_history: bool = True)
     return run
 
 
-def compare(protocol_names: list[str], config: CNNConfig, seeds: list[int], target: str | None = None,
+def compare(protocol_names: list[str], regressor: CNNRegressor, variant: str, seeds: list[int], target: str | None = None,
             run_cnn: bool = True, verbose: int | str = 2, checkpoint=None, keep_history: bool = True) -> dict:
     """PLS for every protocol, then one CNN run (ensemble) per base seed, shared across protocols.
 
@@ -104,7 +106,7 @@ def compare(protocol_names: list[str], config: CNNConfig, seeds: list[int], targ
     protocols = [load_protocol(name, target) for name in protocol_names]
     results = {}
     for protocol in protocols:
-        pls_variants = list(dict.fromkeys(["none", config.variant]))
+        pls_variants = list(dict.fromkeys(["none", variant]))
         results[protocol.name] = {
             "target": protocol.target, "unit": protocol.train.unit(protocol.target),
             "n_train": protocol.train.n_samples, "n_validation": protocol.validation.n_samples,
@@ -120,11 +122,11 @@ def compare(protocol_names: list[str], config: CNNConfig, seeds: list[int], targ
         for protocol in protocols:
             key = (protocol.train.fingerprint(), protocol.validation.fingerprint(), protocol.target)
             if key not in fitted:
-                seeded = CNNConfig(**{**config.to_dict(), "seed": seed})
-                fitted[key] = fit_cnn(protocol.train.X, protocol.y(protocol.train), protocol.validation.X,
-                                      protocol.y(protocol.validation), seeded, verbose=verbose)
+                seeded = clone(regressor).set_params(random_state=seed, verbose=verbose)
+                fitted[key] = seeded.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
+                                         y_val=protocol.y(protocol.validation))
             entry = results[protocol.name]
-            cnn = entry.setdefault("cnn", {"config": config.to_dict(), "runs": []})
+            cnn = entry.setdefault("cnn", {"config": {"variant": variant, **regressor.settings()}, "runs": []})
             cnn["runs"].append(cnn_run(fitted[key], protocol, seed, keep_history))
             runs = cnn["runs"]
             cnn["rmsep"] = {name: summarise([r["tests"][name]["rmsep"] for r in runs]) for name in protocol.tests}
@@ -160,14 +162,14 @@ def format_table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.compare", description=__doc__.splitlines()[0])
-    defaults = CNNConfig()
+    defaults = CNNRegressor()
     parser.add_argument("--protocol", action="append", choices=PROTOCOLS,
                         help="repeatable; default same-instrument")
-    parser.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
+    parser.add_argument("--variant", choices=VARIANTS, default="augment+emsc")
     parser.add_argument("--target", default=None, help="default: assay for tablets, fat for tecator")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--n-copies", type=int, default=defaults.n_copies)
+    parser.add_argument("--n-copies", type=int, default=50, help="augmented copies per training spectrum")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--optimizer", choices=("adam", "adadelta"), default=defaults.optimizer)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -180,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     args = parser.parse_args(argv)
 
-    config = CNNConfig(variant=args.variant, epochs=args.epochs, n_copies=args.n_copies,
-                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.learning_rate,
-                       ensemble_size=args.ensemble_size, ensemble_mode=args.ensemble_mode)
+    preprocessor, augmenter = variant_steps(args.variant, n_copies=args.n_copies)
+    regressor = CNNRegressor(preprocessor, augmenter, epochs=args.epochs, batch_size=args.batch_size,
+                             optimizer=args.optimizer, learning_rate=args.learning_rate,
+                             ensemble_size=args.ensemble_size, ensemble_mode=args.ensemble_mode)
 
     def checkpoint(results: dict) -> None:
         if args.output:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output.write_text(json.dumps({"command": "python -m trainer.compare " + " ".join(argv or sys.argv[1:]),
                                                **results}, indent=1))
 
-    results = compare(args.protocol or ["same-instrument"], config, args.seeds, args.target,
+    results = compare(args.protocol or ["same-instrument"], regressor, args.variant, args.seeds, args.target,
                       run_cnn=not args.no_cnn, verbose=0 if args.quiet else 2, checkpoint=checkpoint,
                       keep_history=not args.no_history)
     checkpoint(results)

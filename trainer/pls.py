@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import RepeatedKFold
 
+from nirstream.core.figures_of_merit import rmse
+from nirstream.core.pipeline import SpectralPreprocessor
 from trainer.variants import prepare_training
 
 MAX_LV = 20
@@ -34,10 +36,6 @@ def predictions_per_lv(model: PLSRegression, X: np.ndarray) -> np.ndarray:
         raise ValueError("predictions_per_lv expects PLSRegression(scale=False)")
     scores = model.transform(np.asarray(X, dtype=np.float64))  # centred X times the rotations
     return model.intercept_[0] + np.cumsum(scores * model.y_loadings_[0], axis=1)
-
-
-def _rmse_columns(predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean((predictions - np.asarray(y).reshape(-1, 1)) ** 2, axis=0))
 
 
 @dataclass
@@ -80,11 +78,11 @@ def cross_validate_lvs(
     folds = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
     fold_rmse = []
     for i, (fit_rows, held_rows) in enumerate(folds.split(X)):
-        X_fit, y_fit, corrector = prepare_training(
+        X_fit, y_fit, preprocessor = prepare_training(
             variant, X[fit_rows], y[fit_rows], n_copies=n_copies, random_state=random_state + i
         )
         model = PLSRegression(n_components=max_lv, scale=False).fit(X_fit, y_fit)
-        fold_rmse.append(_rmse_columns(predictions_per_lv(model, corrector.transform(X[held_rows])), y[held_rows]))
+        fold_rmse.append(rmse(predictions_per_lv(model, preprocessor.transform(X[held_rows])), y[held_rows, None], axis=0))
     fold_rmse = np.array(fold_rmse)
     return LVSelection(
         lvs=np.arange(1, max_lv + 1),
@@ -99,23 +97,23 @@ class PLSModel:
 
     variant: str
     n_components: int
-    corrector: object
+    preprocessor: SpectralPreprocessor
     regression: PLSRegression
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.regression.predict(self.corrector.transform(np.asarray(X, dtype=np.float64))).ravel()
+        return self.regression.predict(self.preprocessor.transform(np.asarray(X, dtype=np.float64))).ravel()
 
     def predict_per_lv(self, X: np.ndarray) -> np.ndarray:
-        return predictions_per_lv(self.regression, self.corrector.transform(np.asarray(X, dtype=np.float64)))
+        return predictions_per_lv(self.regression, self.preprocessor.transform(np.asarray(X, dtype=np.float64)))
 
 
 def fit_pls(
     X: np.ndarray, y: np.ndarray, n_components: int, variant: str = "none", n_copies: int = 10, random_state: int = 0
 ) -> PLSModel:
     """Fit PLS with ``n_components`` LVs on the (augmented / corrected) training set."""
-    X_fit, y_fit, corrector = prepare_training(variant, X, y, n_copies=n_copies, random_state=random_state)
+    X_fit, y_fit, preprocessor = prepare_training(variant, X, y, n_copies=n_copies, random_state=random_state)
     regression = PLSRegression(n_components=n_components, scale=False).fit(X_fit, np.ravel(y_fit))
-    return PLSModel(variant, n_components, corrector, regression)
+    return PLSModel(variant, n_components, preprocessor, regression)
 
 
 def oracle_lvs(model: PLSModel, X_test: np.ndarray, y_test: np.ndarray) -> LVSelection:
@@ -124,5 +122,5 @@ def oracle_lvs(model: PLSModel, X_test: np.ndarray, y_test: np.ndarray) -> LVSel
     Uses the test set to choose, so its minimum is optimistic; for comparison with
     published "best LV" figures only, never to select a model.
     """
-    rmse = _rmse_columns(model.predict_per_lv(X_test), np.ravel(y_test))
-    return LVSelection(lvs=np.arange(1, rmse.size + 1), rmse=rmse)
+    curve = rmse(model.predict_per_lv(X_test), np.ravel(y_test)[:, None], axis=0)
+    return LVSelection(lvs=np.arange(1, curve.size + 1), rmse=curve)

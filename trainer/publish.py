@@ -1,54 +1,24 @@
 """Turn a fitted CNN into a model bundle, and decide whether it becomes champion.
 
-The bundle's preprocessing is rebuilt from the fitted EMSC and scaler as a
-``SpectralPreprocessor`` on the analyzers' full wavelength grid (the worker receives whole
-spectra and cuts the model's window itself); ``check_same_features`` proves both paths agree.
+The bundle stores the regressor's own fitted ``SpectralPreprocessor`` (on the analyzers' whole
+wavelength grid; it cuts the model's window itself): the worker runs what the trainer fitted.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from nirstream.core.bundle import BundleError, write_bundle
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.figures_of_merit import regression_metrics
 from nirstream.core.predictor import Predictor
-from nirstream.core.preprocessing import EMSC
 from nirstream.core.registry import ModelRegistry
-from nirstream.core.schemas import WavelengthGrid
 from trainer.cnn import CNNRegressor
-from trainer.metrics import regression_metrics
 
 log = logging.getLogger(__name__)
-
-
-def preprocessor_from(regressor: CNNRegressor, input_wavelengths: np.ndarray, window_nm: tuple[float, float] | None) -> SpectralPreprocessor:
-    """The fitted CNN's preprocessing as the shared, serialisable chain."""
-    wavelengths = np.asarray(input_wavelengths, dtype=float)
-    first_nm, last_nm = window_nm or (float(wavelengths[0]), float(wavelengths[-1]))
-    keep = np.flatnonzero((wavelengths >= first_nm) & (wavelengths <= last_nm))
-    emsc = regressor.corrector_ if isinstance(regressor.corrector_, EMSC) else None
-    scalars = {
-        "grid": WavelengthGrid.from_wavelengths(wavelengths).model_dump(),
-        "first_nm": first_nm,
-        "last_nm": last_nm,
-        "window": [int(keep[0]), int(keep[-1]) + 1],
-        "emsc_order": emsc.order if emsc else None,
-        "scaler_mean": regressor.scaler_.mean_,
-        "scaler_scale": regressor.scaler_.scale_,
-    }
-    return SpectralPreprocessor.from_state(scalars, {"emsc_reference": emsc.reference_} if emsc else {})
-
-
-def check_same_features(regressor: CNNRegressor, preprocessor: SpectralPreprocessor, X_full: np.ndarray, X_window: np.ndarray) -> None:
-    served = preprocessor.transform(X_full)
-    trained = regressor._features(X_window)[:, :, 0]
-    if not np.allclose(served, trained, atol=1e-5):
-        raise BundleError("bundle preprocessing differs from the training preprocessing")
 
 
 @dataclass
@@ -87,11 +57,11 @@ def decide_promotion(
     return PromotionDecision(False, reason, candidate_rmsep, champion_rmsep, champion_version)
 
 
-def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, preprocessor: SpectralPreprocessor,
-                      domain: ApplicabilityDomain, **metadata) -> str:
+def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, domain: ApplicabilityDomain, **metadata) -> str:
+    """Write the fitted regressor (its network and the very preprocessor it was fitted with) as a new version."""
     return registry.publish(
         lambda directory: write_bundle(
-            directory, regressor.model_, preprocessor, domain,
-            target_mean=regressor.y_mean_, target_scale=regressor.y_scale_, **metadata,
+            directory, regressor.model_, regressor.preprocessor_, domain,
+            target_mean=regressor.target_mean_, target_scale=regressor.target_scale_, **metadata,
         )
     )

@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nirstream.core.figures_of_merit import rmse  # noqa: E402
+
 
 def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:
     fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -37,7 +39,7 @@ def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]
     low = min(min(r.min(), p.min()) for r, p in results.values())
     high = max(max(r.max(), p.max()) for r, p in results.values())
     for label, (reference, predicted) in results.items():
-        rmsep = float(np.sqrt(np.mean((predicted - reference) ** 2)))
+        rmsep = rmse(predicted, reference)
         scatter_ax.scatter(reference, predicted, s=9, alpha=0.6, label=f"{label} (RMSEP {rmsep:.2f})")
         residual_ax.scatter(reference, predicted - reference, s=9, alpha=0.6, label=label)
     scatter_ax.plot([low, high], [low, high], "k--", lw=1)

@@ -15,8 +15,11 @@ mean the same thing on raw absorbances and on globally scaled spectra.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from numbers import Integral, Real
+
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -41,6 +44,16 @@ class SpectralAugmenter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Seed: the same seed and the same calls give the same spectra.
     """
 
+    _parameter_constraints: dict = {
+        "offset": [Interval(Real, 0, None, closed="left")],
+        "slope": [Interval(Real, 0, None, closed="left")],
+        "scale": [Interval(Real, 0, 1, closed="left")],  # < 1: the multiplier stays positive
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "n_copies": [Interval(Integral, 0, None, closed="left")],
+        "include_original": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         offset: float = 0.1,
@@ -59,13 +72,9 @@ class SpectralAugmenter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.include_original = include_original
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
-        for name in ("offset", "slope", "scale", "noise"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.scale >= 1:
-            raise ValueError("scale must be < 1 so that the multiplier stays positive")
         std = float(X.std())
         self.std_ = std if std > 0 else 1.0
         self.axis_ = np.linspace(0.0, 1.0, X.shape[1])

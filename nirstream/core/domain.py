@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from sklearn.base import BaseEstimator
+from numbers import Integral, Real
+
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 FLAG_OK, FLAG_WARNING, FLAG_OUTLIER = "ok", "warning", "outlier"
@@ -45,15 +48,21 @@ class ApplicabilityDomain(BaseEstimator):
     mean_, components_ (k, p), score_variance_ (k,), n_samples_, limits_ (dict)
     """
 
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "explained_variance": [Interval(Real, 0, 1, closed="right")],
+    }
+
     def __init__(self, n_components: int | None = None, explained_variance: float = 0.99):
         self.n_components = n_components
         self.explained_variance = explained_variance
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
         n = X.shape[0]
         if n < 5:
-            raise ValueError(f"need at least 5 training spectra for an applicability domain, got {n}")
+            raise ValueError(f"need at least 5 training spectra for an applicability domain, got n_samples = {n}")
         self.mean_ = X.mean(axis=0)
         _, singular, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
         variance = singular**2 / (n - 1)

@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def rmse(predicted, reference, axis: int | None = None):
+    """Root mean squared difference; per column with ``axis=0`` (e.g. one column per PLS LV count).
+
+    The one RMSE in nirstream: RMSEP (test), RMSECV (cross-validation), online RMSEP (lab pairs)."""
+    difference = np.asarray(predicted, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    if axis is None:
+        return float(np.sqrt(np.mean(np.square(difference))))
+    return np.sqrt(np.mean(np.square(difference), axis=axis))
+
+
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
     """RMSEP, bias, SEP, R² and slope of predicted on reference, as plain floats.
 
@@ -26,7 +36,7 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     ref_centered = y_true - y_true.mean()
     return {
         "n": int(y_true.size),
-        "rmsep": float(np.sqrt(np.mean(residuals**2))),
+        "rmsep": rmse(y_pred, y_true),
         "bias": float(residuals.mean()),
         "sep": float(residuals.std(ddof=1)),
         "r2": float(1.0 - np.sum(residuals**2) / ss_tot) if ss_tot > 0 else float("nan"),

@@ -7,10 +7,12 @@ stores it without pickles and the worker rebuilds exactly what the trainer fitte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.preprocessing import EMSC, GlobalScaler
@@ -41,10 +43,13 @@ class ScreenedFeatures:
 class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     """Select a wavelength window, optionally EMSC-correct, then scale globally.
 
+    The trainer fits exactly this object (inside ``CNNRegressor`` and for PLS), the bundle stores
+    its fitted state, and the worker runs it: there is no second chain to keep in step.
+
     Parameters
     ----------
-    wavelengths : array of shape (n_channels,)
-        The input grid (what analyzers send), evenly spaced.
+    wavelengths : array of shape (n_channels,) or None
+        The input grid (what analyzers send), evenly spaced; None numbers the channels 1, 2, ...
     first_nm, last_nm : float or None
         Inclusive window kept for the model; the whole grid when None.
     emsc_order : int or None, default=2
@@ -61,21 +66,31 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     coefficient_low_, coefficient_high_ : ndarray or None -- accepted EMSC coefficient range (else outlier)
     """
 
-    def __init__(self, wavelengths, first_nm: float | None = None, last_nm: float | None = None, emsc_order: int | None = 2):
+    _parameter_constraints: dict = {
+        "wavelengths": ["array-like", None],
+        "first_nm": [Real, None],
+        "last_nm": [Real, None],
+        "emsc_order": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
+    def __init__(self, wavelengths=None, first_nm: float | None = None, last_nm: float | None = None,
+                 emsc_order: int | None = 2):
         self.wavelengths = wavelengths
         self.first_nm = first_nm
         self.last_nm = last_nm
         self.emsc_order = emsc_order
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
-        self.grid_ = WavelengthGrid.from_wavelengths(self.wavelengths)
-        if self.grid_.count != X.shape[1]:
-            raise ValueError(f"wavelengths has {self.grid_.count} entries but X has {X.shape[1]} channels")
-        wl = np.asarray(self.wavelengths, dtype=float)
+        wl = np.arange(1.0, X.shape[1] + 1) if self.wavelengths is None else np.asarray(self.wavelengths, dtype=float)
+        if wl.size != X.shape[1]:
+            raise ValueError(f"wavelengths has {wl.size} entries but X has {X.shape[1]} channels")
         keep = np.flatnonzero((wl >= (self.first_nm or -np.inf)) & (wl <= (self.last_nm or np.inf)))
-        if keep.size < 4:
-            raise ValueError(f"window {self.first_nm}-{self.last_nm} nm keeps {keep.size} channels; need at least 4")
+        if keep.size < 2:
+            raise ValueError(f"window {self.first_nm}-{self.last_nm} nm keeps {keep.size} of n_features = {X.shape[1]} "
+                             "channels; need at least 2")
+        self.grid_ = WavelengthGrid.from_wavelengths(wl)
         self.window_ = slice(int(keep[0]), int(keep[-1]) + 1)
         windowed = X[:, self.window_]
         self.emsc_ = None if self.emsc_order is None else EMSC(order=self.emsc_order).fit(windowed)

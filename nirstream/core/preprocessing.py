@@ -8,8 +8,10 @@ numeric, 2-D, same channel count as at fit time). They work in ``sklearn.pipelin
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from numbers import Integral
+
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -43,6 +45,9 @@ class GlobalScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Unlike per-channel standardisation, this keeps the spectral shape (the paper's scaling).
     """
 
+    _parameter_constraints: dict = {}
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
         self.mean_ = float(X.mean())
@@ -70,9 +75,12 @@ class MSC(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Spectrum to correct towards; the mean training spectrum when None.
     """
 
+    _parameter_constraints: dict = {"reference": ["array-like", None]}
+
     def __init__(self, reference=None):
         self.reference = reference
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
         self.reference_ = _reference_or_mean(self, X)
@@ -115,16 +123,22 @@ class EMSC(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Precomputed so that coefficients of a batch are ``X @ pseudo_inverse_.T``.
     """
 
+    _parameter_constraints: dict = {
+        "order": [Interval(Integral, 0, None, closed="left")],
+        "reference": ["array-like", None],
+        "interferents": ["array-like", None],
+        "wavelengths": ["array-like", None],
+    }
+
     def __init__(self, order: int = 2, reference=None, interferents=None, wavelengths=None):
         self.order = order
         self.reference = reference
         self.interferents = interferents
         self.wavelengths = wavelengths
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
-        if not isinstance(self.order, (int, np.integer)) or self.order < 0:
-            raise ValueError(f"order must be a non-negative integer, got {self.order!r}")
         n_channels = X.shape[1]
         self.reference_ = _reference_or_mean(self, X)
         axis = scaled_axis(n_channels, self.wavelengths)
@@ -136,7 +150,8 @@ class EMSC(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             columns.extend(interferents)
         self.design_ = np.column_stack(columns)
         if np.linalg.matrix_rank(self.design_) < self.design_.shape[1]:
-            raise ValueError("EMSC design matrix is rank deficient: reduce order or remove collinear interferents")
+            raise ValueError(f"EMSC design matrix is rank deficient ({self.design_.shape[1]} terms, n_features = "
+                             f"{n_channels} channels): reduce order or remove collinear interferents")
         self.pseudo_inverse_ = np.linalg.pinv(self.design_)
         return self
 
@@ -153,26 +168,3 @@ class EMSC(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """``(x - polynomial and interferent parts) / b_reference`` for spectra whose coefficients are known."""
         unwanted = coefficients[:, 1:] @ self.design_[:, 1:].T
         return (X - unwanted) / coefficients[:, :1]
-
-
-class SavitzkyGolay(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Savitzky-Golay smoothing or derivative along the channel axis (``scipy.signal.savgol_filter``)."""
-
-    def __init__(self, window_length: int = 15, polyorder: int = 2, deriv: int = 1, delta: float = 1.0):
-        self.window_length = window_length
-        self.polyorder = polyorder
-        self.deriv = deriv
-        self.delta = delta
-
-    def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=np.float64)
-        if self.window_length > X.shape[1]:
-            raise ValueError(f"window_length {self.window_length} exceeds the {X.shape[1]} channels")
-        return self
-
-    def transform(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return savgol_filter(
-            X, self.window_length, self.polyorder, deriv=self.deriv, delta=self.delta, axis=1, mode="interp"
-        )
