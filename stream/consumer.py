@@ -32,6 +32,7 @@ from aiokafka.errors import (
 )
 from mode import Service
 
+from nirstream.core.bundle import BundleError
 from nirstream.core.errors import RejectReason
 from nirstream.core.schemas import ReferenceMessage
 from stream.metrics import WorkerMetrics
@@ -112,6 +113,11 @@ class BatchConsumer(Service):
 
     @Service.task
     async def _run(self) -> None:
+        joined = self._champion_named()
+        if joined:
+            # Join the group while the first model loads: the broker holds a join ~3 s, TensorFlow's import takes
+            # longer. Only when a champion is named, so that a worker without any model holds no partitions.
+            await asyncio.gather(self.holder.sync_with_champion(), self.consumer.start())
         while not self.should_stop and self.holder.current is None:
             await self.holder.sync_with_champion()
             if self.holder.current is None:
@@ -119,7 +125,8 @@ class BatchConsumer(Service):
                 await self.sleep(self.settings.registry_poll_seconds)
         if self.should_stop:
             return
-        await self.consumer.start()
+        if not joined:
+            await self.consumer.start()
         self.consuming = True
         self.metrics.ready.set(1)
         log.info("consuming %s as group %s", self.settings.topics.spectra, self.settings.group_id)
@@ -127,6 +134,12 @@ class BatchConsumer(Service):
             records = await self._next_batch()
             if records:
                 await self._handle(records)
+
+    def _champion_named(self) -> bool:
+        try:
+            return self.holder.registry.champion() is not None
+        except BundleError:
+            return False  # an unreadable pointer: the wait loop below reports it
 
     async def _next_batch(self) -> list[InboundRecord]:
         """Up to max_batch_size records, waiting at most batch_timeout_ms after the first one."""
