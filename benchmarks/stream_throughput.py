@@ -38,7 +38,8 @@ from nirstream.core.domain import ApplicabilityDomain  # noqa: E402
 from nirstream.core.pipeline import SpectralPreprocessor  # noqa: E402
 from nirstream.core.predictor import Predictor  # noqa: E402
 from nirstream.core.registry import ModelRegistry  # noqa: E402
-from nirstream.core.schemas import SpectrumHeader, WavelengthGrid  # noqa: E402
+from nirstream.core.messages.common import WavelengthGrid  # noqa: E402
+from nirstream.core.messages.spectrum import SpectrumHeader  # noqa: E402
 from stream.broker import EmbeddedBroker  # noqa: E402
 from stream.processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402

@@ -20,7 +20,6 @@ from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
@@ -34,10 +33,10 @@ from mode import Service
 
 from nirstream.core.bundle import BundleError
 from nirstream.core.errors import RejectReason
-from nirstream.core.schemas import ReferenceMessage
+from nirstream.core.messages.reference import ReferenceMessage
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
-from stream.monitoring import OnlineMonitor, PendingPrediction
+from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
 from stream.processing import BatchPolicy, BatchResult, InboundRecord, dead_letter, process_batch
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -200,7 +199,7 @@ class BatchConsumer(Service):
                 pairs.append(self._join_reference(result, predictor, record, now))
             except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
                 result.reject(record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], self.policy.worker_name)
-        return [(p["analyzer_id"].encode(), orjson.dumps(p, option=orjson.OPT_SERIALIZE_NUMPY)) for p in pairs if p]
+        return [encode_labelled(p) for p in pairs if p]
 
     def _join_reference(self, result: BatchResult, predictor, record: InboundRecord, now: float) -> dict | None:
         """Validate one lab value and join it; dead-letter it when invalid or implausible."""

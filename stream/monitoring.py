@@ -17,9 +17,16 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from nirstream.core.figures_of_merit import rmse
-from nirstream.core.schemas import ReferenceMessage
+from nirstream.core.messages.common import SCHEMA_VERSION
+from nirstream.core.messages.reference import ReferenceMessage
+
+
+def encode_labelled(pair: dict) -> tuple[bytes, bytes]:
+    """Key (analyzer id) and value of a labelled pair on the labelled topic."""
+    return pair["analyzer_id"].encode(), orjson.dumps(pair, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass(slots=True)
@@ -120,13 +127,14 @@ class OnlineMonitor:
         return self._pair(reference.sample_id, pending, reference)
 
     def _pair(self, sample_id: str, pending: PendingPrediction, reference: ReferenceMessage) -> dict | None:
+        """A ``LabelledPair`` as a dict (encoded fast by the consumer; tests/test_messages.py round-trips it)."""
         if pending.target not in reference.values:
             return None  # the lab measured something this model does not predict
         lab = reference.values[pending.target]
         error = pending.value - lab
         self.analyzer(pending.analyzer_id).errors.append(error)
         return {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "sample_id": sample_id,
             "analyzer_id": pending.analyzer_id,
             "message_id": pending.message_id,

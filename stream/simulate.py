@@ -27,7 +27,9 @@ from aiokafka import AIOKafkaProducer
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.datasets import SpectralDataset
 from nirstream.core.datasets.registry import open_dataset
-from nirstream.core.schemas import ReferenceMessage, SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.reference import ReferenceMessage
+from nirstream.core.messages.spectrum import SpectrumHeader
 
 SOURCE_HELP = "DATASET[:SPLIT], e.g. tablets1:test, tablets2:test, tecator:test or plant.csv"
 ANALYZER_HELP = (

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.predictor import Predictor
-from nirstream.core.schemas import SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.spectrum import SpectrumHeader
 from stream.processing import BatchPolicy, InboundRecord, process_batch
 
 pytestmark = pytest.mark.reliability

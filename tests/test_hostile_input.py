@@ -14,7 +14,9 @@ from hypothesis.extra.numpy import arrays
 from nirstream.core.codec import encode_json
 from nirstream.core.errors import RejectReason
 from nirstream.core.predictor import Predictor
-from nirstream.core.schemas import DEAD_LETTER_ORIGINAL_LIMIT, DeadLetter, SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DeadLetter
+from nirstream.core.messages.spectrum import SpectrumHeader
 from stream.processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 pytestmark = pytest.mark.reliability

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nirstream.core.schemas import ReferenceMessage
+from nirstream.core.messages.reference import ReferenceMessage
 from stream.monitoring import OnlineMonitor, PendingPrediction
 from tests.streaming import collect, decoded, produce, run
 
@@ -73,7 +73,7 @@ def test_worker_joins_lab_values_and_publishes_labelled_pairs(broker, registry, 
 
 def test_labelled_pairs_become_training_data(broker, registry, tecator, start_worker, topics, tmp_path):
     from nirstream.core.datasets import load_table
-    from nirstream.core.schemas import WavelengthGrid
+    from nirstream.core.messages.common import WavelengthGrid
     from tests.test_stream_worker import spectra_messages
     from trainer.labelled import export_labelled
 

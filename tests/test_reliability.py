@@ -16,7 +16,9 @@ import pytest
 
 from nirstream.core.bundle import write_bundle
 from nirstream.core.codec import encode_binary
-from nirstream.core.schemas import ModelEvent, SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.model_event import ModelEvent
+from nirstream.core.messages.spectrum import SpectrumHeader
 from tests.helpers import fit_small_tecator_parts, tamper
 from tests.streaming import collect, decoded, produce, run
 

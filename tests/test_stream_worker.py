@@ -8,7 +8,10 @@ import orjson
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.predictor import Predictor
-from nirstream.core.schemas import ModelEvent, PredictionMessage, SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.model_event import ModelEvent
+from nirstream.core.messages.prediction import PredictionMessage
+from nirstream.core.messages.spectrum import SpectrumHeader
 from tests.helpers import as_float32, tamper
 from tests.streaming import collect, decoded, produce, run
 

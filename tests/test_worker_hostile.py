@@ -9,7 +9,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from nirstream.core.codec import encode_binary
-from nirstream.core.schemas import DeadLetter, ReferenceMessage, SpectrumHeader, WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.dead_letter import DeadLetter
+from nirstream.core.messages.reference import ReferenceMessage
+from nirstream.core.messages.spectrum import SpectrumHeader
 from tests.streaming import collect, decoded, produce, run
 from tests.test_stream_worker import spectra_messages
 

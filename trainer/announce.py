@@ -15,7 +15,7 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
     from aiokafka import AIOKafkaProducer
 
     from nirstream.core.connection import client_options as environment_options
-    from nirstream.core.schemas import ModelEvent
+    from nirstream.core.messages.model_event import ModelEvent
 
     async def send() -> None:
         producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))

@@ -130,7 +130,7 @@ def _export_from_topic(args: argparse.Namespace, options: dict) -> Path:
     import time
 
     from nirstream.core.datasets import load_tablets, load_tecator
-    from nirstream.core.schemas import WavelengthGrid
+    from nirstream.core.messages.common import WavelengthGrid
     from trainer.labelled import export_labelled
     from trainer.protocols import DEFAULT_TARGETS
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
 from nirstream.core.connection import client_options as environment_options
-from nirstream.core.schemas import WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.labelled import LabelledPair
+
+log = logging.getLogger(__name__)
 
 
-async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_options: dict | None) -> list[dict]:
+async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_options: dict | None) -> list[LabelledPair]:
     consumer = AIOKafkaConsumer(**(client_options or environment_options(bootstrap_servers)), group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
@@ -27,24 +31,32 @@ async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_o
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
-        records: list[dict] = []
+        records: list[LabelledPair] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while [tp for tp in assigned if await consumer.position(tp) < ends[tp]] and loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
-            records.extend(orjson.loads(m.value) for messages in batch.values() for m in messages)
-        return records
+            records.extend(_parse(m.value) for messages in batch.values() for m in messages)
+        return [r for r in records if r is not None]
     finally:
         await consumer.stop()
 
 
-def labelled_frame(records: list[dict], target: str, grid: WavelengthGrid) -> pd.DataFrame:
+def _parse(raw: bytes) -> LabelledPair | None:
+    try:
+        return LabelledPair.model_validate_json(raw)
+    except ValidationError:
+        log.warning("skipping a message on the labelled topic that is not a LabelledPair")
+        return None
+
+
+def labelled_frame(pairs: list[LabelledPair], target: str, grid: WavelengthGrid) -> pd.DataFrame:
     """One row per labelled spectrum on ``grid`` with the ``target`` lab value; other grids are skipped."""
-    rows = [r for r in records if r.get("target") == target and WavelengthGrid.model_validate(r["grid"]) == grid]
+    rows = [p for p in pairs if p.target == target and p.grid == grid]
     columns = [f"{w:.4f}" for w in grid.wavelengths()]
-    frame = pd.DataFrame(np.array([r["values"] for r in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
-    frame.insert(0, target, [r["reference"] for r in rows])
-    frame.insert(0, "sample_id", [r["sample_id"] for r in rows])
+    frame = pd.DataFrame(np.array([p.values for p in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
+    frame.insert(0, target, [p.reference for p in rows])
+    frame.insert(0, "sample_id", [p.sample_id for p in rows])
     return frame
 
 

@@ -1,6 +1,6 @@
 """Code shared by the stream worker and the trainer, so both preprocess identically.
 
-Modules: ``schemas`` (message models), ``codec`` (JSON and binary encodings),
+Modules: ``messages`` (one schema module per topic), ``codec`` (JSON and binary encodings),
 ``validation`` (spectrum checks), ``preprocessing`` (scaler, MSC, EMSC),
 ``augmentation`` (random offset/slope/scale), ``datasets`` (tecator, tablets, CSV/Parquet).
 """

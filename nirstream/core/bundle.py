@@ -27,7 +27,7 @@ from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.hashing import sha256_file
 from nirstream.core.pipeline import SpectralPreprocessor
-from nirstream.core.schemas import WavelengthGrid, utc_now
+from nirstream.core.messages.common import WavelengthGrid, utc_now
 
 BUNDLE_FORMAT = 1
 MODEL_FILE = "model.keras"

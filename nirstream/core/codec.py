@@ -2,7 +2,7 @@
 
 Spectra come in one of two encodings, told apart by their first bytes:
 
-* JSON: one object, the ``SpectrumMessage`` fields (see ``schemas``).
+* JSON: one object, the ``SpectrumMessage`` fields (see ``messages.spectrum``).
 * Binary (for high rates): a 12-byte little-endian prefix, a JSON header, raw float32 values::
 
       offset  size  field
@@ -28,7 +28,8 @@ import orjson
 from pydantic import ValidationError
 
 from nirstream.core.errors import RejectReason, SpectrumRejected
-from nirstream.core.schemas import SCHEMA_VERSION, PredictionMessage, SpectrumHeader
+from nirstream.core.messages.common import SCHEMA_VERSION
+from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.validation import check_spectrum_values
 
 BINARY_MAGIC = b"NIRS"
@@ -141,11 +142,3 @@ def decode_spectrum(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTE
     if raw.lstrip()[:1] == b"{":
         return decode_json(raw)
     raise SpectrumRejected(RejectReason.UNKNOWN_FORMAT, "neither JSON (starts with '{') nor binary (starts with NIRS)")
-
-
-def encode_prediction(prediction: PredictionMessage) -> bytes:
-    return prediction.model_dump_json(exclude_none=True).encode()
-
-
-def decode_prediction(raw: bytes) -> PredictionMessage:
-    return PredictionMessage.model_validate_json(raw)

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.preprocessing import EMSC, GlobalScaler
-from nirstream.core.schemas import WavelengthGrid
+from nirstream.core.messages.common import WavelengthGrid
 
 
 # How the input screen's limits come from the training spectra (see ``learn_input_range``):

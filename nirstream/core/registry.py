@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
-from nirstream.core.schemas import utc_now
+from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"

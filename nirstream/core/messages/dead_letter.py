@@ -1,0 +1,35 @@
+"""Topic ``nirstream.deadletter``: every message the worker could not use, with the reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nirstream.core.messages.common import SCHEMA_VERSION, SchemaVersion, utc_now
+
+
+# A dead letter must always be publishable: originals above this size travel as a prefix + length + sha256.
+DEAD_LETTER_ORIGINAL_LIMIT = 64 * 1024
+DEAD_LETTER_PREFIX_BYTES = 4 * 1024
+
+
+class DeadLetter(BaseModel):
+    """A message the worker could not use: why, where it came from, and its original bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    reason: str = Field(description="A RejectReason value")
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: str | None = None
+    original_base64: str = Field(description="The message value as received, base64; only its first "
+                                 "DEAD_LETTER_PREFIX_BYTES when original_truncated")
+    original_bytes: int = Field(default=0, ge=0, description="Length of the original message value")
+    original_sha256: str = Field(default="", description="sha256 of the whole original message value (hex)")
+    original_truncated: bool = Field(default=False, description="True when the original was too large to carry whole")
+    rejected_at: datetime = Field(default_factory=utc_now)
+    worker: str = ""
