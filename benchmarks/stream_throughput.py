@@ -35,13 +35,13 @@ from nirstream.core.bundle import write_bundle  # noqa: E402
 from nirstream.core.codec import encode_binary  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.domain import ApplicabilityDomain  # noqa: E402
-from nirstream.core.pipeline import SpectralPreprocessor  # noqa: E402
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
 from nirstream.core.predictor import Predictor  # noqa: E402
 from nirstream.core.registry import ModelRegistry  # noqa: E402
 from nirstream.core.messages.common import WavelengthGrid  # noqa: E402
 from nirstream.core.messages.spectrum import SpectrumHeader  # noqa: E402
-from stream.broker import EmbeddedBroker  # noqa: E402
-from stream.processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
+from devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
 from trainer.cnn import build_cnn  # noqa: E402
 

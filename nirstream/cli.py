@@ -24,7 +24,7 @@ EPILOG = "Run `nirstream COMMAND --help` for the options of each command."
 
 
 def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
-    from nirstream.core.datasets.registry import DATASET_HELP
+    from nirstream.core.datasets.catalog import DATASET_HELP
 
     data = subparsers.add_parser("data", help="fetch and inspect data sets", description="Fetch and inspect data sets.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -60,7 +60,7 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    from nirstream.core.datasets.registry import open_dataset
+    from nirstream.core.datasets.catalog import open_dataset
 
     dataset = open_dataset(args.dataset, split_column=args.split_column, id_column=args.id_column)
     print(f"name:        {dataset.name}")
@@ -89,11 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands contributed by the trainer and the stream worker."""
+    """Subcommands contributed by the trainer, the stream worker and the development tools."""
+    from devtools import cli as devtools_cli
     from stream import cli as stream_cli
     from trainer import cli as trainer_cli
 
-    return [trainer_cli.register, stream_cli.register, stream_cli.register_demo]
+    return [trainer_cli.register, stream_cli.register, devtools_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

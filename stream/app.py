@@ -14,7 +14,7 @@ from stream.consumer import BatchConsumer
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
 from stream.settings import Settings
-from stream.watcher import ModelWatcher
+from stream.model_watcher import ModelWatcher
 
 
 def _faust_credentials(settings: Settings):

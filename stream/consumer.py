@@ -37,7 +37,7 @@ from nirstream.core.messages.reference import ReferenceMessage
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
 from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
-from stream.processing import BatchPolicy, BatchResult, InboundRecord, dead_letter, process_batch
+from stream.batch_processing import BatchPolicy, BatchResult, InboundRecord, dead_letter, process_batch
 from stream.settings import Settings
 from stream.topics import ensure_topics
 

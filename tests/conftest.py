@@ -37,7 +37,7 @@ def rng():
 @pytest.fixture(scope="session")
 def broker():
     """One real embedded Kafka-protocol broker for the whole test session."""
-    from stream.broker import EmbeddedBroker
+    from devtools.embedded_broker import EmbeddedBroker
 
     with EmbeddedBroker.start() as running:
         yield running

@@ -9,7 +9,7 @@ import numpy as np
 from nirstream.core.bundle import write_bundle
 from nirstream.core.datasets import SpectralDataset
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.registry import ModelRegistry
 
 

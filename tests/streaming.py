@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-import stream.process
-from stream.settings import TopicNames
+import devtools.worker_process
+from nirstream.core.settings import TopicNames
 
 
 def unique_topics() -> TopicNames:
@@ -21,7 +21,7 @@ def unique_topics() -> TopicNames:
 
 
 @dataclass
-class WorkerProcess(stream.process.WorkerProcess):
+class WorkerProcess(devtools.worker_process.WorkerProcess):
     """A worker in its own consumer group unless the test names one."""
 
     group_id: str | None = field(default_factory=lambda: f"g{uuid.uuid4().hex[:8]}")

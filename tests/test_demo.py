@@ -50,7 +50,7 @@ def _offline_predictions(demo: dict, version: str):
     """``version``'s predictions of the replayed data set's clean spectra, by sample name; and the data set."""
     from nirstream.core.predictor import Predictor
     from nirstream.core.registry import ModelRegistry
-    from stream.simulate import open_source
+    from devtools.simulate import open_source
 
     dataset = open_source(demo["source"])
     values = Predictor(ModelRegistry(demo["registry"]).load(version)).predict(dataset.X).values
@@ -165,7 +165,7 @@ def test_headless_console_shows_the_view_and_the_retrain_not_library_logs(demo):
 
 def test_the_view_survives_a_worker_whose_port_is_closed(tmp_path):
     # Ctrl-C reaches the worker too: its port may close before the demo handles its own SIGINT
-    from stream.demo import scrape
-    from stream.process import WorkerProcess
+    from devtools.demo import scrape
+    from devtools.worker_process import WorkerProcess
 
     assert scrape(WorkerProcess("127.0.0.1:1", tmp_path, None, tmp_path / "w.log")) == {}

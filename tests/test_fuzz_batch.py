@@ -10,7 +10,7 @@ from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.predictor import Predictor
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.spectrum import SpectrumHeader
-from stream.processing import BatchPolicy, InboundRecord, process_batch
+from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
 
 pytestmark = pytest.mark.reliability
 

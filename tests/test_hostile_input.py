@@ -17,7 +17,7 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DeadLetter
 from nirstream.core.messages.spectrum import SpectrumHeader
-from stream.processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 pytestmark = pytest.mark.reliability
 

@@ -14,7 +14,7 @@ from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader, SpectrumMessage
 from nirstream.core.predictor import Predictor
 from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
-from stream.processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 
 @pytest.fixture(scope="module")

@@ -192,7 +192,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_broker_outage_makes_the_worker_not_ready_then_it_resumes(registry, tecator, tmp_path):
-    from stream.broker import EmbeddedBroker
+    from devtools.embedded_broker import EmbeddedBroker
     from tests.streaming import WorkerProcess, unique_topics
 
     topics = unique_topics()

@@ -6,7 +6,7 @@ import pytest
 from nirstream.core.codec import decode_spectrum
 from nirstream.core.errors import SpectrumRejected
 from nirstream.core.preprocessing import EMSC
-from stream.simulate import SATURATION_CEILING, Analyzer, ProcessEffects
+from devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects
 
 
 def test_spec_parsing(tecator):

@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from nirstream.core.augmentation import SpectralAugmenter
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.preprocessing import EMSC, MSC, GlobalScaler
 
 # Augmentation draws fresh random perturbations on every call, by design: a row's output depends on

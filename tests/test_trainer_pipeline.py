@@ -11,7 +11,7 @@ import pytest
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from tests.conftest import requires_tablets
-from trainer.pipeline import TrainSettings, run_training
+from trainer.training_run import TrainSettings, run_training
 
 
 @pytest.fixture(scope="module")

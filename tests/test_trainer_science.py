@@ -186,7 +186,7 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 
 
 def test_quick_training_fits_a_single_member():
-    from trainer.pipeline import TrainSettings
+    from trainer.training_run import TrainSettings
 
     assert TrainSettings(quick=True).cnn_regressor(155).ensemble_size == 1
     assert TrainSettings(quick=True, ensemble_size=2).cnn_regressor(155).ensemble_size == 2
@@ -194,7 +194,7 @@ def test_quick_training_fits_a_single_member():
 
 @pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
 def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
-    from trainer.pipeline import QUICK_SPECTRA_SEEN, TrainSettings
+    from trainer.training_run import QUICK_SPECTRA_SEEN, TrainSettings
 
     regressor = TrainSettings(quick=True).cnn_regressor(n_train)
     seen = regressor.epochs * regressor.augmenter.n_copies * n_train

@@ -14,7 +14,7 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
 
     from aiokafka import AIOKafkaProducer
 
-    from nirstream.core.connection import client_options as environment_options
+    from nirstream.core.settings import client_options as environment_options
     from nirstream.core.messages.model_event import ModelEvent
 
     async def send() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,8 +11,14 @@ PROTOCOL_HELP = "same-instrument (calibrate_1 -> test_1), cross-instrument (inst
 
 
 def _registry_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", default=os.environ.get("NIRSTREAM_REGISTRY", "models"),
-                        help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
+    parser.add_argument("--registry", type=Path, help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
+
+
+def _registry(args: argparse.Namespace):
+    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.settings import SharedSettings
+
+    return ModelRegistry(args.registry or SharedSettings.load().registry)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,27 +85,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_config_file(path: Path | None) -> dict:
+    """A train config (TOML or YAML); keys that are not ``TrainSettings`` fields are refused by name."""
+    from nirstream.core.settings import ConfigFileError
+    from trainer.training_run import TrainSettings
+
     if path is None:
         return {}
+    if not path.exists():
+        raise ConfigFileError(f"config file {path} does not exist")
     text = path.read_text()
     if path.suffix.lower() == ".toml":
         import tomllib
 
-        return tomllib.loads(text)
-    import yaml
+        options = tomllib.loads(text)
+    else:
+        import yaml
 
-    return yaml.safe_load(text) or {}
+        options = yaml.safe_load(text) or {}
+    unknown = sorted(set(options) - set(TrainSettings.model_fields))
+    if unknown:
+        raise ConfigFileError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(TrainSettings.model_fields)}")
+    return options
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.pipeline import TrainSettings, run_training
+    from trainer.training_run import TrainSettings, run_training
 
     options = _load_config_file(args.config)
     flags = {
         "protocol": args.protocol, "target": args.target, "variant": args.variant, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training,
-        "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,
+        "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
     }
     options.update({k: v for k, v in flags.items() if v is not None})
     if args.from_topic:
@@ -147,11 +163,10 @@ def _export_from_topic(args: argparse.Namespace, options: dict) -> Path:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from nirstream.core.predictor import Predictor
-    from nirstream.core.registry import ModelRegistry
     from nirstream.core.figures_of_merit import regression_metrics
     from trainer.protocols import load_protocol
 
-    registry = ModelRegistry(args.registry)
+    registry = _registry(args)
     predictor = Predictor(registry.load(args.version))
     protocol = load_protocol(args.protocol, predictor.target, full_grid=True)
     figures = {name: regression_metrics(protocol.y(data), predictor.predict(data.X).values) for name, data in protocol.tests.items()}
@@ -164,9 +179,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from nirstream.core.registry import ModelRegistry
 
-    registry = ModelRegistry(args.registry)
+    registry = _registry(args)
     versions = registry.versions()
     if not versions:
         print(f"registry {registry.base} is empty")
@@ -181,9 +195,8 @@ def _models_list(args: argparse.Namespace) -> int:
 
 def _models_show(args: argparse.Namespace) -> int:
     from nirstream.core.bundle import verify_bundle
-    from nirstream.core.registry import ModelRegistry
 
-    registry = ModelRegistry(args.registry)
+    registry = _registry(args)
     version = args.version or registry.champion()
     if version is None:
         raise ValueError(f"registry {registry.base} has no champion; give a version")
@@ -196,11 +209,10 @@ def _models_show(args: argparse.Namespace) -> int:
 
 
 def _models_change(args: argparse.Namespace) -> int:
-    from nirstream.core.registry import ModelRegistry
-    from stream.settings import Settings
+    from nirstream.core.settings import SharedSettings
     from trainer.announce import announce
 
-    registry = ModelRegistry(args.registry)
+    registry = _registry(args)
     if args.models_command == "promote":
         registry.promote(args.version, args.reason)
         version = args.version
@@ -208,5 +220,5 @@ def _models_change(args: argparse.Namespace) -> int:
         version = registry.rollback(args.reason)
     print(f"champion is now version {version}")
     if args.bootstrap_servers:
-        announce(args.bootstrap_servers, Settings.load().topics.models, version, registry.base, args.reason)
+        announce(args.bootstrap_servers, SharedSettings.load().topics.models, version, registry.base, args.reason)
     return 0

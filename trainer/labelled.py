@@ -11,7 +11,7 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from nirstream.core.connection import client_options as environment_options
+from nirstream.core.settings import client_options as environment_options
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.labelled import LabelledPair
 

@@ -20,7 +20,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import RepeatedKFold
 
 from nirstream.core.figures_of_merit import rmse
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from trainer.variants import prepare_training
 
 MAX_LV = 20

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nirstream.core.augmentation import SpectralAugmenter
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 
 VARIANTS = ("none", "emsc", "augment", "augment+emsc")
 EMSC_ORDER = 2

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.hashing import sha256_file
-from nirstream.core.pipeline import SpectralPreprocessor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
 
 BUNDLE_FORMAT = 1

@@ -25,7 +25,6 @@ from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"
-REGISTRY_ENV = "NIRSTREAM_REGISTRY"
 
 
 class RegistryEvent(BaseModel):
@@ -145,7 +144,3 @@ class ModelRegistry:
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), details=details or {})
         with (self.base / HISTORY_FILE).open("a") as out:
             out.write(entry.model_dump_json() + "\n")
-
-
-def default_registry_path() -> Path:
-    return Path(os.environ.get(REGISTRY_ENV) or "models")

@@ -25,18 +25,18 @@ import numpy as np
 from nirstream.core.datasets.tablets import tablets_path
 from nirstream.core.figures_of_merit import rmse
 from nirstream.core.registry import ModelRegistry
-from stream.broker import EmbeddedBroker
-from stream.process import WorkerProcess
-from stream.training_process import TrainingProcess
-from stream.settings import TopicNames
-from stream.simulate import (
+from devtools.embedded_broker import EmbeddedBroker
+from devtools.worker_process import WorkerProcess
+from devtools.training_process import TrainingProcess
+from nirstream.core.settings import TopicNames
+from devtools.simulate import (
     SATURATION_CEILING,
     Analyzer,
     ProcessEffects,
     open_source,
     replay,
 )
-from stream.watch import WatchState, follow, render
+from devtools.topic_view import WatchState, follow, render
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.datasets.registry import open_dataset
+from nirstream.core.datasets.catalog import open_dataset
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader

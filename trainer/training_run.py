@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.figures_of_merit import regression_metrics
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
+from nirstream.core.settings import SharedSettings
 from trainer.announce import announce
 from trainer.cnn import CNNRegressor
 from trainer.compare import compare_pls
@@ -31,7 +32,9 @@ QUICK_SPECTRA_SEEN = 30_000  # the quick fit's budget of augmented spectra, what
 
 
 class TrainSettings(BaseModel):
-    """What ``nirstream train`` does; defaults reproduce the paper's setup on the tablets."""
+    """What ``nirstream train`` does; defaults reproduce the paper's setup on the tablets. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     protocol: str = "cross-instrument"
     target: str | None = None
@@ -41,12 +44,13 @@ class TrainSettings(BaseModel):
     n_copies: int | None = None
     ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNRegressor's, 3)")
     quick: bool = Field(default=False, description="Demo-sized CNN, one member, ~1,000 spectra per epoch: seconds, for demos and tests")
-    registry: Path = Path("models")
+    registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
     pls: bool = True
     bootstrap_servers: str | None = None
-    models_topic: str = "nirstream.models"
+    models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
+                              description="Default: NIRSTREAM_TOPICS__MODELS")
     extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra to add")
 
     def cnn_regressor(self, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,

@@ -14,9 +14,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.broker import free_port
-from stream.children import stop_with_parent, terminate
-from stream.settings import TopicNames
+from devtools.embedded_broker import free_port
+from devtools.child_processes import stop_with_parent, terminate
+from nirstream.core.settings import TopicNames
 
 
 def worker_env(bootstrap: str, registry: Path, web_port: int, topics: TopicNames | None = None,
