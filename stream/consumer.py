@@ -1,4 +1,6 @@
-"""The batch consumer: aiokafka ``getmany`` micro-batches, one model call each, commit after acks.
+"""The batch consumer fetches, publishes and commits: aiokafka ``getmany`` micro-batches; what a batch
+becomes is decided elsewhere (``batch_processing.process_batch``: predictions and dead letters;
+``lab_join.join_lab_values``: labelled pairs and refused lab values) and counted in ``metrics``.
 
 Faust's per-event path costs ~170 µs a message, more than the model itself, so the hot path
 reads raw batches with aiokafka inside a faust-managed service. Delivery is at-least-once:
@@ -16,10 +18,8 @@ import logging
 import os
 import socket
 import time
-from collections import Counter
 from typing import NamedTuple
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
@@ -33,11 +33,11 @@ from mode import Service
 
 from nirstream.core.bundle import BundleError
 from nirstream.core.errors import RejectReason
-from nirstream.core.messages.reference import ReferenceMessage
+from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from stream.lab_join import join_lab_values
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
-from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
-from stream.batch_processing import BatchPolicy, BatchResult, InboundRecord, dead_letter, process_batch
+from stream.monitoring import OnlineMonitor
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -165,58 +165,22 @@ class BatchConsumer(Service):
         ]
 
     async def _handle(self, records: list[InboundRecord]) -> None:
+        """Process, publish, commit, observe: a batch's offsets are committed only after all its outcomes went out."""
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
-        reference_topic = self.settings.topics.reference
-        spectra = [r for r in records if r.topic != reference_topic]
-        result = process_batch(spectra, predictor, self.policy)
-        labelled = self._join(result, predictor, [r for r in records if r.topic == reference_topic])
         topics = self.settings.topics
-        outgoing = ([Outgoing(topics.predictions, k, v) for k, v in result.predictions]
-                    + [Outgoing(topics.deadletter, k, v) for k, v in result.dead_letters]
-                    + [Outgoing(topics.labelled, k, v) for k, v in labelled])
+        predicted = process_batch([r for r in records if r.topic != topics.reference], predictor, self.policy)
+        joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
+                                 self.policy.worker_name)
+        outgoing = ([Outgoing(topics.predictions, k, v) for k, v in predicted.predictions]
+                    + [Outgoing(topics.deadletter, k, v) for k, v in predicted.dead_letters + joined.dead_letters]
+                    + [Outgoing(topics.labelled, k, v) for k, v in joined.labelled])
         if not await self._publish(outgoing):
             return  # stopping while the broker was away: the batch is re-read after the restart
         await self._commit(records)
-        self._observe(records, result, time.perf_counter() - started)
-        self._observe_monitoring(labelled)
+        self.metrics.observe_batch(len(records), predicted, joined, time.perf_counter() - started, predictor.target)
+        self.metrics.observe_lab_join(joined, self.monitor, predictor.target)
         self.batches_done += 1
-
-    def _join(self, result: BatchResult, predictor, references: list[InboundRecord]) -> list[tuple[bytes | None, bytes]]:
-        """Feed the online monitor; return labelled pairs (prediction + lab value + spectrum) to publish."""
-        now = time.time()
-        pairs = []
-        self.monitor.add_flags(result.analyzers, result.flags)
-        for spectrum, value, flag in zip(result.accepted, result.values, result.flags, strict=True):
-            header = spectrum.header
-            if header.sample_id is None:
-                continue
-            pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version, predictor.target,
-                                        float(value), str(flag), header.grid.model_dump(), spectrum.values.astype(np.float32), now)
-            pairs.append(self.monitor.add_prediction(header.sample_id, pending))
-        for record in references:
-            try:
-                pairs.append(self._join_reference(result, predictor, record, now))
-            except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
-                result.reject(record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], self.policy.worker_name)
-        return [encode_labelled(p) for p in pairs if p]
-
-    def _join_reference(self, result: BatchResult, predictor, record: InboundRecord, now: float) -> dict | None:
-        """Validate one lab value and join it; dead-letter it when invalid or implausible."""
-        try:
-            reference = ReferenceMessage.model_validate_json(record.value or b"")
-        except ValueError as exc:
-            result.reject(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], self.policy.worker_name)
-            return None
-        low, high = predictor.reference_bounds
-        lab = reference.values.get(predictor.target)
-        if lab is not None and not low <= lab <= high:
-            detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
-                      f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
-            result.reject(record, RejectReason.IMPLAUSIBLE_REFERENCE, detail, self.policy.worker_name)
-            return None
-        self.metrics.reference_values.inc()
-        return self.monitor.add_reference(reference, now)
 
     async def _publish(self, outgoing: list[Outgoing]) -> bool:
         """Send every message and wait for the acks; False only if the worker is stopping before they all went out."""
@@ -287,48 +251,6 @@ class BatchConsumer(Service):
             # e.g. partitions moved to another worker mid-batch: it re-reads them (duplicates, same ids)
             self.metrics.commit_failures.inc()
             log.warning("offset commit failed (%s); the batch may be processed again", exc)
-
-    def _observe(self, records: list[InboundRecord], result: BatchResult, batch_seconds: float) -> None:
-        m = self.metrics
-        m.spectra_received.inc(len(records))
-        m.batch_seconds.observe(batch_seconds)
-        m.isolations.inc(result.isolations)
-        for reason, count in result.reasons.items():
-            m.dead_letters.labels(reason=reason).inc(count)
-        if not result.predictions:
-            return
-        m.batch_size.observe(len(result.predictions))
-        m.preprocess_seconds.observe(result.preprocess_seconds)
-        m.inference_seconds.observe(result.inference_seconds)
-        now = time.time()
-        for latency in now - result.spectrum_times:
-            m.end_to_end_seconds.observe(max(latency, 0.0))
-        target = self.holder.current.target if self.holder.current else ""
-        labels = [m.analyzer_label(a) for a in result.analyzers]
-        for label, count in Counter(labels).items():
-            m.predictions.labels(analyzer=label).inc(count)
-        for (label, flag), count in Counter(zip(labels, result.flags, strict=True)).items():
-            if flag != "ok":
-                m.outliers.labels(analyzer=label, flag=flag).inc(count)
-        last_index = {label: i for i, label in enumerate(labels)}
-        for label, i in last_index.items():
-            m.last_prediction.labels(analyzer=label, target=target).set(float(result.values[i]))
-            m.last_prediction_timestamp.labels(analyzer=label).set(now)
-
-    def _observe_monitoring(self, labelled: list[tuple[bytes | None, bytes]]) -> None:
-        m = self.metrics
-        touched = set()
-        for key, _ in labelled:
-            analyzer = key.decode()
-            m.reference_pairs.labels(analyzer=m.analyzer_label(analyzer)).inc()
-            touched.add(analyzer)
-        target = self.holder.current.target if self.holder.current else ""
-        for analyzer, stats in self.monitor.stats.items():
-            label = m.analyzer_label(analyzer)
-            m.outlier_fraction.labels(analyzer=label).set(stats.outlier_fraction)
-            if analyzer in touched:
-                m.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep)
-                m.rolling_bias.labels(analyzer=label, target=target).set(stats.bias)
 
     @Service.timer(1.0)
     async def _probe_broker(self) -> None:

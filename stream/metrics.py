@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter as Tally
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from stream.batch_processing import BatchResult
+    from stream.lab_join import LabJoinResult
+    from stream.monitoring import OnlineMonitor
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SWAP_FAILURE_REASONS = ("verification", "load", "grid_mismatch", "champion_pointer")
@@ -69,3 +78,45 @@ class WorkerMetrics:
         self.model_info.labels(version=version, target=target).set(1)
         if version.isdigit():
             self.model_version.set(int(version))
+
+    def observe_batch(self, n_records: int, predicted: BatchResult, joined: LabJoinResult, batch_seconds: float,
+                      target: str) -> None:
+        """Count what one published batch did: received, predicted, flagged, dead-lettered, timings."""
+        self.spectra_received.inc(n_records)
+        self.batch_seconds.observe(batch_seconds)
+        self.isolations.inc(predicted.isolations)
+        self.reference_values.inc(joined.references_accepted)
+        for reason, count in (predicted.reasons + joined.reasons).items():
+            self.dead_letters.labels(reason=reason).inc(count)
+        if not predicted.predictions:
+            return
+        self.batch_size.observe(len(predicted.predictions))
+        self.preprocess_seconds.observe(predicted.preprocess_seconds)
+        self.inference_seconds.observe(predicted.inference_seconds)
+        now = time.time()
+        for latency in now - predicted.spectrum_times:
+            self.end_to_end_seconds.observe(max(latency, 0.0))
+        labels = [self.analyzer_label(a) for a in predicted.analyzers]
+        for label, count in Tally(labels).items():
+            self.predictions.labels(analyzer=label).inc(count)
+        for (label, flag), count in Tally(zip(labels, predicted.flags, strict=True)).items():
+            if flag != "ok":
+                self.outliers.labels(analyzer=label, flag=flag).inc(count)
+        last_index = {label: i for i, label in enumerate(labels)}
+        for label, i in last_index.items():
+            self.last_prediction.labels(analyzer=label, target=target).set(float(predicted.values[i]))
+            self.last_prediction_timestamp.labels(analyzer=label).set(now)
+
+    def observe_lab_join(self, joined: LabJoinResult, monitor: OnlineMonitor, target: str) -> None:
+        """Joined pairs per analyzer, and the rolling RMSEP, bias and outlier fraction they move."""
+        touched = set()
+        for key, _ in joined.labelled:
+            analyzer = key.decode()
+            self.reference_pairs.labels(analyzer=self.analyzer_label(analyzer)).inc()
+            touched.add(analyzer)
+        for analyzer, stats in monitor.stats.items():
+            label = self.analyzer_label(analyzer)
+            self.outlier_fraction.labels(analyzer=label).set(stats.outlier_fraction)
+            if analyzer in touched:
+                self.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep)
+                self.rolling_bias.labels(analyzer=label, target=target).set(stats.bias)

@@ -1,0 +1,70 @@
+"""Join a batch's predictions and the lab values that arrived with it: labelled pairs to publish, and dead
+letters for lab values that are invalid or implausible. Pure apart from the join store it is given."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nirstream.core.errors import RejectReason
+from nirstream.core.messages.reference import ReferenceMessage
+from nirstream.core.predictor import Predictor
+from stream.batch_processing import BatchResult, InboundRecord, dead_letter
+from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
+
+
+@dataclass
+class LabJoinResult:
+    labelled: list[tuple[bytes, bytes]] = field(default_factory=list)  # (analyzer id, LabelledPair) to publish
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # refused lab values
+    reasons: Counter = field(default_factory=Counter)
+    references_accepted: int = 0
+
+    def reject(self, record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> None:
+        self.dead_letters.append((record.key, dead_letter(record, reason, detail, worker)))
+        self.reasons[reason.value] += 1
+
+
+def join_lab_values(predicted: BatchResult, predictor: Predictor, references: list[InboundRecord], monitor: OnlineMonitor,
+                    worker: str, now: float | None = None) -> LabJoinResult:
+    """Feed the batch's predictions and lab values to ``monitor``; return the pairs it completed and the refusals."""
+    now = time.time() if now is None else now
+    joined = LabJoinResult()
+    pairs = []
+    monitor.add_flags(predicted.analyzers, predicted.flags)
+    for spectrum, value, flag in zip(predicted.accepted, predicted.values, predicted.flags, strict=True):
+        header = spectrum.header
+        if header.sample_id is None:
+            continue
+        pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version, predictor.target,
+                                    float(value), str(flag), header.grid.model_dump(), spectrum.values.astype(np.float32), now)
+        pairs.append(monitor.add_prediction(header.sample_id, pending))
+    for record in references:
+        try:
+            pairs.append(_join_reference(record, predictor, monitor, joined, worker, now))
+        except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
+            joined.reject(record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], worker)
+    joined.labelled = [encode_labelled(p) for p in pairs if p]
+    return joined
+
+
+def _join_reference(record: InboundRecord, predictor: Predictor, monitor: OnlineMonitor, joined: LabJoinResult,
+                    worker: str, now: float) -> dict | None:
+    """Validate one lab value and join it; dead-letter it when invalid or implausible."""
+    try:
+        reference = ReferenceMessage.model_validate_json(record.value or b"")
+    except ValueError as exc:
+        joined.reject(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], worker)
+        return None
+    low, high = predictor.reference_bounds
+    lab = reference.values.get(predictor.target)
+    if lab is not None and not low <= lab <= high:
+        detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
+                  f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
+        joined.reject(record, RejectReason.IMPLAUSIBLE_REFERENCE, detail, worker)
+        return None
+    joined.references_accepted += 1
+    return monitor.add_reference(reference, now)
