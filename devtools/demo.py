@@ -22,21 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from devtools.embedded_broker import EmbeddedBroker
+from devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
+from devtools.topic_view import WatchState, follow, render
+from devtools.training_process import TrainingProcess
+from devtools.worker_process import WorkerProcess
 from nirstream.core.datasets.tablets import tablets_path
 from nirstream.core.figures_of_merit import rmse
 from nirstream.core.registry import ModelRegistry
-from devtools.embedded_broker import EmbeddedBroker
-from devtools.worker_process import WorkerProcess
-from devtools.training_process import TrainingProcess
 from nirstream.core.settings import TopicNames
-from devtools.simulate import (
-    SATURATION_CEILING,
-    Analyzer,
-    ProcessEffects,
-    open_source,
-    replay,
-)
-from devtools.topic_view import WatchState, follow, render
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import orjson
 
 from nirstream.core.codec import Spectrum, decode_spectrum
 from nirstream.core.errors import RejectReason, SpectrumRejected
-from nirstream.core.predictor import BatchPrediction, Predictor
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DEAD_LETTER_PREFIX_BYTES
+from nirstream.core.predictor import BatchPrediction, Predictor
 from nirstream.core.validation import saturated_rows
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,21 @@ class BatchPolicy:
 
 
 @dataclass
-class BatchResult:
-    predictions: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+class Rejections:
+    """Dead letters with their reasons: what a batch's spectra, or its lab values, could not become."""
+
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     reasons: Counter = field(default_factory=Counter)
+
+    def reject(self, record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> None:
+        """Dead-letter ``record`` with its reason."""
+        self.dead_letters.append((record.key, dead_letter(record, reason, detail, worker)))
+        self.reasons[reason.value] += 1
+
+
+@dataclass
+class BatchResult(Rejections):
+    predictions: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     # parallel to predictions, for metrics
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
     flags: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
@@ -58,11 +69,6 @@ class BatchResult:
     preprocess_seconds: float = 0.0
     inference_seconds: float = 0.0
     isolations: int = 0  # failed model calls split to isolate the spectra that made them fail
-
-    def reject(self, record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> None:
-        """Dead-letter ``record`` with its reason."""
-        self.dead_letters.append((record.key, dead_letter(record, reason, detail, worker)))
-        self.reasons[reason.value] += 1
 
     def merge(self, other: BatchResult) -> None:
         """Append another result's outcomes (used when a batch is processed record by record)."""
@@ -105,7 +111,8 @@ def dead_letter(record: InboundRecord, reason: RejectReason, detail: str, worker
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception as a dead letter's detail: its type and message, bounded."""
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
@@ -126,7 +133,7 @@ def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: Batc
         except SpectrumRejected as rejection:
             result.reject(record, rejection.reason, rejection.detail, policy.worker_name)
         except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
-            result.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {_describe(exc)}", policy.worker_name)
+            result.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {describe_error(exc)}", policy.worker_name)
     if accepted and policy.saturation_limit is not None:
         saturated = saturated_rows(np.vstack([s.values for _, s in accepted]), policy.saturation_limit)
         detail = f"values reach the detector limit {policy.saturation_limit:g}"
@@ -148,10 +155,10 @@ def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult
         return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]))
     except Exception as exc:  # noqa: BLE001 - isolate the culprit, predict the rest
         if len(accepted) == 1:
-            result.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {_describe(exc)}", worker)
+            result.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {describe_error(exc)}", worker)
             return [], None
         result.isolations += 1
-        log.warning("a batch of %d failed (%s); isolating the culprit", len(accepted), _describe(exc))
+        log.warning("a batch of %d failed (%s); isolating the culprit", len(accepted), describe_error(exc))
     middle = len(accepted) // 2
     kept, parts = [], []
     for half in (accepted[:middle], accepted[middle:]):
@@ -223,7 +230,7 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
             try:
                 merged.merge(_process([record], predictor, policy))
             except Exception as single:  # noqa: BLE001
-                merged.reject(record, RejectReason.PROCESSING_ERROR, f"{_describe(single)} (batch: {_describe(exc)})",
+                merged.reject(record, RejectReason.PROCESSING_ERROR, f"{describe_error(single)} (batch: {describe_error(exc)})",
                               policy.worker_name)
         return merged
 
@@ -257,7 +264,7 @@ def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPo
                                                                       timings, started_wall)))
             encoded[i] = True
         except Exception as exc:  # noqa: BLE001
-            result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {_describe(exc)}",
+            result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {describe_error(exc)}",
                           policy.worker_name)
     result.values, result.flags = batch.values[encoded], batch.flags[encoded]
     result.accepted = [spectrum for (_, spectrum), ok in zip(accepted, encoded, strict=True) if ok]

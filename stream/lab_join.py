@@ -4,7 +4,6 @@ letters for lab values that are invalid or implausible. Pure apart from the join
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,20 +11,16 @@ import numpy as np
 from nirstream.core.errors import RejectReason
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.predictor import Predictor
-from stream.batch_processing import BatchResult, InboundRecord, dead_letter
+from stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
 from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
 
 
 @dataclass
-class LabJoinResult:
-    labelled: list[tuple[bytes, bytes]] = field(default_factory=list)  # (analyzer id, LabelledPair) to publish
-    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # refused lab values
-    reasons: Counter = field(default_factory=Counter)
-    references_accepted: int = 0
+class LabJoinResult(Rejections):
+    """Labelled pairs to publish, and (inherited) the dead letters of refused lab values."""
 
-    def reject(self, record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> None:
-        self.dead_letters.append((record.key, dead_letter(record, reason, detail, worker)))
-        self.reasons[reason.value] += 1
+    labelled: list[tuple[bytes, bytes]] = field(default_factory=list)  # (analyzer id, LabelledPair)
+    references_accepted: int = 0
 
 
 def join_lab_values(predicted: BatchResult, predictor: Predictor, references: list[InboundRecord], monitor: OnlineMonitor,
@@ -46,7 +41,7 @@ def join_lab_values(predicted: BatchResult, predictor: Predictor, references: li
         try:
             pairs.append(_join_reference(record, predictor, monitor, joined, worker, now))
         except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
-            joined.reject(record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:1000], worker)
+            joined.reject(record, RejectReason.PROCESSING_ERROR, describe_error(exc), worker)
     joined.labelled = [encode_labelled(p) for p in pairs if p]
     return joined
 

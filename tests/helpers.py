@@ -63,3 +63,13 @@ def tamper(path: Path) -> None:
 
 def as_float32(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).astype(np.float64)
+
+
+def tiny_cnn(n_copies: int = 2, **params):
+    """A CNNRegressor with the augment+emsc variant's steps, tiny (seconds to fit) unless ``params`` say otherwise."""
+    from trainer.cnn import CNNRegressor
+    from trainer.variants import variant_steps
+
+    preprocessor, augmenter = variant_steps("augment+emsc", n_copies=n_copies)
+    tiny = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64, "early_stopping_start": 0}
+    return CNNRegressor(preprocessor, augmenter, **(tiny | params))

@@ -19,6 +19,7 @@ from nirstream.core.augmentation import SpectralAugmenter
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.preprocessing import EMSC, MSC, GlobalScaler
+from tests.helpers import tiny_cnn
 
 # Augmentation draws fresh random perturbations on every call, by design: a row's output depends on
 # how many rows were drawn before it, so it cannot be invariant to sample order or to subsets.
@@ -60,13 +61,7 @@ def test_transformers_follow_the_scikit_learn_contract(estimator, check):
 
 
 def _tiny_cnn(**params):
-    from trainer.cnn import CNNRegressor
-    from trainer.variants import variant_steps
-
-    preprocessor, augmenter = variant_steps("augment+emsc", n_copies=2)
-    settings = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64,
-                "early_stopping_start": 0, "ensemble_size": 1, "random_state": 3}
-    return CNNRegressor(preprocessor, augmenter, **(settings | params))
+    return tiny_cnn(**({"ensemble_size": 1, "random_state": 3} | params))
 
 
 def test_cnn_parameters_clone_and_refuse_bad_values():

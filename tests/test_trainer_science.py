@@ -7,6 +7,7 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 
 from tests.conftest import requires_tablets
+from tests.helpers import tiny_cnn
 from trainer.compare import compare_pls
 from nirstream.core.figures_of_merit import regression_metrics
 from trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
@@ -84,16 +85,6 @@ def test_cnn_builder_follows_the_paper():
     assert kinds == ["GaussianNoise", "Conv1D", "Conv1D", "Flatten", "Dropout", "Dense", "Dense"]
 
 
-def cnn(n_copies: int = 2, **params):
-    """A CNNRegressor with the augment+emsc variant's steps; tiny unless ``params`` say otherwise."""
-    from trainer.cnn import CNNRegressor
-    from trainer.variants import variant_steps
-
-    preprocessor, augmenter = variant_steps("augment+emsc", n_copies=n_copies)
-    tiny = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64, "early_stopping_start": 0}
-    return CNNRegressor(preprocessor, augmenter, **(tiny | params))
-
-
 def fit_on(regressor, protocol):
     return regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
                          y_val=protocol.y(protocol.validation))
@@ -101,7 +92,7 @@ def fit_on(regressor, protocol):
 
 def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
     protocol = load_protocol("tecator")
-    regressor = fit_on(cnn(n_copies=3, filters=(8, 16), kernel_size=32, dense_units=128, epochs=4, batch_size=32,
+    regressor = fit_on(tiny_cnn(n_copies=3, filters=(8, 16), kernel_size=32, dense_units=128, epochs=4, batch_size=32,
                            random_state=1), protocol)
     loss = regressor.history_["loss"]
     assert len(loss) >= 2 and loss[-1] < loss[0]
@@ -141,7 +132,7 @@ def test_unknown_protocol_and_target_are_refused():
 def tiny_ensemble():
     """Two tiny members fitted on tecator: a seed ensemble in seconds."""
     protocol = load_protocol("tecator")
-    return protocol, fit_on(cnn(random_state=5, ensemble_size=2), protocol)
+    return protocol, fit_on(tiny_cnn(random_state=5, ensemble_size=2), protocol)
 
 
 def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemble, tmp_path):
@@ -178,7 +169,7 @@ def test_the_kernel_plot_finds_the_first_member_of_an_ensemble(tiny_ensemble, tm
 
 def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmsep():
     protocol = load_protocol("tecator")
-    regressor = fit_on(cnn(random_state=5, ensemble_size=2, ensemble_mode="best-validation"), protocol)
+    regressor = fit_on(tiny_cnn(random_state=5, ensemble_size=2, ensemble_mode="best-validation"), protocol)
     chosen = int(np.argmin(regressor.member_validation_rmsep_))
     assert regressor.chosen_member_ == chosen and regressor.model_ is regressor.members_[chosen]
     validation_rmsep = regression_metrics(protocol.y(protocol.validation), regressor.predict(protocol.validation.X))["rmsep"]
@@ -206,7 +197,7 @@ def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_tra
 def test_collapsed_members_are_replaced_then_refused():
     """The collapse guard looks at the training loss only; here every fit 'collapses'."""
     protocol = load_protocol("tecator")
-    regressor = cnn(n_copies=1, random_state=7, ensemble_size=2, max_training_loss=0.0, collapse_check_epoch=1,
+    regressor = tiny_cnn(n_copies=1, random_state=7, ensemble_size=2, max_training_loss=0.0, collapse_check_epoch=1,
                     max_member_retries=1)
     with pytest.raises(RuntimeError, match=r"seeds \[7, 8\] all collapsed"):
         fit_on(regressor, protocol)

@@ -21,8 +21,8 @@ from trainer.cnn import CNNRegressor
 from trainer.compare import compare_pls
 from trainer.protocols import Protocol, load_protocol
 from trainer.publish import decide_promotion, publish_candidate
-from trainer.variants import variant_steps
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
+from trainer.variants import variant_steps
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,9 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     domain = ApplicabilityDomain().fit(train_features)
 
     unit = protocol.train.unit(protocol.target)
-    cnn_metrics = {
-        name: regression_metrics(protocol.y(data), regressor.predict(data.X)) for name, data in protocol.tests.items()
-    }
+    test_predictions = {name: regressor.predict(data.X) for name, data in protocol.tests.items()}  # metrics and plot
+    cnn_metrics = {name: regression_metrics(protocol.y(protocol.tests[name]), predicted)
+                   for name, predicted in test_predictions.items()}
     registry = ModelRegistry(settings.registry)
     version = publish_candidate(
         registry, regressor, domain,
@@ -149,7 +149,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
 
     report_dir = settings.report_dir / f"{protocol.name}-v{version}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    comparison = {name: (protocol.y(data), regressor.predict(data.X)) for name, data in protocol.tests.items()}
+    comparison = {name: (protocol.y(protocol.tests[name]), predicted) for name, predicted in test_predictions.items()}
     window = protocol.model_view(protocol.train).wavelengths
     images = [
         plot_training_curves(regressor.history_, report_dir / "training_curves.png"),
