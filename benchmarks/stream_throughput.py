@@ -53,7 +53,8 @@ def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, Waveleng
     domain = ApplicabilityDomain().fit(preprocessor.transform(calibrate.X))
     model = build_cnn(preprocessor.n_model_channels)
     registry = ModelRegistry(base)
-    version = registry.publish(lambda d: write_bundle(d, model, preprocessor, domain, target="assay", unit="mg"))
+    version = registry.publish(lambda d: write_bundle(d, model, preprocessor, domain, targets=["assay"], units={"assay": "mg"},
+                                                          target_mean=[0.0], target_scale=[1.0]))
     registry.promote(version, "benchmark")
     return registry, tablets.X, WavelengthGrid.from_wavelengths(tablets.wavelengths)
 

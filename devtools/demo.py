@@ -148,8 +148,8 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     if registry.champion() is None:
         await train_first_model(registry, protocol, logs)
     first_version = registry.champion()
-    if registry.metadata().target != target:
-        raise ValueError(f"the champion predicts {registry.metadata().target!r}; the demo needs a {target!r} model "
+    if registry.metadata().targets != [target]:
+        raise ValueError(f"the champion predicts {registry.metadata().targets}; the demo needs a {target!r} model "
                          f"(use an empty --registry)")
     dataset = open_source(source)
     analyzers = [
@@ -271,6 +271,6 @@ def _advance(progress: SwapProgress, state: WatchState, registry: ModelRegistry,
 def _online_rmsep(state: WatchState) -> dict:
     errors: dict = defaultdict(lambda: defaultdict(list))
     for pair in state.labelled:
-        errors[pair["analyzer_id"]][pair["model_version"]].append(pair["error"])
+        errors[pair["analyzer_id"]][pair["model_version"]].extend(pair["error"].values())  # the demo's model has one target
     return {a: {v: {"rmsep": rmse(e, 0.0), "bias": float(np.mean(e)), "n": len(e)}
                 for v, e in versions.items()} for a, versions in errors.items()}

@@ -20,9 +20,8 @@ from stream.monitoring import AnalyzerStats
 @dataclass
 class AnalyzerView:
     predictions: int = 0
-    last_value: float = math.nan
-    target: str = ""
-    unit: str = ""
+    last_values: dict[str, float] = field(default_factory=dict)  # target -> last prediction
+    units: dict[str, str] = field(default_factory=dict)
     last_flag: str = ""
     model_version: str = ""
     versions_seen: list[str] = field(default_factory=list)
@@ -48,8 +47,8 @@ class WatchState:
     def on_prediction(self, p: dict, now: float) -> None:
         self.predicted_ids.add(p["message_id"])
         view = self.view(p["analyzer_id"])
-        (view.target, view.last_value), = p["predictions"].items()
-        view.unit = p.get("units", {}).get(view.target, "")
+        view.last_values = p["predictions"]
+        view.units = p.get("units", {})
         view.predictions += 1
         view.last_flag = p["outlier"]["flag"] if p.get("outlier") else ""
         view.lab.flags.append(view.last_flag)
@@ -59,7 +58,9 @@ class WatchState:
         view.arrivals.append(now)
 
     def on_labelled(self, pair: dict) -> None:
-        self.view(pair["analyzer_id"]).lab.errors.append(pair["error"])
+        lab = self.view(pair["analyzer_id"]).lab
+        for target, error in pair["error"].items():
+            lab.add_error(target, error)
         self.labelled.append({k: v for k, v in pair.items() if k not in ("values", "grid")})
 
 
@@ -72,10 +73,13 @@ def render(state: WatchState, title: str):
         table.add_column(column, justify="right" if column not in ("analyzer", "flag") else "left")
     for analyzer_id, v in sorted(state.analyzers.items()):
         flag_style = {"ok": "green", "warning": "yellow", "outlier": "red"}.get(v.last_flag, "")
+        targets = list(v.last_values)  # one line per target in the cells that have one
         table.add_row(
-            analyzer_id, str(v.predictions), f"{v.last_value:.2f} {v.unit}", f"[{flag_style}]{v.last_flag}[/]",
-            f"{v.lab.outlier_fraction:.0%}", f"{v.lab.rmsep:.2f}", f"{v.lab.bias:+.2f}", f"{v.throughput(now):.1f}",
-            " → ".join(v.versions_seen[-3:]),
+            analyzer_id, str(v.predictions),
+            "\n".join(f"{t} {v.last_values[t]:.2f} {v.units.get(t, '')}".rstrip() for t in targets),
+            f"[{flag_style}]{v.last_flag}[/]", f"{v.lab.outlier_fraction:.0%}",
+            "\n".join(f"{v.lab.rmsep(t):.2f}" for t in targets), "\n".join(f"{v.lab.bias(t):+.2f}" for t in targets),
+            f"{v.throughput(now):.1f}", " → ".join(v.versions_seen[-3:]),
         )
     reasons = ", ".join(f"{reason} {n}" for reason, n in state.dead_letter_reasons.most_common())
     table.caption = f"dead letters: {state.dead_letters}" + (f" ({reasons})" if reasons else "")

@@ -62,7 +62,7 @@ class Rejections:
 class BatchResult(Rejections):
     predictions: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     # parallel to predictions, for metrics
-    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # (n, k): one column per target
     flags: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     spectrum_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     accepted: list[Spectrum] = field(default_factory=list)  # parallel to predictions: ids, grid, values
@@ -76,7 +76,7 @@ class BatchResult(Rejections):
         self.dead_letters += other.dead_letters
         self.reasons.update(other.reasons)
         self.accepted += other.accepted
-        self.values = np.concatenate([self.values, other.values])
+        self.values = np.concatenate([self.values, other.values]) if len(self.values) else other.values
         self.flags = np.concatenate([self.flags, other.flags]).astype(object)
         self.spectrum_times = np.concatenate([self.spectrum_times, other.spectrum_times])
         self.isolations += other.isolations
@@ -172,7 +172,7 @@ def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult
 def _drop_unpredictable(accepted: list, batch: BatchPrediction, result: BatchResult, worker: str) -> tuple[list, BatchPrediction]:
     """Dead-letter degenerate spectra and those the model gives no finite number for."""
     degenerate = batch.degenerate != ""
-    finite = np.isfinite(batch.values) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
+    finite = np.isfinite(batch.values).all(axis=1) & np.isfinite(batch.hotelling_t2) & np.isfinite(batch.q_residual)
     for i in np.flatnonzero(degenerate | ~finite):
         if degenerate[i]:
             result.reject(accepted[i][0], RejectReason.DEGENERATE, batch.degenerate[i], worker)
@@ -201,8 +201,9 @@ def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch:
         "spectrum_timestamp": header.timestamp,
         "predicted_at": predicted_at,
         "model_version": predictor.version,
-        "predictions": {predictor.target: float(batch.values[i])},
-        "units": {predictor.target: predictor.unit},
+        "predictions": dict(zip(predictor.targets, batch.values[i].tolist(), strict=True)),
+        "units": predictor.units,
+        "intervals": predictor.interval_map(batch.values[i]),
         "outlier": {
             "hotelling_t2": float(batch.hotelling_t2[i]),
             "q_residual": float(batch.q_residual[i]),

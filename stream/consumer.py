@@ -178,8 +178,8 @@ class BatchConsumer(Service):
         if not await self._publish(outgoing):
             return  # stopping while the broker was away: the batch is re-read after the restart
         await self._commit(records)
-        self.metrics.observe_batch(len(records), predicted, joined, time.perf_counter() - started, predictor.target)
-        self.metrics.observe_lab_join(joined, self.monitor, predictor.target)
+        self.metrics.observe_batch(len(records), predicted, joined, time.perf_counter() - started, predictor.targets)
+        self.metrics.observe_lab_join(joined, self.monitor)
         self.batches_done += 1
 
     async def _publish(self, outgoing: list[Outgoing]) -> bool:

@@ -30,12 +30,13 @@ def join_lab_values(predicted: BatchResult, predictor: Predictor, references: li
     joined = LabJoinResult()
     pairs = []
     monitor.add_flags(predicted.analyzers, predicted.flags)
-    for spectrum, value, flag in zip(predicted.accepted, predicted.values, predicted.flags, strict=True):
+    for spectrum, values, flag in zip(predicted.accepted, predicted.values, predicted.flags, strict=True):
         header = spectrum.header
         if header.sample_id is None:
             continue
-        pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version, predictor.target,
-                                    float(value), str(flag), header.grid.model_dump(), spectrum.values.astype(np.float32), now)
+        pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version,
+                                    dict(zip(predictor.targets, values.tolist(), strict=True)), str(flag),
+                                    header.grid.model_dump(), spectrum.values.astype(np.float32), now)
         pairs.append(monitor.add_prediction(header.sample_id, pending))
     for record in references:
         try:
@@ -54,11 +55,12 @@ def _join_reference(record: InboundRecord, predictor: Predictor, monitor: Online
     except ValueError as exc:
         joined.reject(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], worker)
         return None
-    low, high = predictor.reference_bounds
-    lab = reference.values.get(predictor.target)
-    if lab is not None and not low <= lab <= high:
-        detail = (f"lab value {predictor.target}={lab:g} is far outside the model's training targets "
-                  f"(plausible {low:g} to {high:g}): kept out of RMSEP, bias and retraining")
+    implausible = [f"{target}={lab:g} (plausible {low:g} to {high:g})"
+                   for target, (low, high) in predictor.reference_bounds.items()
+                   if (lab := reference.values.get(target)) is not None and not low <= lab <= high]
+    if implausible:
+        detail = (f"lab value {', '.join(implausible)} is far outside the model's training targets: "
+                  f"kept out of RMSEP, bias and retraining")
         joined.reject(record, RejectReason.IMPLAUSIBLE_REFERENCE, detail, worker)
         return None
     joined.references_accepted += 1

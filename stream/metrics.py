@@ -71,16 +71,18 @@ class WorkerMetrics:
             return analyzer_id
         return "other"
 
-    def set_model(self, version: str, target: str, created_at: float | None = None) -> None:
+    def set_model(self, version: str, targets: tuple[str, ...], created_at: float | None = None) -> None:
+        """One ``model_info`` series per target the serving model predicts."""
         self.model_info.clear()
         if created_at is not None:
             self.model_created.set(created_at)
-        self.model_info.labels(version=version, target=target).set(1)
+        for target in targets:
+            self.model_info.labels(version=version, target=target).set(1)
         if version.isdigit():
             self.model_version.set(int(version))
 
     def observe_batch(self, n_records: int, predicted: BatchResult, joined: LabJoinResult, batch_seconds: float,
-                      target: str) -> None:
+                      targets: tuple[str, ...]) -> None:
         """Count what one published batch did: received, predicted, flagged, dead-lettered, timings."""
         self.spectra_received.inc(n_records)
         self.batch_seconds.observe(batch_seconds)
@@ -104,11 +106,12 @@ class WorkerMetrics:
                 self.outliers.labels(analyzer=label, flag=flag).inc(count)
         last_index = {label: i for i, label in enumerate(labels)}
         for label, i in last_index.items():
-            self.last_prediction.labels(analyzer=label, target=target).set(float(predicted.values[i]))
+            for target, value in zip(targets, predicted.values[i], strict=True):
+                self.last_prediction.labels(analyzer=label, target=target).set(float(value))
             self.last_prediction_timestamp.labels(analyzer=label).set(now)
 
-    def observe_lab_join(self, joined: LabJoinResult, monitor: OnlineMonitor, target: str) -> None:
-        """Joined pairs per analyzer, and the rolling RMSEP, bias and outlier fraction they move."""
+    def observe_lab_join(self, joined: LabJoinResult, monitor: OnlineMonitor) -> None:
+        """Joined pairs per analyzer, and the rolling RMSEP and bias per target and outlier fraction they move."""
         touched = set()
         for key, _ in joined.labelled:
             analyzer = key.decode()
@@ -118,5 +121,6 @@ class WorkerMetrics:
             label = self.analyzer_label(analyzer)
             self.outlier_fraction.labels(analyzer=label).set(stats.outlier_fraction)
             if analyzer in touched:
-                self.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep)
-                self.rolling_bias.labels(analyzer=label, target=target).set(stats.bias)
+                for target in stats.errors:
+                    self.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep(target))
+                    self.rolling_bias.labels(analyzer=label, target=target).set(stats.bias(target))

@@ -6,7 +6,8 @@ range assignor gives one worker the same partition numbers of both, so a sample'
 prediction and its lab value meet in the same process. Predictions with a sample id are
 kept for ``retention_seconds`` (bounded in count); a reference that arrives first waits
 for its prediction the same way. Every joined pair updates rolling RMSEP, bias and outlier
-fraction per analyzer and is emitted for the trainer (the labelled topic).
+fraction per analyzer and target, and is emitted for the trainer (the labelled topic) with every target
+the lab measured and the model predicts.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ class PendingPrediction:
     analyzer_id: str
     message_id: str
     model_version: str
-    target: str
-    value: float
+    predicted: dict[str, float]  # target -> predicted value
     flag: str
     grid: dict
     values: np.ndarray  # the spectrum, float32, for retraining
@@ -44,16 +44,22 @@ class PendingPrediction:
 
 @dataclass
 class AnalyzerStats:
-    errors: deque = field(default_factory=lambda: deque(maxlen=100))
+    """The last joined errors of one analyzer, per target, and its last outlier flags."""
+
+    window: int = 100
+    errors: dict[str, deque] = field(default_factory=dict)  # target -> predicted - lab
     flags: deque = field(default_factory=lambda: deque(maxlen=200))
 
-    @property
-    def rmsep(self) -> float:
-        return rmse(self.errors, 0.0) if self.errors else math.nan
+    def add_error(self, target: str, error: float) -> None:
+        self.errors.setdefault(target, deque(maxlen=self.window)).append(error)
 
-    @property
-    def bias(self) -> float:
-        return sum(self.errors) / len(self.errors) if self.errors else math.nan
+    def rmsep(self, target: str) -> float:
+        errors = self.errors.get(target)
+        return rmse(errors, 0.0) if errors else math.nan
+
+    def bias(self, target: str) -> float:
+        errors = self.errors.get(target)
+        return sum(errors) / len(errors) if errors else math.nan
 
     @property
     def outlier_fraction(self) -> float:
@@ -102,7 +108,7 @@ class OnlineMonitor:
 
     def analyzer(self, analyzer_id: str) -> AnalyzerStats:
         if analyzer_id not in self.stats:
-            self.stats[analyzer_id] = AnalyzerStats(deque(maxlen=self._rmsep_window), deque(maxlen=self._flag_window))
+            self.stats[analyzer_id] = AnalyzerStats(self._rmsep_window, {}, deque(maxlen=self._flag_window))
         return self.stats[analyzer_id]
 
     def add_flags(self, analyzers: list[str], flags) -> None:
@@ -128,21 +134,22 @@ class OnlineMonitor:
 
     def _pair(self, sample_id: str, pending: PendingPrediction, reference: ReferenceMessage) -> dict | None:
         """A ``LabelledPair`` as a dict (encoded fast by the consumer; tests/test_messages.py round-trips it)."""
-        if pending.target not in reference.values:
-            return None  # the lab measured something this model does not predict
-        lab = reference.values[pending.target]
-        error = pending.value - lab
-        self.analyzer(pending.analyzer_id).errors.append(error)
+        targets = [t for t in pending.predicted if t in reference.values]
+        if not targets:
+            return None  # the lab measured nothing this model predicts
+        stats = self.analyzer(pending.analyzer_id)
+        errors = {t: pending.predicted[t] - reference.values[t] for t in targets}
+        for target, error in errors.items():
+            stats.add_error(target, error)
         return {
             "schema_version": SCHEMA_VERSION,
             "sample_id": sample_id,
             "analyzer_id": pending.analyzer_id,
             "message_id": pending.message_id,
             "model_version": pending.model_version,
-            "target": pending.target,
-            "predicted": pending.value,
-            "reference": lab,
-            "error": error,
+            "predicted": {t: pending.predicted[t] for t in targets},
+            "reference": {t: reference.values[t] for t in targets},
+            "error": errors,
             "flag": pending.flag,
             "measured_at": reference.measured_at,
             "grid": pending.grid,

@@ -38,8 +38,8 @@ def fit_small_tecator_parts(tecator: SpectralDataset, seed: int = 0, epochs: int
     model = small_model(preprocessor.n_model_channels, seed)
     model.compile(optimizer="adam", loss="mse")
     model.fit(features, (fat - fat.mean()) / fat.std(), epochs=epochs, batch_size=32, verbose=0)
-    metadata = {"target": "fat", "unit": "%", "target_mean": float(fat.mean()), "target_scale": float(fat.std()),
-                "target_range": (float(fat.min()), float(fat.max()))}
+    metadata = {"targets": ["fat"], "units": {"fat": "%"}, "target_mean": [float(fat.mean())], "target_scale": [float(fat.std())],
+                "target_range": {"fat": (float(fat.min()), float(fat.max()))}}
     return preprocessor, domain, model, metadata
 
 

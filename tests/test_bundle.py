@@ -26,11 +26,11 @@ def test_round_trip_gives_identical_predictions(tmp_path, fitted_parts, tecator)
     preprocessor, domain, model, meta = fitted_parts
     path = make_bundle(tmp_path / "7", fitted_parts)
     bundle = load_bundle(path)
-    assert bundle.version == "7" and bundle.metadata.target == "fat"
+    assert bundle.version == "7" and bundle.metadata.targets == ["fat"] and bundle.metadata.unit("fat") == "%"
     test = tecator.split("test")
-    direct = model.predict(preprocessor.transform(test.X), verbose=0).ravel() * meta["target_scale"] + meta["target_mean"]
+    direct = model.predict(preprocessor.transform(test.X), verbose=0).ravel() * meta["target_scale"][0] + meta["target_mean"][0]
     loaded = Predictor(bundle).predict(test.X)
-    np.testing.assert_allclose(loaded.values, direct, rtol=1e-5)
+    np.testing.assert_allclose(loaded.values[:, 0], direct, rtol=1e-5)
     np.testing.assert_allclose(bundle.preprocessor.transform(test.X), preprocessor.transform(test.X), atol=1e-12)
     assert bundle.metadata.input_grid.count == 100
     assert loaded.flags.shape == (43,)

@@ -53,7 +53,7 @@ def _offline_predictions(demo: dict, version: str):
     from devtools.simulate import open_source
 
     dataset = open_source(demo["source"])
-    values = Predictor(ModelRegistry(demo["registry"]).load(version)).predict(dataset.X).values
+    values = Predictor(ModelRegistry(demo["registry"]).load(version)).predict(dataset.X).values[:, 0]  # one target
     return dict(zip(dataset.sample_names, values, strict=True)), dataset
 
 
@@ -79,7 +79,7 @@ def _drift_shifts(demo: dict, analyzer: str) -> np.ndarray:
     clean, _ = _offline_predictions(demo, demo["first_version"])
     pairs = _first_model_pairs(demo, analyzer)
     names = [p["sample_id"].removeprefix(f"{analyzer}/").rsplit("/", 1)[0] for p in pairs]
-    return np.array([p["predicted"] - clean[name] for p, name in zip(pairs, names, strict=True)])
+    return np.array([p["predicted"][demo["target"]] - clean[name] for p, name in zip(pairs, names, strict=True)])
 
 
 def test_drift_moves_the_drifting_analyzers_predictions_and_not_the_stable_ones(demo):

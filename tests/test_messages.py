@@ -48,11 +48,14 @@ def test_dead_letters_match_the_dead_letter_schema(size):
 
 def test_the_workers_labelled_pairs_match_the_labelled_schema(tecator, grid):
     monitor = OnlineMonitor()
-    pending = PendingPrediction("line-1", "line-1:3", "2", "fat", 12.5, "ok", grid.model_dump(),
+    pending = PendingPrediction("line-1", "line-1:3", "2", {"fat": 12.5, "water": 60.0}, "ok", grid.model_dump(),
                                 tecator.X[3].astype(np.float32), at=0.0)
     assert monitor.add_prediction("s-3", pending) is None  # waits for its lab value
-    pair = monitor.add_reference(ReferenceMessage(sample_id="s-3", values={"fat": 12.0}), now=1.0)
+    # the lab measured fat and protein: the pair holds what both have (fat), nothing else
+    pair = monitor.add_reference(ReferenceMessage(sample_id="s-3", values={"fat": 12.0, "protein": 18.0}), now=1.0)
     key, raw = encode_labelled(pair)
     labelled = LabelledPair.model_validate_json(raw)
-    assert key == b"line-1" and labelled.error == pytest.approx(0.5) and labelled.grid == grid
+    assert key == b"line-1" and labelled.error == pytest.approx({"fat": 0.5}) and labelled.grid == grid
+    assert labelled.reference == {"fat": 12.0} and labelled.predicted == {"fat": 12.5}
+    assert monitor.stats["line-1"].rmsep("fat") == pytest.approx(0.5) and np.isnan(monitor.stats["line-1"].rmsep("water"))
     assert labelled.values == pytest.approx(tecator.X[3].astype(np.float32).tolist())

@@ -8,20 +8,30 @@ from stream.monitoring import OnlineMonitor, PendingPrediction
 from tests.streaming import collect, decoded, produce, run
 
 
-def pending(analyzer="line-1", value=10.0, at=0.0, flag="ok"):
-    return PendingPrediction(analyzer, f"{analyzer}:1", "1", "fat", value, flag, {}, np.zeros(3, np.float32), at)
+def pending(analyzer="line-1", value=10.0, at=0.0, flag="ok", **others):
+    return PendingPrediction(analyzer, f"{analyzer}:1", "1", {"fat": value, **others}, flag, {}, np.zeros(3, np.float32), at)
 
 
 def test_join_works_whichever_side_arrives_first():
     monitor = OnlineMonitor(retention_seconds=100)
     assert monitor.add_prediction("S1", pending(value=10.0, at=0)) is None
     pair = monitor.add_reference(ReferenceMessage(sample_id="S1", values={"fat": 9.0}), now=5)
-    assert pair["error"] == pytest.approx(1.0) and pair["reference"] == 9.0
+    assert pair["error"] == pytest.approx({"fat": 1.0}) and pair["reference"] == {"fat": 9.0}
     assert monitor.add_reference(ReferenceMessage(sample_id="S2", values={"fat": 12.0}), now=6) is None
     pair = monitor.add_prediction("S2", pending(value=11.0, at=7))
-    assert pair["error"] == pytest.approx(-1.0)
+    assert pair["error"] == pytest.approx({"fat": -1.0})
     stats = monitor.stats["line-1"]
-    assert stats.rmsep == pytest.approx(1.0) and stats.bias == pytest.approx(0.0)
+    assert stats.rmsep("fat") == pytest.approx(1.0) and stats.bias("fat") == pytest.approx(0.0)
+
+
+def test_several_targets_are_joined_and_tracked_each_on_its_own():
+    monitor = OnlineMonitor()
+    monitor.add_prediction("S1", pending(value=10.0, water=60.0, protein=18.0))
+    pair = monitor.add_reference(ReferenceMessage(sample_id="S1", values={"fat": 9.0, "water": 63.0}))
+    assert pair["error"] == pytest.approx({"fat": 1.0, "water": -3.0})  # protein: no lab value, not in the pair
+    stats = monitor.stats["line-1"]
+    assert stats.rmsep("water") == pytest.approx(3.0) and stats.bias("water") == pytest.approx(-3.0)
+    assert stats.rmsep("fat") == pytest.approx(1.0) and np.isnan(stats.rmsep("protein"))
 
 
 def test_old_and_excess_entries_are_forgotten():
@@ -59,10 +69,10 @@ def test_worker_joins_lab_values_and_publishes_labelled_pairs(broker, registry, 
     assert len(labelled) == 60
     for pair in labelled:
         i = int(pair["message_id"].split(":")[1])
-        assert pair["reference"] == pytest.approx(tecator.target("fat")[i])
-        assert pair["error"] == pytest.approx(pair["predicted"] - pair["reference"])
+        assert pair["reference"]["fat"] == pytest.approx(tecator.target("fat")[i])
+        assert pair["error"]["fat"] == pytest.approx(pair["predicted"]["fat"] - pair["reference"]["fat"])
         np.testing.assert_allclose(pair["values"], rows[i], rtol=1e-6)  # the spectrum travels for retraining
-    errors = {a: [p["error"] for p in labelled if p["analyzer_id"] == a] for a in ("line-1", "line-2")}
+    errors = {a: [p["error"]["fat"] for p in labelled if p["analyzer_id"] == a] for a in ("line-1", "line-2")}
     for analyzer, errs in errors.items():
         assert worker.metric("nirstream_rolling_rmsep", analyzer=analyzer) == pytest.approx(np.sqrt(np.mean(np.square(errs))), rel=1e-6)
         assert worker.metric("nirstream_rolling_bias", analyzer=analyzer) == pytest.approx(np.mean(errs), rel=1e-6, abs=1e-9)
@@ -86,7 +96,7 @@ def test_labelled_pairs_become_training_data(broker, registry, tecator, start_wo
     run(produce(broker.bootstrap_servers, topics.reference, references))
     assert len(run(collect(broker.bootstrap_servers, topics.labelled, 20))) == 20
     grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
-    count = export_labelled(broker.bootstrap_servers, topics.labelled, "fat", grid, tmp_path / "labelled.csv")
+    count = export_labelled(broker.bootstrap_servers, topics.labelled, ["fat"], grid, tmp_path / "labelled.csv")
     assert count == 20
     dataset = load_table(tmp_path / "labelled.csv", target_columns=["fat"], id_column="sample_id")
     order = np.argsort(dataset.target("fat"))

@@ -37,7 +37,7 @@ def test_every_spectrum_gets_exactly_one_prediction_equal_to_offline(broker, reg
     assert len(predictions) == 600
     by_id = {p["message_id"]: PredictionMessage.model_validate(p) for p in predictions}
     assert sorted(by_id) == sorted(f"line-{i % 3 + 1}:{i}" for i in range(600))
-    offline = Predictor(registry.load("1")).predict(rows).values
+    offline = Predictor(registry.load("1")).predict(rows).values[:, 0]
     online = np.array([by_id[f"line-{i % 3 + 1}:{i}"].predictions["fat"] for i in range(600)])
     np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-5)
     assert {p.model_version for p in by_id.values()} == {"1"}

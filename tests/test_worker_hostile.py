@@ -90,7 +90,7 @@ def test_bad_lab_values_are_dead_lettered_and_kept_out_of_the_statistics(broker,
     run(produce(broker.bootstrap_servers, topics.reference, bad + good))
     labelled = decoded(run(collect(broker.bootstrap_servers, topics.labelled, 8, settle=1.0)))
     assert sorted(p["sample_id"] for p in labelled) == sorted(f"S{i}" for i in range(4, 12))
-    assert all(np.isfinite(p["reference"]) for p in labelled)
+    assert all(np.isfinite(p["reference"]["fat"]) for p in labelled)
     dead = decoded(run(collect(broker.bootstrap_servers, topics.deadletter, 4, settle=0.5)))
     assert sorted(d["reason"] for d in dead) == ["implausible_reference", "invalid_reference", "invalid_reference", "invalid_reference"]
     rmsep = worker.metric("nirstream_rolling_rmsep", analyzer="line-1")

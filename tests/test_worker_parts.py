@@ -66,8 +66,8 @@ def test_the_lab_join_pairs_valid_lab_values_and_dead_letters_the_rest_leaving_t
     predicted = process_batch(_spectra(tecator, 4), predictor, BatchPolicy())
     dead_before = list(predicted.dead_letters)
     references = [
-        _reference(0, ReferenceMessage(sample_id="s-0", values={predictor.target: 10.0}).model_dump_json().encode()),
-        _reference(1, ReferenceMessage(sample_id="s-1", values={predictor.target: 1e6}).model_dump_json().encode()),
+        _reference(0, ReferenceMessage(sample_id="s-0", values={"fat": 10.0}).model_dump_json().encode()),
+        _reference(1, ReferenceMessage(sample_id="s-1", values={"fat": 1e6}).model_dump_json().encode()),
         _reference(2, b"{not json"),
     ]
     joined = join_lab_values(predicted, predictor, references, OnlineMonitor(), "w1", now=0.0)
@@ -81,9 +81,9 @@ def test_a_batchs_metrics_count_what_it_published(predictor, tecator):
     predicted = process_batch(records, predictor, BatchPolicy())
     joined = join_lab_values(predicted, predictor, [], OnlineMonitor(), "w1")
     metrics = WorkerMetrics()
-    metrics.observe_batch(len(records), predicted, joined, 0.01, predictor.target)
+    metrics.observe_batch(len(records), predicted, joined, 0.01, predictor.targets)
     text = generate_latest(metrics.registry).decode()
     assert "nirstream_spectra_received_total 4.0" in text
     assert 'nirstream_predictions_total{analyzer="line-1"} 3.0' in text
     assert 'nirstream_dead_letters_total{reason="unknown_format"} 1.0' in text
-    assert np.isfinite(metrics.last_prediction.labels(analyzer="line-1", target=predictor.target)._value.get())
+    assert np.isfinite(metrics.last_prediction.labels(analyzer="line-1", target="fat")._value.get())

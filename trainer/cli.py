@@ -21,21 +21,71 @@ def _registry(args: argparse.Namespace):
     return ModelRegistry(args.registry or SharedSettings.load().registry)
 
 
+def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bool = True) -> None:
+    """The options that describe a data file: the same for train and evaluate."""
+    parser.add_argument("--data", type=Path, help=f"{verb} your own spectra: CSV or Parquet (numeric column names are "
+                        "wavelengths in nm), or a folder/zip of JCAMP-DX files with --references")
+    parser.add_argument("--references", type=Path, help="with JCAMP-DX --data: CSV of reference values by sample id")
+    parser.add_argument("--target", action="append", metavar="NAME",
+                        help="reference column to predict; repeat for several (default: built-in protocol's, or every "
+                             "numeric column of --data)")
+    parser.add_argument("--id-column", help="sample id column (replicate spectra of one id stay in one split; JCAMP: "
+                        "the references' id column, default 'sample')")
+    if not split_labels:
+        parser.add_argument("--split-column", help="column naming each row's split: figures per split")
+        parser.add_argument("--unit", action="append", metavar="TARGET=UNIT", help=argparse.SUPPRESS)
+        return
+    parser.add_argument("--split-column", help="column naming each row's split; without it a Kennard-Stone split is made")
+    parser.add_argument("--train", dest="train_label", metavar="LABEL", help="training rows' label (default train)")
+    parser.add_argument("--validation", dest="validation_label", metavar="LABEL",
+                        help="validation rows' label (default validation): early stopping, intervals, promotion gate")
+    parser.add_argument("--test", dest="test_label", metavar="LABEL", help="test rows' label (default test): reported only")
+    parser.add_argument("--unit", action="append", metavar="TARGET=UNIT", help="unit of a target, e.g. fat=%%; repeatable")
+
+
+def _data_source_options(args: argparse.Namespace, configured: dict | None = None) -> dict | None:
+    """The ``DataSource`` fields from the command line over those of a config file's ``data`` table."""
+    options = dict(configured or {})
+    flags = {"path": args.data, "references": args.references, "id_column": args.id_column,
+             "split_column": args.split_column, "train": getattr(args, "train_label", None),
+             "validation": getattr(args, "validation_label", None), "test": getattr(args, "test_label", None),
+             "window_nm": getattr(args, "window_nm", None)}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    if not options:
+        return None  # a built-in protocol: --target and --unit are its
+    if args.target:
+        options["targets"] = args.target
+    if args.unit:
+        units = [u.split("=", 1) for u in args.unit]
+        bad = [u for u, pair in zip(args.unit, units, strict=True) if len(pair) != 2 or not pair[0]]
+        if bad:
+            raise ValueError(f"--unit takes TARGET=UNIT, got {bad}")
+        options["units"] = {**options.get("units", {}), **dict(units)}
+    if "path" not in options:
+        raise ValueError(f"data options {sorted(options)} need a data file (--data or data.path)")
+    return options
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="train the CNN (augment -> EMSC -> CNN) with a PLS baseline, publish a bundle, promote if better",
         description=(
-            "Fit the paper's 1D CNN with early stopping on the validation split, fit PLS with latent variables "
-            "chosen by cross-validation (and report the test-set 'oracle' choice, labelled as such), write a "
-            "checksummed bundle to the registry and promote it only if it beats the champion on held-out data. "
-            "Writes an HTML/JSON report with plots."
+            "Fit the paper's 1D CNN (one output per target) with early stopping on the validation split, fit PLS "
+            "per target with latent variables chosen by cross-validation (and report the test-set 'oracle' choice, "
+            "labelled as such), calibrate prediction intervals on the validation split, write a checksummed bundle "
+            "to the registry and promote it only if it beats the champion on the validation split. Test sets choose "
+            "nothing: their RMSEP (with bootstrap intervals), CNN - PLS differences and interval coverage are "
+            "reported in an HTML/JSON report with plots. Data: a built-in --protocol or your own --data file."
         ),
     )
-    train.add_argument("--config", type=Path, help="TOML or YAML file with any of the options below")
-    train.add_argument("--protocol", help=PROTOCOL_HELP + " (default cross-instrument)")
-    train.add_argument("--target", help="reference column (default assay for tablets, fat for tecator)")
+    train.add_argument("--config", type=Path, help="TOML or YAML file with any of the options below ([data] table for a "
+                       "data file's options); unknown keys are refused")
+    train.add_argument("--protocol", help=PROTOCOL_HELP + " (default cross-instrument; ignored with --data)")
+    _data_arguments(train, "train on")
     train.add_argument("--variant", choices=["none", "emsc", "augment", "augment+emsc"], help="preprocessing (default augment+emsc)")
+    train.add_argument("--window-nm", type=float, nargs=2, metavar=("FIRST", "LAST"),
+                       help="with --data: the wavelengths the model looks at (default: all)")
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping usually ends sooner)")
     train.add_argument("--n-copies", type=int, help="augmented copies per training spectrum (paper: 100)")
@@ -43,10 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="CNN seed-ensemble members averaged into one model (default 3; --quick: 1)")
     train.add_argument("--quick", action="store_true",
                        help="demo-sized CNN, one member, ~30,000 augmented spectra seen (10-30 epochs): ~25 s of fitting on 2 cores")
+    train.add_argument("--coverage", type=float, help="prediction intervals' coverage, calibrated on the validation split (default 0.9)")
     train.add_argument("--no-pls", action="store_true", help="skip the PLS baseline")
-    train.add_argument("--promote-margin", type=float, help="relative RMSEP improvement needed to promote (default 0)")
+    train.add_argument("--promote-margin", type=float,
+                       help="relative validation-RMSEP improvement over the champion needed to promote (default 0)")
     train.add_argument("--report-dir", type=Path, help="where reports go (default ./artifacts)")
-    train.add_argument("--extra-training", type=Path, help="CSV/Parquet of labelled plant spectra to add to the training set")
+    train.add_argument("--extra-training", type=Path, help="CSV/Parquet of labelled plant spectra added to the training set (every row)")
     train.add_argument("--from-topic", metavar="TOPIC",
                        help="add the labelled plant spectra of this topic (e.g. nirstream.labelled; needs --bootstrap-servers)")
     train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic "
@@ -55,11 +107,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser(
-        "evaluate", help="evaluate a registry version on a protocol's test sets",
-        description="Predict a protocol's test sets with a published model (the worker's code path) and print the figures.",
+        "evaluate", help="evaluate a registry version on a protocol's test sets or on your own data file",
+        description=("Predict a protocol's test sets, or every row of --data, with a published model (the worker's code "
+                     "path) and print RMSEP (95 %% bootstrap interval), bias, SEP, R², slope and interval coverage per "
+                     "target. A --data file on another wavelength grid is linearly interpolated onto the model's grid "
+                     "if it covers the model's window."),
     )
     evaluate.add_argument("--version", help="registry version (default: the champion)")
-    evaluate.add_argument("--protocol", default="cross-instrument", help=PROTOCOL_HELP)
+    evaluate.add_argument("--protocol", default="cross-instrument", help=PROTOCOL_HELP + " (ignored with --data)")
+    _data_arguments(evaluate, "evaluate on", split_labels=False)
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON")
     _registry_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
@@ -105,6 +161,12 @@ def _load_config_file(path: Path | None) -> dict:
     unknown = sorted(set(options) - set(TrainSettings.model_fields))
     if unknown:
         raise ConfigFileError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(TrainSettings.model_fields)}")
+    if isinstance(options.get("data"), dict):
+        from trainer.protocols import DataSource
+
+        unknown = sorted(set(options["data"]) - set(DataSource.model_fields))
+        if unknown:
+            raise ConfigFileError(f"{path}: unknown data setting(s) {', '.join(unknown)}; known: {', '.join(DataSource.model_fields)}")
     return options
 
 
@@ -112,73 +174,106 @@ def _train(args: argparse.Namespace) -> int:
     from trainer.training_run import TrainSettings, run_training
 
     options = _load_config_file(args.config)
+    data = _data_source_options(args, options.pop("data", None))
     flags = {
-        "protocol": args.protocol, "target": args.target, "variant": args.variant, "seed": args.seed,
+        "protocol": args.protocol, "variant": args.variant, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
-        "report_dir": args.report_dir, "extra_training": args.extra_training,
+        "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
     }
     options.update({k: v for k, v in flags.items() if v is not None})
-    if args.from_topic:
-        options["extra_training"] = _export_from_topic(args, options)
+    if data is not None:
+        options["data"] = data
+    elif args.target:
+        options["targets"] = args.target
     if args.quick:
         options["quick"] = True
     if args.no_pls:
         options["pls"] = False
+    settings = TrainSettings(**options)
+    if args.from_topic:
+        settings = settings.model_copy(update={"extra_training": _export_from_topic(args, settings)})
     # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
-    summary = run_training(TrainSettings(**options), verbose="auto" if sys.stdout.isatty() else 2)
-    print(f"version {summary['version']}: {summary['promotion']['reason']}")
-    for name, m in summary["cnn"]["tests"].items():
-        print(f"  CNN  {name:12s} RMSEP {m['rmsep']:.3f} {summary['unit']}  bias {m['bias']:+.3f}  R² {m['r2']:.3f}")
-    for rule in ("min", "1se"):
-        if summary["pls"]:
-            entry = summary["pls"][f"cv_{rule}"]
-            for name, m in entry["tests"].items():
-                print(f"  PLS  {name:12s} RMSEP {m['rmsep']:.3f} {summary['unit']}  ({entry['lv']} LV by CV, {rule} rule)")
-    for name, m in (summary["pls"] or {}).get("oracle_chosen_on_test", {}).items():
-        print(f"  PLS  {name:12s} RMSEP {m['rmsep']:.3f} {summary['unit']}  ({m['lv']} LV ORACLE: chosen on this test set)")
-    print(f"report: {summary['report']}")
+    summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
+    _print_summary(summary)
     return 0
 
 
-def _export_from_topic(args: argparse.Namespace, options: dict) -> Path:
+def _print_summary(summary: dict) -> None:
+    print(f"version {summary['version']}: {summary['promotion']['reason']}")
+    units = summary["units"]
+    coverage = summary["intervals"].get("test_coverage", {})
+    for name, per_target in summary["cnn"]["tests"].items():
+        for target, m in per_target.items():
+            ci, unit = m["rmsep_ci95"], units[target]
+            line = (f"  CNN  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {unit} (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
+                    f"  bias {m['bias']:+.3f}  R² {m['r2']:.3f}")
+            if name in coverage:
+                line += f"  interval ±{coverage[name][target]['width'] / 2:.3f}: covers {coverage[name][target]['coverage']:.0%}"
+            print(line)
+    for target, pls in (summary["pls"] or {}).items():
+        for rule in ("min", "1se"):
+            entry = pls[f"cv_{rule}"]
+            for name, m in entry["tests"].items():
+                print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  ({entry['lv']} LV by CV, {rule} rule)")
+        for name, m in pls.get("oracle_chosen_on_test", {}).items():
+            print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  ({m['lv']} LV ORACLE: chosen on this test set)")
+    for target, per_test in summary["cnn_minus_pls"].items():
+        for name, d in per_test.items():
+            verdict = {"a better": "CNN better", "b better": "PLS better"}.get(d["verdict"], d["verdict"])
+            print(f"  CNN − PLS {target:10s} {name:12s} {d['difference']:+.3f} (95% CI {d['low']:+.3f} to {d['high']:+.3f}): {verdict}")
+    print(f"report: {summary['report']}")
+
+
+def _export_from_topic(args: argparse.Namespace, settings) -> Path:
     """Labelled pairs from the stream -> CSV in the report directory (kept: it documents the training data)."""
     import time
 
-    from nirstream.core.datasets import load_tablets, load_tecator
     from nirstream.core.messages.common import WavelengthGrid
     from trainer.labelled import export_labelled
-    from trainer.protocols import DEFAULT_TARGETS
 
     if not args.bootstrap_servers:
         raise ValueError("--from-topic needs --bootstrap-servers")
-    protocol = options.get("protocol", "cross-instrument")
-    target = options.get("target") or DEFAULT_TARGETS[protocol]
-    wavelengths = load_tecator().wavelengths if protocol == "tecator" else load_tablets(1).wavelengths
-    destination = Path(options.get("report_dir", "artifacts")) / f"labelled-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-    count = export_labelled(args.bootstrap_servers, args.from_topic, target, WavelengthGrid.from_wavelengths(wavelengths), destination)
+    protocol = settings.model_copy(update={"extra_training": None}).load_protocol()
+    destination = settings.report_dir / f"labelled-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    count = export_labelled(args.bootstrap_servers, args.from_topic, list(protocol.targets),
+                            WavelengthGrid.from_wavelengths(protocol.train.wavelengths), destination)
     print(f"{count} labelled plant spectra from {args.from_topic} -> {destination}")
     return destination
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from nirstream.core.predictor import Predictor
-    from nirstream.core.figures_of_merit import regression_metrics
-    from trainer.protocols import load_protocol
+    from trainer.evaluation import evaluate_data, evaluate_protocol
 
-    registry = _registry(args)
-    predictor = Predictor(registry.load(args.version))
-    protocol = load_protocol(args.protocol, predictor.target, full_grid=True)
-    figures = {name: regression_metrics(protocol.y(data), predictor.predict(data.X).values) for name, data in protocol.tests.items()}
-    for name, m in figures.items():
-        print(f"v{predictor.version} {name:12s} RMSEP {m['rmsep']:.3f} {predictor.unit}  bias {m['bias']:+.3f}  "
-              f"SEP {m['sep']:.3f}  R² {m['r2']:.3f}  slope {m['slope']:.3f}  n={m['n']}")
+    predictor = Predictor(_registry(args).load(args.version))
+    data = _data_source_options(args)
+    figures = evaluate_data(predictor, data) if data else evaluate_protocol(predictor, args.protocol)
+    for name, per_target in figures["tests"].items():
+        for target, m in per_target.items():
+            ci = m["rmsep_ci95"]
+            line = (f"v{predictor.version} {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {predictor.units[target]} "
+                    f"(95% CI {ci['low']:.3f}-{ci['high']:.3f})  bias {m['bias']:+.3f}  SEP {m['sep']:.3f}  "
+                    f"R² {m['r2']:.3f}  slope {m['slope']:.3f}  n={m['n']}")
+            if "interval_coverage" in m:
+                line += f"  {predictor.intervals.coverage:.0%} interval covers {m['interval_coverage']:.0%}"
+            print(line)
+    if figures.get("resampled"):
+        print(f"  ({figures['resampled']})")
     if args.output:
-        args.output.write_text(json.dumps({"version": predictor.version, "protocol": protocol.name, "tests": figures}, indent=2))
+        args.output.write_text(json.dumps({"version": predictor.version, **figures}, indent=2))
     return 0
 
 
+def _rmsep_text(figures: dict) -> str:
+    """A test set's RMSEP from bundle metrics: per target (format 2) or one number (format-1 bundles)."""
+    if "rmsep" in figures:
+        return f"{figures['rmsep']:.3f}"
+    return "/".join(f"{m['rmsep']:.3f}" for m in figures.values())
+
+
 def _models_list(args: argparse.Namespace) -> int:
+    from nirstream.core.bundle import BundleMetadata
 
     registry = _registry(args)
     versions = registry.versions()
@@ -187,14 +282,16 @@ def _models_list(args: argparse.Namespace) -> int:
         return 0
     for version in versions:
         meta = json.loads((registry.path(version) / "bundle.json").read_text())
-        tests = meta.get("metrics", {}).get("tests", {})
-        figures = "  ".join(f"{name} {m['rmsep']:.3f}" for name, m in tests.items())
-        print(f"{version:>4}  {registry.status(version):12s} {meta['target']:10s} {meta['created_at'][:19]}  RMSEP {figures}")
+        metadata = BundleMetadata.model_validate(meta)
+        tests = metadata.metrics.get("tests", {})
+        figures = "  ".join(f"{name} {_rmsep_text(m)}" for name, m in tests.items())
+        print(f"{version:>4}  {registry.status(version):12s} {','.join(metadata.targets):16s} {meta['created_at'][:19]}  "
+              f"RMSEP {figures}")
     return 0
 
 
 def _models_show(args: argparse.Namespace) -> int:
-    from nirstream.core.bundle import verify_bundle
+    from nirstream.core.bundle import BundleMetadata, verify_bundle
 
     registry = _registry(args)
     version = args.version or registry.champion()
@@ -202,9 +299,11 @@ def _models_show(args: argparse.Namespace) -> int:
         raise ValueError(f"registry {registry.base} has no champion; give a version")
     manifest = verify_bundle(registry.path(version))
     meta = json.loads((registry.path(version) / "bundle.json").read_text())
+    metadata = BundleMetadata.model_validate(meta).model_dump(mode="json")
     print(json.dumps({"version": version, "status": registry.status(version), "manifest": manifest,
-                      **{k: meta[k] for k in ("target", "unit", "variant", "input_grid", "metrics", "training",
-                                              "dataset_name", "dataset_fingerprint", "code_version", "created_at")}}, indent=2))
+                      **{k: metadata[k] for k in ("targets", "units", "intervals", "variant", "input_grid", "metrics", "training",
+                                                  "dataset_name", "dataset_fingerprint", "code_version", "created_at")}},
+                     indent=2))
     return 0
 
 

@@ -52,8 +52,12 @@ ENSEMBLE_MODES = ("average", "best-validation")
 
 
 def build_cnn(n_channels: int, noise: float = 0.05, filters: tuple[int, ...] = (8, 16), kernel_size: int = 32,
-              dropout: float = 0.5, dense_units: int = 128, name: str = "deep_chemometrics_cnn") -> keras.Model:
-    """The paper's network: noise -> same-padded ReLU convolutions -> dropout -> dense -> 1.
+              dropout: float = 0.5, dense_units: int = 128, name: str = "deep_chemometrics_cnn",
+              n_outputs: int = 1) -> keras.Model:
+    """The paper's network: noise -> same-padded ReLU convolutions -> dropout -> dense -> one output per target.
+
+    Several constituents share the convolutions and the dense layer (one linear output each): the
+    spectral features that carry water also carry fat and protein.
 
     Every layer's name starts with ``name`` so several members can live in one model file.
     """
@@ -66,7 +70,7 @@ def build_cnn(n_channels: int, noise: float = 0.05, filters: tuple[int, ...] = (
         keras.layers.Flatten(name=f"{name}_flatten"),
         keras.layers.Dropout(dropout, name=f"{name}_dropout"),
         keras.layers.Dense(dense_units, activation="relu", name=f"{name}_dense"),
-        keras.layers.Dense(1, name=f"{name}_output"),
+        keras.layers.Dense(n_outputs, name=f"{name}_output"),
     ]
     return keras.Sequential(layers, name=name)
 
@@ -110,7 +114,8 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
     Attributes after fit: ``preprocessor_`` (fitted; what the bundle stores), ``target_scaler_``,
     ``model_`` (the deployed Keras model), ``members_``, ``member_seeds_``, ``collapsed_seeds_``,
     ``history_`` / ``histories_`` (per-epoch loss, val_loss, learning_rate), ``best_epoch_`` / ``best_epochs_``,
-    ``member_validation_rmsep_``, ``chosen_member_`` (None when averaging), ``fit_seconds_``, ``n_features_in_``.
+    ``member_validation_rmsep_`` (validation RMSE; several targets: mean RMSE in training standard deviations),
+    ``chosen_member_`` (None when averaging), ``n_outputs_``, ``fit_seconds_``, ``n_features_in_``.
     """
 
     _parameter_constraints: dict = {
@@ -185,10 +190,12 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         return params
 
     def _scale_y(self, values) -> np.ndarray:
-        return self.target_scaler_.transform(np.reshape(values, (-1, 1))).ravel().astype(np.float32)
+        """Targets (n,) or (n, k) -> standardised (n, k) float32: every target weighs the same in the loss."""
+        return self.target_scaler_.transform(np.reshape(values, (-1, self.n_outputs_))).astype(np.float32)
 
     def _network(self, n_channels: int, name: str) -> keras.Model:
-        return build_cnn(n_channels, self.noise, tuple(self.filters), self.kernel_size, self.dropout, self.dense_units, name)
+        return build_cnn(n_channels, self.noise, tuple(self.filters), self.kernel_size, self.dropout, self.dense_units, name,
+                         n_outputs=self.n_outputs_)
 
     def _fit_member(self, seed: int, name: str, X, y, validation) -> tuple[keras.Model, dict, int, bool]:
         X_fit, y_fit = X, y
@@ -217,20 +224,25 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, X_val=None, y_val=None) -> CNNRegressor:
-        """Fit on raw training spectra ``X`` (n_samples, n_channels) and targets ``y``.
+        """Fit on raw training spectra ``X`` (n_samples, n_channels) and targets ``y``, shape (n,) or (n, k).
 
         ``X_val``/``y_val``: raw validation spectra and targets for early stopping and the learning-rate
         schedule; without them a ``validation_fraction`` of ``X`` is held out for it (and not trained on).
         """
         started = time.perf_counter()
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        self.single_output_ = y.ndim == 1
+        y = y.reshape(len(y), -1)
+        self.n_outputs_ = y.shape[1]
         if X_val is None:
             X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction, random_state=self.random_state)
         else:
             X_val = validate_data(self, X_val, dtype=np.float64, reset=False)
-            y_val = np.asarray(y_val, dtype=np.float64).ravel()
+            y_val = np.asarray(y_val, dtype=np.float64).reshape(len(X_val), -1)
+            if y_val.shape[1] != self.n_outputs_:
+                raise ValueError(f"y_val has {y_val.shape[1]} target(s), y has {self.n_outputs_}")
         self.preprocessor_ = clone(self.preprocessor if self.preprocessor is not None else SpectralPreprocessor()).fit(X)
-        self.target_scaler_ = StandardScaler().fit(y.reshape(-1, 1))  # original, not augmented, y
+        self.target_scaler_ = StandardScaler().fit(y)  # original, not augmented, y
         validation = (_as_input(self.preprocessor_.transform(X_val)), self._scale_y(y_val))
 
         self.members_, self.histories_, self.best_epochs_, self.member_validation_rmsep_ = [], [], [], []
@@ -256,7 +268,7 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
             self.members_.append(model)
             self.histories_.append(history)
             self.best_epochs_.append(best_epoch)
-            self.member_validation_rmsep_.append(rmse(self._predict_with(model, validation[0]), y_val))
+            self.member_validation_rmsep_.append(self._validation_score(self._predict_with(model, validation[0]), y_val))
 
         if self.ensemble_mode == "best-validation":
             self.chosen_member_ = int(np.argmin(self.member_validation_rmsep_))
@@ -269,17 +281,28 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    @property
-    def target_mean_(self) -> float:
-        return float(self.target_scaler_.mean_[0])
+    def _validation_score(self, predicted: np.ndarray, y_val: np.ndarray) -> float:
+        """RMSE on validation data in the target's unit; with several targets, the mean of each target's RMSE
+        divided by its training standard deviation (so no constituent outweighs another by its unit)."""
+        per_target = rmse(predicted, y_val, axis=0)
+        return float(per_target[0]) if self.n_outputs_ == 1 else float(np.mean(per_target / self.target_scaler_.scale_))
 
     @property
-    def target_scale_(self) -> float:
-        return float(self.target_scaler_.scale_[0])
+    def target_mean_(self) -> np.ndarray:
+        """Training mean of each target (the network predicts (y - mean) / scale)."""
+        return self.target_scaler_.mean_.copy()
+
+    @property
+    def target_scale_(self) -> np.ndarray:
+        return self.target_scaler_.scale_.copy()
 
     def _predict_with(self, model: keras.Model, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        scaled = model.predict(features, batch_size=batch_size, verbose=0).reshape(-1, 1)
-        return self.target_scaler_.inverse_transform(scaled).ravel()
+        """Predictions (n, k) in the targets' units."""
+        scaled = model.predict(features, batch_size=batch_size, verbose=0).reshape(-1, self.n_outputs_)
+        return self.target_scaler_.inverse_transform(scaled)
+
+    def _shaped(self, predicted: np.ndarray) -> np.ndarray:
+        return predicted.ravel() if self.single_output_ else predicted
 
     def features(self, X) -> np.ndarray:
         """The network's input for raw spectra ``X`` (what the fitted preprocessor makes of them)."""
@@ -287,12 +310,14 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         return self.preprocessor_.transform(validate_data(self, X, dtype=np.float64, reset=False))
 
     def predict(self, X) -> np.ndarray:
-        return self._predict_with(self.model_, _as_input(self.features(X)))
+        """Predictions, shape (n,) when fitted on a 1-D ``y``, else (n, k)."""
+        return self._shaped(self._predict_with(self.model_, _as_input(self.features(X))))
 
     def predict_members(self, X) -> np.ndarray:
-        """Each member's predictions, shape (n_samples, ensemble_size)."""
+        """Each member's predictions, shape (n_samples, ensemble_size), or (n_samples, ensemble_size, k)."""
         features = _as_input(self.features(X))
-        return np.column_stack([self._predict_with(member, features) for member in self.members_])
+        members = np.stack([self._predict_with(member, features) for member in self.members_], axis=1)
+        return members[:, :, 0] if self.single_output_ else members
 
 
 class _CollapseGuard(keras.callbacks.Callback):

@@ -33,27 +33,33 @@ from trainer.variants import VARIANTS, variant_steps
 CV_RULES = ("min", "1se")
 
 
-def compare_pls(protocol: Protocol, variant: str, max_lv: int = MAX_LV, n_copies: int = 10) -> dict:
-    """PLS figures: LVs chosen by CV on the training set (each rule), and the test-set oracle."""
-    X, y = protocol.train.X, protocol.y(protocol.train)
-    selection = cross_validate_lvs(X, y, variant=variant, max_lv=max_lv, n_copies=n_copies)
-    model = fit_pls(X, y, int(selection.lvs[-1]), variant=variant, n_copies=n_copies)
+def compare_pls(protocol: Protocol, variant: str, target: str | None = None, max_lv: int = MAX_LV,
+                n_copies: int = 10) -> tuple[dict, dict[str, np.ndarray]]:
+    """PLS figures for one target (default: the protocol's first): LVs chosen by CV on the training set (each
+    rule), and the test-set oracle. Also returns the CV-min model's predictions of each test set (for paired
+    comparisons)."""
+    target = target or protocol.targets[0]
+    column = protocol.targets.index(target)
+
+    def y(data):
+        return protocol.y(data)[:, column]
+
+    X = protocol.train.X
+    selection = cross_validate_lvs(X, y(protocol.train), variant=variant, max_lv=max_lv, n_copies=n_copies)
+    model = fit_pls(X, y(protocol.train), int(selection.lvs[-1]), variant=variant, n_copies=n_copies)
     report = {"rmsecv": [round(float(v), 4) for v in selection.rmse]}
+    per_lv = {name: model.predict_per_lv(data.X) for name, data in protocol.tests.items()}
     for rule in CV_RULES:
         lv = selection.best(rule)
-        report[f"cv_{rule}"] = {
-            "lv": lv,
-            "tests": {
-                name: regression_metrics(protocol.y(data), model.predict_per_lv(data.X)[:, lv - 1])
-                for name, data in protocol.tests.items()
-            },
-        }
+        report[f"cv_{rule}"] = {"lv": lv, "tests": {name: regression_metrics(y(protocol.tests[name]), predicted[:, lv - 1])
+                                                   for name, predicted in per_lv.items()}}
     oracle = {}
     for name, data in protocol.tests.items():  # ORACLE: LV count picked on this very test set
-        lv = oracle_lvs(model, data.X, protocol.y(data)).best("min")
-        oracle[name] = {"lv": lv, **regression_metrics(protocol.y(data), model.predict_per_lv(data.X)[:, lv - 1])}
+        lv = oracle_lvs(model, data.X, y(data)).best("min")
+        oracle[name] = {"lv": lv, **regression_metrics(y(data), per_lv[name][:, lv - 1])}
     report["oracle_chosen_on_test"] = oracle
-    return report
+    chosen = report["cv_min"]["lv"]
+    return report, {name: predicted[:, chosen - 1] for name, predicted in per_lv.items()}
 
 
 def summarise(values: list[float]) -> dict:
@@ -108,10 +114,10 @@ def compare(protocol_names: list[str], regressor: CNNRegressor, variant: str, se
     for protocol in protocols:
         pls_variants = list(dict.fromkeys(["none", variant]))
         results[protocol.name] = {
-            "target": protocol.target, "unit": protocol.train.unit(protocol.target),
+            "target": protocol.targets[0], "unit": protocol.unit(protocol.targets[0]),
             "n_train": protocol.train.n_samples, "n_validation": protocol.validation.n_samples,
             "n_tests": {name: data.n_samples for name, data in protocol.tests.items()},
-            "pls": {v: compare_pls(protocol, v) for v in pls_variants},
+            "pls": {v: compare_pls(protocol, v)[0] for v in pls_variants},
         }
     if checkpoint:
         checkpoint(results)
@@ -120,7 +126,7 @@ def compare(protocol_names: list[str], regressor: CNNRegressor, variant: str, se
     for seed in seeds:
         fitted: dict[tuple, object] = {}  # (train, validation, target) -> regressor, for this seed
         for protocol in protocols:
-            key = (protocol.train.fingerprint(), protocol.validation.fingerprint(), protocol.target)
+            key = (protocol.train.fingerprint(), protocol.validation.fingerprint(), protocol.targets)
             if key not in fitted:
                 seeded = clone(regressor).set_params(random_state=seed, verbose=verbose)
                 fitted[key] = seeded.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,

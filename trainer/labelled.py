@@ -50,21 +50,22 @@ def _parse(raw: bytes) -> LabelledPair | None:
         return None
 
 
-def labelled_frame(pairs: list[LabelledPair], target: str, grid: WavelengthGrid) -> pd.DataFrame:
-    """One row per labelled spectrum on ``grid`` with the ``target`` lab value; other grids are skipped."""
-    rows = [p for p in pairs if p.target == target and p.grid == grid]
+def labelled_frame(pairs: list[LabelledPair], targets: list[str], grid: WavelengthGrid) -> pd.DataFrame:
+    """One row per labelled spectrum on ``grid`` whose lab measured every one of ``targets``; others are skipped."""
+    rows = [p for p in pairs if p.grid == grid and all(t in p.reference for t in targets)]
     columns = [f"{w:.4f}" for w in grid.wavelengths()]
     frame = pd.DataFrame(np.array([p.values for p in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
-    frame.insert(0, target, [p.reference for p in rows])
+    for target in reversed(targets):
+        frame.insert(0, target, [p.reference[target] for p in rows])
     frame.insert(0, "sample_id", [p.sample_id for p in rows])
     return frame
 
 
-def export_labelled(bootstrap_servers: str, topic: str, target: str, grid: WavelengthGrid, destination: Path,
+def export_labelled(bootstrap_servers: str, topic: str, targets: list[str], grid: WavelengthGrid, destination: Path,
                     timeout: float = 30.0, client_options: dict | None = None) -> int:
-    """Write the topic's labelled spectra for ``target`` on ``grid`` as CSV; return how many rows."""
+    """Write the topic's labelled spectra with lab values for all ``targets`` on ``grid`` as CSV; return how many rows."""
     records = asyncio.run(_read_all(bootstrap_servers, topic, timeout, client_options))
-    frame = labelled_frame(records, target, grid)
+    frame = labelled_frame(records, targets, grid)
     destination.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(destination, index=False)
     return len(frame)

@@ -1,14 +1,24 @@
-"""Named evaluation protocols: which data trains, which early-stops, which tests.
+"""Evaluation protocols: which data trains, which early-stops and calibrates, which tests.
 
-The validation split only ever comes from the training instrument, and the test split is
-never used to steer training (no early stopping, LR schedule or LV choice on it).
+Built-in protocols name the shipped or fetched data sets; ``protocol_from_data`` builds one
+from a plant's own file (``DataSource``). The validation split only ever comes from the
+training instrument, and the test split is never used to steer training (no early stopping,
+LR schedule, LV choice, interval calibration or promotion on it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nirstream.core.datasets import SpectralDataset, load_tablets, load_tecator
+from nirstream.core.datasets.jcamp_files import load_jcamp
+from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, MIN_SAMPLES, kennard_stone_split
+from nirstream.core.datasets.tabular import TABLE_SUFFIXES, DataFileError, load_table
+from nirstream.core.resampling import is_regular, regular_grid, resample
 
 # The paper uses the first 600 channels, 600-1798 nm: the rest is noisy detector edge.
 TABLET_RANGE_NM = (600.0, 1798.0)
@@ -21,19 +31,24 @@ class Protocol:
     """Train / validation / test sets for one experiment, plus optional extra test sets."""
 
     name: str
-    target: str
+    targets: tuple[str, ...]
     train: SpectralDataset
     validation: SpectralDataset
     test: SpectralDataset
     extra_tests: dict[str, SpectralDataset] = field(default_factory=dict)
     window_nm: tuple[float, float] | None = None  # channels the model sees; the rest is cut off
+    split_description: str = ""  # where the splits came from, for the report
 
     def model_view(self, dataset: SpectralDataset) -> SpectralDataset:
         """The model's channels of ``dataset`` (a no-op on data already cut to the window)."""
         return dataset.channels(*self.window_nm) if self.window_nm else dataset
 
-    def y(self, dataset: SpectralDataset):
-        return dataset.target(self.target)
+    def y(self, dataset: SpectralDataset) -> np.ndarray:
+        """The reference values of the protocol's targets, shape (n, k)."""
+        return np.column_stack([dataset.target(t) for t in self.targets])
+
+    def unit(self, target: str) -> str:
+        return self.train.unit(target)
 
     @property
     def tests(self) -> dict[str, SpectralDataset]:
@@ -46,7 +61,7 @@ def _tablets(instrument: int, full_grid: bool) -> SpectralDataset:
     return tablets if full_grid else tablets.channels(*TABLET_RANGE_NM)
 
 
-def load_protocol(name: str, target: str | None = None, full_grid: bool = False) -> Protocol:
+def load_protocol(name: str, targets: list[str] | str | None = None, full_grid: bool = False) -> Protocol:
     """Build a named protocol: ``same-instrument``, ``cross-instrument`` or ``tecator``.
 
     * same-instrument: train calibrate_1, validate validate_1, test test_1.
@@ -59,19 +74,113 @@ def load_protocol(name: str, target: str | None = None, full_grid: bool = False)
     """
     if name not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
-    target = target or DEFAULT_TARGETS[name]
+    targets = (targets,) if isinstance(targets, str) else tuple(targets or (DEFAULT_TARGETS[name],))
     if name == "tecator":
         data = load_tecator()
         sets = {s: data.split(s) for s in ("train", "monitor", "test")}
-        protocol = Protocol(name, target, sets["train"], sets["monitor"], sets["test"])
+        protocol = Protocol(name, targets, sets["train"], sets["monitor"], sets["test"],
+                            split_description="the data set's published split: train / monitor (validation) / test")
     else:
         first = _tablets(1, full_grid)
         train, validation = first.split("calibrate"), first.split("validate")
+        described = "IDRC 2002: calibrate_1 trains, validate_1 validates"
         if name == "same-instrument":
-            protocol = Protocol(name, target, train, validation, first.split("test"), window_nm=TABLET_RANGE_NM)
+            protocol = Protocol(name, targets, train, validation, first.split("test"), window_nm=TABLET_RANGE_NM,
+                                split_description=f"{described}, test_1 tests")
         else:
             second = _tablets(2, full_grid)
             extra = {"calibrate_2": second.split("calibrate"), "validate_2": second.split("validate")}
-            protocol = Protocol(name, target, train, validation, second.split("test"), extra, window_nm=TABLET_RANGE_NM)
-    protocol.train.target(target)  # fail early on an unknown target name
+            protocol = Protocol(name, targets, train, validation, second.split("test"), extra, window_nm=TABLET_RANGE_NM,
+                                split_description=f"{described}, instrument 2's sets test")
+    for target in targets:
+        protocol.train.target(target)  # fail early on an unknown target name
     return protocol
+
+
+class DataSource(BaseModel):
+    """A plant's own labelled spectra: ``nirstream train --data`` and the ``[data]`` table of a config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="CSV or Parquet (numeric column names are wavelengths in nm), or a folder/zip of JCAMP-DX files")
+    targets: list[str] = Field(default_factory=list, description="Reference columns to predict (default: every numeric column)")
+    references: Path | None = Field(default=None, description="For JCAMP-DX: CSV/Parquet of reference values by sample id")
+    id_column: str | None = Field(default=None, description="Sample id; replicate spectra of one id stay in one split")
+    split_column: str | None = Field(default=None, description="Each row's split; without it a Kennard–Stone split is made")
+    train: str = Field(default="train", description="Label of training rows in the split column")
+    validation: str = Field(default="validation", description="Label of validation rows (early stopping, calibration, gate)")
+    test: str = Field(default="test", description="Label of test rows (reported only)")
+    units: dict[str, str] = Field(default_factory=dict, description="Target -> unit")
+    window_nm: tuple[float, float] | None = Field(default=None, description="Channels the model sees (default: all)")
+    split_fractions: tuple[float, float, float] = Field(default=DEFAULT_FRACTIONS,
+                                                        description="Train/validation/test shares of the automatic split")
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct(cls, targets: list[str]) -> list[str]:
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"targets named twice: {targets}")
+        return targets
+
+    def load(self) -> SpectralDataset:
+        """The file as a data set (no split made yet), on a regular wavelength grid."""
+        data = self._read()
+        if is_regular(data.wavelengths):
+            return data
+        # e.g. JCAMP-DX in wavenumbers: spectrum messages carry a regular grid, so the model gets one
+        grid = regular_grid(data.wavelengths).wavelengths()
+        return replace(data, X=resample(data.X, data.wavelengths, grid), wavelengths=grid,
+                       name=f"{data.name} (irregular axis linearly resampled onto {grid.size} regular channels "
+                            f"{grid[0]:g}-{grid[-1]:g} nm)")
+
+    def _read(self) -> SpectralDataset:
+        targets = self.targets or None
+        is_table = self.path.suffix.lower() in TABLE_SUFFIXES
+        if is_table:
+            if self.references is not None:
+                raise DataFileError(f"{self.path.name}: references are only for JCAMP-DX folders; a table holds its own")
+            return load_table(self.path, targets, self.split_column, self.id_column, self.units)
+        if self.references is None:
+            raise DataFileError(f"{self.path}: JCAMP-DX spectra need --references FILE (reference values by sample id)")
+        return load_jcamp(self.path, self.references, self.id_column or "sample", targets, self.split_column, self.units)
+
+
+def protocol_from_data(source: DataSource) -> Protocol:
+    """Train / validation / test from the user's split column, or a Kennard–Stone split when there is none."""
+    data = source.load()
+    if source.split_column:
+        labels = {"train": source.train, "validation": source.validation, "test": source.test}
+        missing = {role: label for role, label in labels.items() if label not in data.splits}
+        if missing:
+            raise DataFileError(f"{source.path.name}: split column {source.split_column!r} has no {missing} rows; "
+                                f"its labels are {sorted(data.splits)} (name them with --train/--validation/--test)")
+        rows = {role: data.splits[label] for role, label in labels.items()}
+        described = (f"{data.name}: the file's split column {source.split_column!r}: {source.train!r} trains, "
+                     f"{source.validation!r} validates, {source.test!r} tests")
+        unused = sorted(set(data.splits) - set(labels.values()))
+        if unused:
+            described += f" (rows labelled {unused} are not used)"
+    else:
+        rows = kennard_stone_split(data.X, list(data.sample_names) if source.id_column else None, source.split_fractions)
+        described = (f"{data.name}: no split column, so a deterministic Kennard–Stone split over principal-component scores, dealt "
+                     f"out train/validation/test {'/'.join(f'{f:.0%}' for f in source.split_fractions)} so that each "
+                     "spans the spectra" + (f"; replicates of one {source.id_column!r} kept together" if source.id_column else ""))
+    for role, minimum in MIN_SAMPLES.items():
+        if rows[role].size < minimum:
+            raise DataFileError(f"{source.path.name}: the {role} split has {rows[role].size} spectra; at least {minimum} needed")
+    if source.id_column:
+        _refuse_shared_samples(data, rows, source.path.name)
+    sets = {role: data.rows(index, name=f"{data.name}[{role}]") for role, index in rows.items()}
+    return Protocol(f"data:{source.path.name}", tuple(data.target_names), sets["train"], sets["validation"], sets["test"],
+                    window_nm=source.window_nm, split_description=described)
+
+
+def _refuse_shared_samples(data: SpectralDataset, rows: dict[str, np.ndarray], source: str) -> None:
+    """One sample's replicate spectra in two splits would leak the test set into training."""
+    seen: dict[str, str] = {}
+    for role, index in rows.items():
+        for name in {data.sample_names[i] for i in index}:
+            if name in seen and seen[name] != role:
+                raise DataFileError(f"{source}: sample {name!r} has spectra in both {seen[name]} and {role}: "
+                                    "replicates of one sample must share a split")
+            seen[name] = role

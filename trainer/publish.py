@@ -2,6 +2,8 @@
 
 The bundle stores the regressor's own fitted ``SpectralPreprocessor`` (on the analyzers' whole
 wavelength grid; it cuts the model's window itself): the worker runs what the trainer fitted.
+The promotion gate compares candidate and champion on the gate data (the validation split, or a
+split the user set aside for it), never on the split the report calls test.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from nirstream.core.bundle import BundleError, write_bundle
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import regression_metrics
+from nirstream.core.figures_of_merit import rmse
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.cnn import CNNRegressor
@@ -25,36 +27,52 @@ log = logging.getLogger(__name__)
 class PromotionDecision:
     promote: bool
     reason: str
-    candidate_rmsep: float
-    champion_rmsep: float | None
+    gate_data: str
+    candidate_rmsep: dict[str, float]
+    champion_rmsep: dict[str, float] | None
     champion_version: str | None
 
 
-def decide_promotion(
-    registry: ModelRegistry, candidate: Predictor, X_holdout: np.ndarray, y_holdout: np.ndarray, margin: float
-) -> PromotionDecision:
-    """Promote only if the candidate's held-out RMSEP beats the champion's by ``margin`` (relative)."""
-    candidate_rmsep = regression_metrics(y_holdout, candidate.predict(X_holdout).values)["rmsep"]
+def _rmsep_per_target(predictor: Predictor, X: np.ndarray, y: np.ndarray, targets: tuple[str, ...]) -> dict[str, float]:
+    predicted = predictor.predict(X).values
+    return {t: rmse(predicted[:, predictor.targets.index(t)], y[:, j]) for j, t in enumerate(targets)}
+
+
+def decide_promotion(registry: ModelRegistry, candidate: Predictor, X_gate: np.ndarray, y_gate: np.ndarray, margin: float,
+                     gate_data: str = "validation") -> PromotionDecision:
+    """Promote only if the candidate beats the champion on the gate data by ``margin`` (relative).
+
+    ``y_gate`` has one column per candidate target. With several targets the score is the mean over targets of
+    candidate RMSEP / champion RMSEP (unit-free, each constituent counts the same); promotion needs it below
+    ``1 - margin``.
+    """
+    targets = candidate.targets
+    y_gate = np.reshape(y_gate, (len(y_gate), -1))
+    candidate_rmsep = _rmsep_per_target(candidate, X_gate, y_gate, targets)
+    shown = ", ".join(f"{t} {v:.3f}" for t, v in candidate_rmsep.items())
     champion_version = registry.champion()
     if champion_version is None:
-        return PromotionDecision(True, "no champion yet", candidate_rmsep, None, None)
+        return PromotionDecision(True, f"no champion yet ({gate_data} RMSEP {shown})", gate_data, candidate_rmsep, None, None)
     try:
         champion = Predictor(registry.load(champion_version))
     except BundleError as exc:
-        return PromotionDecision(True, f"champion {champion_version} unusable ({exc})", candidate_rmsep, None, champion_version)
-    if champion.target != candidate.target or champion.grid != candidate.grid:
+        return PromotionDecision(True, f"champion {champion_version} unusable ({exc})", gate_data, candidate_rmsep, None,
+                                 champion_version)
+    if set(champion.targets) != set(targets) or champion.grid != candidate.grid:
         return PromotionDecision(
             False,
-            f"champion {champion_version} predicts {champion.target!r} on another grid: promote by hand if intended",
-            candidate_rmsep, None, champion_version,
+            f"champion {champion_version} predicts {list(champion.targets)} on its grid, the candidate {list(targets)}: "
+            "promote by hand if intended", gate_data, candidate_rmsep, None, champion_version,
         )
-    champion_rmsep = regression_metrics(y_holdout, champion.predict(X_holdout).values)["rmsep"]
-    if candidate_rmsep < champion_rmsep * (1 - margin):
-        reason = f"held-out RMSEP {candidate_rmsep:.3f} beats champion {champion_version} ({champion_rmsep:.3f})"
-        return PromotionDecision(True, reason, candidate_rmsep, champion_rmsep, champion_version)
-    reason = (f"held-out RMSEP {candidate_rmsep:.3f} does not beat champion {champion_version} "
-              f"({champion_rmsep:.3f}) by the {margin:.0%} margin")
-    return PromotionDecision(False, reason, candidate_rmsep, champion_rmsep, champion_version)
+    champion_rmsep = _rmsep_per_target(champion, X_gate, y_gate, targets)
+    ratio = float(np.mean([candidate_rmsep[t] / max(champion_rmsep[t], 1e-12) for t in targets]))
+    versus = ", ".join(f"{t} {candidate_rmsep[t]:.3f} vs {champion_rmsep[t]:.3f}" for t in targets)
+    if ratio < 1 - margin:
+        reason = f"{gate_data} RMSEP beats champion {champion_version} ({versus}; ratio {ratio:.3f})"
+        return PromotionDecision(True, reason, gate_data, candidate_rmsep, champion_rmsep, champion_version)
+    reason = (f"{gate_data} RMSEP does not beat champion {champion_version} by the {margin:.0%} margin "
+              f"({versus}; ratio {ratio:.3f})")
+    return PromotionDecision(False, reason, gate_data, candidate_rmsep, champion_rmsep, champion_version)
 
 
 def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, domain: ApplicabilityDomain, **metadata) -> str:
@@ -62,6 +80,6 @@ def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, domain: 
     return registry.publish(
         lambda directory: write_bundle(
             directory, regressor.model_, regressor.preprocessor_, domain,
-            target_mean=regressor.target_mean_, target_scale=regressor.target_scale_, **metadata,
+            target_mean=regressor.target_mean_.tolist(), target_scale=regressor.target_scale_.tolist(), **metadata,
         )
     )

@@ -33,8 +33,9 @@ def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:
     return path
 
 
-def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]], unit: str, title: str, path: Path) -> Path:
-    """``results``: label -> (reference, predicted)."""
+def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]], unit: str, title: str, path: Path,
+                                half_width: float | None = None) -> Path:
+    """``results``: label -> (reference, predicted); ``half_width``: the prediction interval, drawn as a band."""
     fig, (scatter_ax, residual_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
     low = min(min(r.min(), p.min()) for r, p in results.values())
     high = max(max(r.max(), p.max()) for r, p in results.values())
@@ -43,6 +44,10 @@ def plot_predicted_vs_reference(results: dict[str, tuple[np.ndarray, np.ndarray]
         scatter_ax.scatter(reference, predicted, s=9, alpha=0.6, label=f"{label} (RMSEP {rmsep:.2f})")
         residual_ax.scatter(reference, predicted - reference, s=9, alpha=0.6, label=label)
     scatter_ax.plot([low, high], [low, high], "k--", lw=1)
+    if half_width is not None:
+        scatter_ax.fill_between([low, high], [low - half_width, high - half_width], [low + half_width, high + half_width],
+                                color="grey", alpha=0.15, label=f"prediction interval ±{half_width:.2f}")
+        residual_ax.axhspan(-half_width, half_width, color="grey", alpha=0.15)
     scatter_ax.set(xlabel=f"reference [{unit}]", ylabel=f"predicted [{unit}]", title=title)
     scatter_ax.legend(fontsize=8)
     residual_ax.axhline(0, color="k", lw=1)
@@ -103,23 +108,67 @@ def metrics_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_report(directory: Path, summary: dict[str, Any], rows: list[dict[str, Any]], images: list[Path]) -> Path:
-    """Write ``report.json`` (everything) and ``report.html`` (table + plots); return the HTML path."""
+def _ci(entry: dict) -> str:
+    return f"{entry['low']:.3f} – {entry['high']:.3f}"
+
+
+def summary_rows(summary: dict[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
+    """Rows of the report's three tables: figures of merit, CNN − PLS differences, interval coverage."""
+    figures, differences, coverage = [], [], []
+    version = summary.get("version")
+    for name, per_target in summary["cnn"]["tests"].items():
+        for target, m in per_target.items():
+            figures.append({"model": f"CNN {summary['variant']} (v{version})", "target": target, "test set": name, **m,
+                            "rmsep 95% CI": _ci(m["rmsep_ci95"])})
+    for target, pls in (summary.get("pls") or {}).items():
+        for rule in ("min", "1se"):
+            for name, m in pls[f"cv_{rule}"]["tests"].items():
+                figures.append({"model": f"PLS {summary['variant']}", "target": target, "test set": name,
+                                "lv": pls[f"cv_{rule}"]["lv"], "note": f"LVs by CV ({rule})", **m})
+        for name, m in pls.get("oracle_chosen_on_test", {}).items():
+            figures.append({"model": f"PLS {summary['variant']}", "target": target, "test set": name,
+                            "note": "ORACLE: LVs chosen on this test set", **m})
+    for target, per_test in (summary.get("cnn_minus_pls") or {}).items():
+        for name, d in per_test.items():
+            differences.append({"target": target, "test set": name, "RMSEP CNN − PLS": d["difference"],
+                                "95% CI": _ci(d), "verdict": {"a better": "CNN better", "b better": "PLS better"}.get(
+                                    d["verdict"], d["verdict"])})
+    intervals = summary.get("intervals", {})
+    for name, per_target in intervals.get("test_coverage", {}).items():
+        for target, c in per_target.items():
+            coverage.append({"target": target, "test set": name, "n": c["n"], "nominal": intervals["coverage"],
+                             "empirical coverage": c["coverage"], "interval width": c["width"]})
+    return figures, differences, coverage
+
+
+def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -> Path:
+    """Write ``report.json`` (everything) and ``report.html`` (tables + plots); return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(json.dumps(summary, indent=2, default=str))
-    columns = ["model", "test set", "n", "rmsep", "bias", "sep", "r2", "slope", "lv", "note"]
-    figures = "".join(f'<figure><img src="{html.escape(p.name)}" width="900"></figure>' for p in images)
+    figures, differences, coverage = summary_rows(summary)
+    figure_columns = ["model", "target", "test set", "n", "rmsep", "rmsep 95% CI", "bias", "sep", "r2", "slope", "lv", "note"]
+    choices = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in summary.get("data_choices", {}).items())
+    units = ", ".join(f"{t} [{u or '-'}]" for t, u in summary.get("units", {}).items())
+    plots = "".join(f'<figure><img src="{html.escape(p.name)}" width="900"></figure>' for p in images)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>nirstream evaluation</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>nirstream evaluation: {html.escape(summary.get("protocol", ""))}</h1>
-<p>Target <b>{html.escape(summary.get("target", ""))}</b> [{html.escape(summary.get("unit", ""))}],
-variant <b>{html.escape(summary.get("variant", ""))}</b>, model version {html.escape(str(summary.get("version")))}.
-PLS "CV" rows choose latent variables by cross-validation on the training data; "ORACLE" rows choose
-them on the test set itself and are shown only for comparison with published figures.</p>
-{metrics_table(rows, columns)}
-<p>Promotion: {html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
-{figures}</body></html>"""
+<p>Targets {html.escape(units)}, variant <b>{html.escape(summary.get("variant", ""))}</b>,
+model version {html.escape(str(summary.get("version")))}; spectra {html.escape(str(summary.get("n", "")))}.</p>
+<h2>Which data chose what</h2><ul>{choices}</ul>
+<h2>Figures of merit (95 % bootstrap interval of the RMSEP over the test samples)</h2>
+{metrics_table(figures, figure_columns)}
+<h2>CNN − PLS (LVs by CV, min rule): paired bootstrap</h2>
+<p>A model "beats" the other only where the whole 95 % interval of the difference lies on one side of 0.</p>
+{metrics_table(differences, ["target", "test set", "RMSEP CNN − PLS", "95% CI", "verdict"]) if differences else "<p>PLS not run.</p>"}
+<h2>Prediction intervals</h2>
+<p>{html.escape(summary.get("intervals", {}).get("calibration", ""))}. Calibrated on validation data only
+(which also stopped training early: the intervals may be slightly narrow); the test coverage is a check.</p>
+{metrics_table(coverage, ["target", "test set", "n", "nominal", "empirical coverage", "interval width"]) if coverage else ""}
+<p>Promotion (decided on {html.escape(str(summary.get("promotion", {}).get("gate_data", "")))} data):
+{html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
+{plots}</body></html>"""
     path = directory / "report.html"
     path.write_text(page)
     return path

@@ -1,4 +1,12 @@
-"""``nirstream train``: fit the CNN and the PLS baseline, evaluate, publish, maybe promote, report."""
+"""``nirstream train``: fit the CNN and the PLS baselines, calibrate intervals, publish, gate, report.
+
+Which data chooses what (also written in every report):
+* training split: the network's weights, EMSC's reference, the scalers, PLS weights and (by
+  cross-validation inside it) the PLS latent-variable count;
+* validation split: early stopping and the learning-rate schedule, the prediction intervals'
+  calibration, and the promotion gate (unless a separate gate split is named);
+* test split(s): nothing. Their figures, bootstrap intervals and coverages are reported only.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import regression_metrics
+from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmsep_interval
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from nirstream.core.settings import SharedSettings
 from trainer.announce import announce
 from trainer.cnn import CNNRegressor
 from trainer.compare import compare_pls
-from trainer.protocols import Protocol, load_protocol
+from trainer.intervals import DEFAULT_COVERAGE, calibrate_intervals, empirical_coverage
+from trainer.protocols import DataSource, Protocol, load_protocol, protocol_from_data
 from trainer.publish import decide_promotion, publish_candidate
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
 from trainer.variants import variant_steps
@@ -36,14 +45,16 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    protocol: str = "cross-instrument"
-    target: str | None = None
+    protocol: str = Field(default="cross-instrument", description="Built-in data: same-instrument, cross-instrument or tecator")
+    targets: list[str] = Field(default_factory=list, description="Built-in data's targets (default assay / fat)")
+    data: DataSource | None = Field(default=None, description="A plant's own file instead of a built-in protocol")
     variant: str = "augment+emsc"
     seed: int = 0
     epochs: int | None = None
     n_copies: int | None = None
     ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNRegressor's, 3)")
     quick: bool = Field(default=False, description="Demo-sized CNN, one member, ~1,000 spectra per epoch: seconds, for demos and tests")
+    coverage: float = Field(default=DEFAULT_COVERAGE, gt=0, lt=1, description="Prediction intervals' coverage")
     registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
@@ -51,7 +62,18 @@ class TrainSettings(BaseModel):
     bootstrap_servers: str | None = None
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
                               description="Default: NIRSTREAM_TOPICS__MODELS")
-    extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra to add")
+    extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra added to training (every row)")
+
+    @model_validator(mode="after")
+    def _targets_in_one_place(self) -> TrainSettings:
+        if self.data is not None and self.targets:
+            raise ValueError("with data, name the targets in data.targets (--target goes there on the command line)")
+        return self
+
+    def load_protocol(self) -> Protocol:
+        """Train / validation / test of the user's file or the built-in protocol, plus any extra training rows."""
+        protocol = protocol_from_data(self.data) if self.data else load_protocol(self.protocol, self.targets, full_grid=True)
+        return _with_extra_training(protocol, self.extra_training) if self.extra_training else protocol
 
     def cnn_regressor(self, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,
                       verbose: int | str = 0) -> CNNRegressor:
@@ -72,65 +94,86 @@ class TrainSettings(BaseModel):
 
 
 def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:
-    """Append labelled plant spectra (same grid, same target) to the training set."""
+    """Append labelled plant spectra (same grid, the protocol's targets) to the training set."""
     from nirstream.core.datasets import load_table
 
-    target, train = protocol.target, protocol.train
-    extra = load_table(path, target_columns=[target])
+    train = protocol.train
+    extra = load_table(path, target_columns=list(protocol.targets))
     if extra.wavelengths.shape != train.wavelengths.shape or not np.allclose(extra.wavelengths, train.wavelengths, atol=0.01):
         raise ValueError(f"{path}: wavelength grid differs from the training data")
     combined = replace(
         train,
         X=np.vstack([train.X, extra.X]),
-        y=np.concatenate([train.target(target), extra.target(target)])[:, None],
-        target_names=(target,),
-        units=(train.unit(target),),
+        y=np.vstack([protocol.y(train), protocol.y(extra)]),
+        target_names=protocol.targets,
+        units=tuple(protocol.unit(t) for t in protocol.targets),
         sample_names=train.sample_names + extra.sample_names,
     )
     log.info("training on %d spectra (%d added from %s)", combined.n_samples, extra.n_samples, path)
     return replace(protocol, train=combined)
 
 
-def _windowed_sets(protocol: Protocol) -> dict[str, Any]:
-    view = protocol.model_view
-    return {"train": view(protocol.train), "validation": view(protocol.validation), "test": view(protocol.test),
-            "extra_tests": {name: view(data) for name, data in protocol.extra_tests.items()}}
+def _per_target(y: np.ndarray, predicted: np.ndarray, targets: tuple[str, ...], seed: int) -> dict[str, dict]:
+    """Figures of merit and the RMSEP's bootstrap interval, per target."""
+    return {t: {**regression_metrics(y[:, j], predicted[:, j]), "rmsep_ci95": rmsep_interval(y[:, j], predicted[:, j], seed=seed)}
+            for j, t in enumerate(targets)}
+
+
+def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: str) -> dict[str, str]:
+    return {
+        "splits": protocol.split_description,
+        "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS latent variables by repeated 10-fold "
+                          "cross-validation inside it",
+        "validation split": "CNN early stopping and learning-rate schedule, ensemble members' validation scores, "
+                            f"prediction-interval calibration ({interval_note}), promotion gate",
+        "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
+                         "(PLS 'ORACLE' rows pick LVs on the test set and are shown only to compare with published figures)",
+        "fixed before seeing any data": f"variant {settings.variant}, architecture and training budget "
+                                        f"({'quick' if settings.quick else 'full'}), coverage {settings.coverage:.0%}",
+    }
 
 
 def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[str, Any]:
     started = time.perf_counter()
-    protocol = load_protocol(settings.protocol, settings.target, full_grid=True)
-    if settings.extra_training:
-        protocol = _with_extra_training(protocol, settings.extra_training)
+    protocol = settings.load_protocol()
+    targets = protocol.targets
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
     regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
-    log.info("fitting CNN (%s, %d epochs max, %s augmented copies, %d member(s))", settings.variant, regressor.epochs,
+    log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
+             protocol.train.n_samples, ", ".join(targets), settings.variant, regressor.epochs,
              regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
     regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
     train_features = regressor.features(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
 
-    unit = protocol.train.unit(protocol.target)
-    test_predictions = {name: regressor.predict(data.X) for name, data in protocol.tests.items()}  # metrics and plot
-    cnn_metrics = {name: regression_metrics(protocol.y(protocol.tests[name]), predicted)
+    validation_predicted = regressor.predict(protocol.validation.X)
+    intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
+    test_predictions = {name: regressor.predict(data.X) for name, data in protocol.tests.items()}  # figures and plots
+    cnn_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
                    for name, predicted in test_predictions.items()}
+    coverage = ({name: empirical_coverage(protocol.y(protocol.tests[name]), predicted, intervals, targets)
+                 for name, predicted in test_predictions.items()} if intervals else {})
+    units = {t: protocol.unit(t) for t in targets}
     registry = ModelRegistry(settings.registry)
     version = publish_candidate(
         registry, regressor, domain,
-        target=protocol.target, unit=unit, variant=settings.variant, model_kind="deep-chemometrics-cnn",
-        target_range=(float(np.min(y_train)), float(np.max(y_train))),
-        metrics={"validation": regression_metrics(y_val, regressor.predict(protocol.validation.X)), "tests": cnn_metrics},
-        training={"protocol": protocol.name, "n_train": protocol.train.n_samples, "config": regressor.settings(), "best_epoch": regressor.best_epoch_,
-                  "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_,
-                  "member_seeds": regressor.member_seeds_, "best_epochs": regressor.best_epochs_,
-                  "member_validation_rmsep": regressor.member_validation_rmsep_, "chosen_member": regressor.chosen_member_,
-                  "collapsed_seeds": regressor.collapsed_seeds_},
+        targets=list(targets), units=units, variant=settings.variant, model_kind="deep-chemometrics-cnn",
+        target_range={t: (float(np.min(y_train[:, j])), float(np.max(y_train[:, j]))) for j, t in enumerate(targets)},
+        intervals=intervals,
+        metrics={"validation": {t: regression_metrics(y_val[:, j], validation_predicted[:, j]) for j, t in enumerate(targets)},
+                 "tests": cnn_metrics, "interval_coverage": coverage},
+        training={"protocol": protocol.name, "splits": protocol.split_description, "n_train": protocol.train.n_samples,
+                  "n_validation": protocol.validation.n_samples, "config": regressor.settings(),
+                  "best_epoch": regressor.best_epoch_, "epochs_run": len(regressor.history_["loss"]),
+                  "fit_seconds": regressor.fit_seconds_, "member_seeds": regressor.member_seeds_,
+                  "best_epochs": regressor.best_epochs_, "member_validation_rmsep": regressor.member_validation_rmsep_,
+                  "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,
     )
     candidate = Predictor(registry.load(version))
-    decision = decide_promotion(registry, candidate, protocol.test.X, protocol.y(protocol.test), settings.promote_margin)
+    decision = decide_promotion(registry, candidate, protocol.validation.X, y_val, settings.promote_margin, "validation")
     if decision.promote:
         registry.promote(version, decision.reason)
         if settings.bootstrap_servers:
@@ -139,30 +182,46 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         registry.reject(version, decision.reason)
     log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
 
-    pls = compare_pls(replace(protocol, **_windowed_sets(protocol)), settings.variant) if settings.pls else {}
-    rows = [{"model": f"CNN {settings.variant} (v{version})", "test set": name, **m} for name, m in cnn_metrics.items()]
-    for rule in ("min", "1se") if pls else ():
-        for name, m in pls[f"cv_{rule}"]["tests"].items():
-            rows.append({"model": f"PLS {settings.variant}", "test set": name, "lv": pls[f"cv_{rule}"]["lv"], "note": f"CV ({rule})", **m})
-    for name, m in (pls.get("oracle_chosen_on_test", {}) if pls else {}).items():
-        rows.append({"model": f"PLS {settings.variant}", "test set": name, "note": "ORACLE: LVs chosen on this test set", **m})
+    pls, pls_predictions = {}, {}
+    if settings.pls:
+        windowed = replace(protocol, train=protocol.model_view(protocol.train), validation=protocol.model_view(protocol.validation),
+                           test=protocol.model_view(protocol.test),
+                           extra_tests={n: protocol.model_view(d) for n, d in protocol.extra_tests.items()})
+        for target in targets:
+            pls[target], pls_predictions[target] = compare_pls(windowed, settings.variant, target)
+    differences = {
+        target: {name: paired_rmsep_difference(protocol.y(protocol.tests[name])[:, j], test_predictions[name][:, j],
+                                               pls_predictions[target][name], seed=settings.seed)
+                 for name in protocol.tests}
+        for j, target in enumerate(targets) if target in pls_predictions
+    }
 
-    report_dir = settings.report_dir / f"{protocol.name}-v{version}"
+    report_dir = settings.report_dir / f"{protocol.name.replace(':', '-')}-v{version}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    comparison = {name: (protocol.y(protocol.tests[name]), predicted) for name, predicted in test_predictions.items()}
     window = protocol.model_view(protocol.train).wavelengths
-    images = [
-        plot_training_curves(regressor.history_, report_dir / "training_curves.png"),
-        plot_predicted_vs_reference(comparison, unit, f"CNN {settings.variant}", report_dir / "predicted_vs_reference.png"),
-        plot_kernel_activations(regressor.model_, train_features.mean(axis=0), window, report_dir / "kernel_activations.png"),
-    ]
+    images = [plot_training_curves(regressor.history_, report_dir / "training_curves.png")]
+    for j, target in enumerate(targets):
+        comparison = {name: (protocol.y(protocol.tests[name])[:, j], predicted[:, j]) for name, predicted in test_predictions.items()}
+        images.append(plot_predicted_vs_reference(comparison, units[target], f"CNN {settings.variant}: {target}",
+                                                  report_dir / f"predicted_vs_reference_{_file_safe(target)}.png",
+                                                  intervals.half_width[target] if intervals else None))
+    images.append(plot_kernel_activations(regressor.model_, train_features.mean(axis=0), window, report_dir / "kernel_activations.png"))
     summary = {
-        "protocol": protocol.name, "target": protocol.target, "unit": unit, "variant": settings.variant,
-        "version": version, "seed": settings.seed, "cnn": {"tests": cnn_metrics, "history": regressor.history_,
-        "best_epoch": regressor.best_epoch_, "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()},
-        "pls": pls, "promotion": decision.__dict__, "domain_limits": domain.limits_,
+        "protocol": protocol.name, "targets": list(targets), "units": units, "variant": settings.variant,
+        "version": version, "seed": settings.seed,
+        "n": {"train": protocol.train.n_samples, "validation": protocol.validation.n_samples,
+              **{name: data.n_samples for name, data in protocol.tests.items()}},
+        "data_choices": _data_choices(protocol, settings, interval_note),
+        "cnn": {"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
+                "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()},
+        "intervals": {"calibration": interval_note, **(intervals.model_dump() if intervals else {}), "test_coverage": coverage},
+        "pls": pls, "cnn_minus_pls": differences, "promotion": decision.__dict__, "domain_limits": domain.limits_,
         "elapsed_seconds": time.perf_counter() - started,
     }
-    html_path = write_report(report_dir, summary, rows, images)
+    html_path = write_report(report_dir, summary, images)
     summary["report"] = str(html_path)
     return summary
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

@@ -3,8 +3,9 @@
 Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
 
     model.keras        Keras 3 native format, loaded with safe_mode
-    bundle.json        metadata: target, unit, input grid, preprocessing and domain scalars,
-                       metrics, dataset fingerprint, code version, creation time
+    bundle.json        metadata: targets, units, input grid, preprocessing and domain scalars,
+                       prediction-interval half-widths, metrics, dataset fingerprint, code version,
+                       creation time
     arrays.npz         EMSC reference and applicability-domain PCA arrays
     MANIFEST.json      sha256 and size of every file above
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
@@ -29,7 +30,7 @@ from nirstream.core.hashing import sha256_file
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: several targets and prediction intervals; format-1 metadata (one target) still loads
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
 ARRAYS_FILE = "arrays.npz"
@@ -41,16 +42,28 @@ class BundleError(RuntimeError):
     """A bundle that is missing, partial, tampered with or unreadable."""
 
 
+class PredictionIntervals(BaseModel):
+    """Symmetric intervals ``prediction ± half_width[target]`` that cover the lab value with probability ``coverage``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    coverage: float = Field(gt=0, lt=1)
+    half_width: dict[str, float] = Field(description="Target name -> half-width in the target's unit")
+    method: str = Field(description="How the half-widths were calibrated, and on which data")
+    n_calibration: int = Field(ge=1)
+
+
 class BundleMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: int = BUNDLE_FORMAT
-    target: str
-    unit: str = ""
-    target_mean: float = Field(default=0.0, description="The model predicts (y - target_mean) / target_scale")
-    target_scale: float = Field(default=1.0, gt=0)
-    target_range: tuple[float, float] | None = Field(
-        default=None, description="Smallest and largest training target: bounds which lab values are plausible")
+    targets: list[str] = Field(min_length=1, description="The model's outputs, in order")
+    units: dict[str, str] = Field(default_factory=dict, description="Target name -> unit")
+    target_mean: list[float] = Field(description="Per target: the model predicts (y - target_mean) / target_scale")
+    target_scale: list[float]
+    target_range: dict[str, tuple[float, float]] | None = Field(
+        default=None, description="Per target: smallest and largest training value; bounds which lab values are plausible")
+    intervals: PredictionIntervals | None = None
     input_grid: WavelengthGrid
     preprocessing: dict[str, Any]
     domain: dict[str, Any]
@@ -62,6 +75,36 @@ class BundleMetadata(BaseModel):
     dataset_name: str = ""
     code_version: str = __version__
     created_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_format_1(cls, data: Any) -> Any:
+        """Format 1 had one ``target`` and scalar ``unit``/``target_mean``/``target_scale``/``target_range``."""
+        if not isinstance(data, dict) or "target" not in data:
+            return data
+        data = dict(data)
+        target = data.pop("target")
+        data["targets"] = [target]
+        data["units"] = {target: data.pop("unit", "")}
+        data["target_mean"] = [data.get("target_mean", 0.0)]
+        data["target_scale"] = [data.get("target_scale", 1.0)]
+        if data.get("target_range") is not None:
+            data["target_range"] = {target: data["target_range"]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_value_per_target(self) -> BundleMetadata:
+        k = len(self.targets)
+        if len(set(self.targets)) != k:
+            raise ValueError(f"duplicate target names {self.targets}")
+        if len(self.target_mean) != k or len(self.target_scale) != k:
+            raise ValueError(f"target_mean and target_scale need one value per target ({k})")
+        if any(scale <= 0 for scale in self.target_scale):
+            raise ValueError("target_scale must be positive")
+        return self
+
+    def unit(self, target: str) -> str:
+        return self.units.get(target, "")
 
 
 @dataclass

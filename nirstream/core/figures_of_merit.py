@@ -42,3 +42,42 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         "r2": float(1.0 - np.sum(residuals**2) / ss_tot) if ss_tot > 0 else float("nan"),
         "slope": float(ref_centered @ (y_pred - y_pred.mean()) / ss_tot) if ss_tot > 0 else float("nan"),
     }
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _rmse_statistic(reference, predicted, axis=-1):
+    return np.sqrt(np.mean((predicted - reference) ** 2, axis=axis))
+
+
+def _rmse_difference_statistic(reference, predicted_a, predicted_b, axis=-1):
+    return _rmse_statistic(reference, predicted_a, axis) - _rmse_statistic(reference, predicted_b, axis)
+
+
+def rmsep_interval(y_true, y_pred, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """RMSEP with a percentile bootstrap interval over the test samples (scipy.stats.bootstrap, paired resampling)."""
+    from scipy.stats import bootstrap
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64).ravel(), np.asarray(y_pred, dtype=np.float64).ravel()
+    result = bootstrap((y_true, y_pred), _rmse_statistic, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=confidence, method="percentile", random_state=seed)
+    return {"rmsep": rmse(y_pred, y_true), "low": float(result.confidence_interval.low),
+            "high": float(result.confidence_interval.high), "confidence": confidence}
+
+
+def paired_rmsep_difference(y_true, predicted_a, predicted_b, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """RMSEP(a) - RMSEP(b) on the same samples, with a paired percentile bootstrap interval.
+
+    The same resampled samples feed both models, so what the two have in common (hard samples, lab noise)
+    cancels. "a beats b" is claimed only when ``high < 0``; an interval that contains 0 is "no difference shown".
+    """
+    from scipy.stats import bootstrap
+
+    arrays = tuple(np.asarray(a, dtype=np.float64).ravel() for a in (y_true, predicted_a, predicted_b))
+    result = bootstrap(arrays, _rmse_difference_statistic, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=confidence, method="percentile", random_state=seed)
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    verdict = "a better" if high < 0 else "b better" if low > 0 else "no difference shown"
+    return {"difference": float(_rmse_difference_statistic(*arrays)), "low": low, "high": high,
+            "confidence": confidence, "verdict": verdict}

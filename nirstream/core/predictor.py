@@ -16,7 +16,7 @@ from nirstream.core.bundle import ModelBundle
 
 @dataclass(frozen=True)
 class BatchPrediction:
-    values: np.ndarray  # (n,) in the target's unit
+    values: np.ndarray  # (n, k): one column per target, in the targets' units
     hotelling_t2: np.ndarray
     q_residual: np.ndarray
     flags: np.ndarray  # 'ok' | 'warning' | 'outlier'
@@ -77,14 +77,28 @@ class Predictor:
         self.bundle = bundle
         self.version = bundle.version
         meta = bundle.metadata
-        self.target, self.unit, self.grid = meta.target, meta.unit, meta.input_grid
-        self._y_mean, self._y_scale = meta.target_mean, meta.target_scale
-        self.reference_bounds = plausible_reference_bounds(meta.target_range, meta.target_mean, meta.target_scale)
+        self.targets, self.grid = tuple(meta.targets), meta.input_grid
+        self.units = {t: meta.unit(t) for t in self.targets}
+        self._y_mean, self._y_scale = np.asarray(meta.target_mean), np.asarray(meta.target_scale)
+        ranges = meta.target_range or {}
+        self.reference_bounds = {t: plausible_reference_bounds(ranges.get(t), m, s)
+                                 for t, m, s in zip(self.targets, meta.target_mean, meta.target_scale, strict=True)}
+        self.intervals = meta.intervals
+        self._half_widths = (np.array([meta.intervals.half_width[t] for t in self.targets])
+                             if meta.intervals is not None else None)
         input_shape = tuple(bundle.model.input_shape[1:])
         model = bundle.model
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
         self._input_shape = input_shape
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True)
+
+    def interval_map(self, row: np.ndarray) -> dict[str, dict[str, float]] | None:
+        """Target -> {low, high, coverage} around one spectrum's predictions ``row`` (None: the bundle has no intervals)."""
+        if self._half_widths is None:
+            return None
+        coverage = self.intervals.coverage
+        return {t: {"low": float(v - h), "high": float(v + h), "coverage": coverage}
+                for t, v, h in zip(self.targets, row, self._half_widths, strict=True)}
 
     def warm_up(self) -> None:
         """Trace and run the graph once so the first real batch pays no compile cost."""
@@ -105,7 +119,7 @@ class Predictor:
         n = features.shape[0]
         padded = np.zeros((padded_size(n), features.shape[1]), np.float32)
         padded[:n] = features
-        raw = self._call(padded.reshape((-1, *self._input_shape))).numpy().reshape(-1)[:n]
+        raw = self._call(padded.reshape((-1, *self._input_shape))).numpy().reshape(padded.shape[0], -1)[:n]
         finished = time.perf_counter()
         values = (raw * self._y_scale + self._y_mean).astype(np.float64)
         values[screened.degenerate] = np.nan

@@ -2,6 +2,8 @@
 
 Columns whose name is a number are channels (the number is the wavelength in nm); the
 others are reference values (numeric) or labels such as a sample id or a split name.
+Every mistake a user can make in such a file is refused with a message that names the
+column and the rows (numbered from 1, the first row after the header).
 """
 
 from __future__ import annotations
@@ -13,33 +15,129 @@ import pandas as pd
 
 from nirstream.core.datasets.base import SpectralDataset
 
+TABLE_SUFFIXES = {".csv", ".txt", ".parquet", ".pq"}
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used as it is, with what to fix."""
+
 
 def _as_wavelength(column: object) -> float | None:
     try:
-        return float(str(column))
+        value = float(str(column))
     except ValueError:
         return None
+    return value if np.isfinite(value) else None
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_frame(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no such data file: {path}")
     if path.suffix.lower() in {".parquet", ".pq"}:
         return pd.read_parquet(path)
     if path.suffix.lower() in {".csv", ".txt"}:
         return pd.read_csv(path)
-    raise ValueError(f"{path.name}: expected a .csv or .parquet file")
+    raise DataFileError(f"{path.name}: expected a .csv or .parquet file")
 
 
-def _numeric_block(frame: pd.DataFrame, what: str) -> np.ndarray:
-    bad_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad_columns:
-        raise ValueError(f"{what} must be numeric; non-numeric values in column(s) {bad_columns[:5]}")
-    values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
-    if not np.isfinite(values).all():
-        rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
-        raise ValueError(f"{what} contain NaN or infinite values in row(s) {rows[:10].tolist()}")
+def _rows(mask: np.ndarray, limit: int = 10) -> str:
+    rows = (np.flatnonzero(mask) + 1).tolist()
+    return ", ".join(map(str, rows[:limit])) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _numeric_block(frame: pd.DataFrame, what: str, source: str) -> np.ndarray:
+    """The columns as a float array; non-numeric, missing or infinite values refused by column and row."""
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = converted.isna().to_numpy() & values.notna().to_numpy()
+            if bad.any():
+                example = values[bad].iloc[0]
+                raise DataFileError(f"{source}: {what} column {column!r} is not numeric: {example!r} in row(s) {_rows(bad)}")
+    values = np.ascontiguousarray(frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64))
+    finite = np.isfinite(values)
+    if not finite.all():
+        columns = [str(c) for c, ok in zip(frame.columns, finite.all(axis=0), strict=True) if not ok]
+        raise DataFileError(f"{source}: {what} missing (NaN) or infinite in row(s) {_rows(~finite.all(axis=1))} "
+                            f"(column(s) {', '.join(columns[:5])}{' ...' if len(columns) > 5 else ''})")
     return values
+
+
+def _check_grid(grid: np.ndarray, source: str) -> None:
+    duplicated = np.unique(grid[np.flatnonzero(np.diff(grid) == 0)])
+    if duplicated.size or np.unique(grid).size != grid.size:
+        values, counts = np.unique(grid, return_counts=True)
+        raise DataFileError(f"{source}: duplicate wavelength column(s) {values[counts > 1][:5].tolist()} nm")
+    if np.any(np.diff(grid) < 0):
+        first = int(np.flatnonzero(np.diff(grid) < 0)[0])
+        raise DataFileError(f"{source}: wavelength columns must increase from left to right; "
+                            f"{grid[first]:g} nm is followed by {grid[first + 1]:g} nm")
+
+
+def table_dataset(
+    frame: pd.DataFrame,
+    source: str,
+    target_columns: list[str] | None = None,
+    split_column: str | None = None,
+    id_column: str | None = None,
+    units: dict[str, str] | None = None,
+    name: str | None = None,
+) -> SpectralDataset:
+    """A data set from a table: numeric column names are wavelengths (nm), the rest targets and labels.
+
+    Parameters
+    ----------
+    target_columns : reference columns to keep; all numeric non-channel columns when None.
+    split_column : column naming each row's split (e.g. train/test); becomes ``splits``.
+    id_column : column with sample names; row numbers when None.
+    units : target name -> unit, for reports and predictions.
+    """
+    wavelengths = {c: _as_wavelength(c) for c in frame.columns}
+    channel_columns = [c for c, wl in wavelengths.items() if wl is not None]
+    if len(channel_columns) < 2:
+        raise DataFileError(f"{source}: found {len(channel_columns)} wavelength columns (their names must be numbers, in nm)")
+    label_columns = [c for c in (split_column, id_column) if c is not None]
+    missing = [c for c in [*(target_columns or []), *label_columns] if c not in frame.columns]
+    if missing:
+        others = [str(c) for c in frame.columns if wavelengths[c] is None]
+        raise DataFileError(f"{source}: no column(s) {missing}; the non-wavelength columns are {others}")
+    if target_columns is None:
+        target_columns = [c for c in frame.columns
+                          if wavelengths[c] is None and c not in label_columns and pd.api.types.is_numeric_dtype(frame[c])]
+    if not target_columns:
+        raise DataFileError(f"{source}: no reference-value column (name the target columns)")
+    if frame.empty:
+        raise DataFileError(f"{source}: no rows")
+    grid = np.array([wavelengths[c] for c in channel_columns])
+    _check_grid(grid, source)
+    splits = {}
+    if split_column is not None:
+        labels = frame[split_column]
+        if labels.isna().any():
+            raise DataFileError(f"{source}: split column {split_column!r} is empty in row(s) {_rows(labels.isna().to_numpy())}")
+        labels = labels.astype(str).to_numpy()
+        splits = {s: np.flatnonzero(labels == s) for s in dict.fromkeys(labels)}
+    if id_column is not None:
+        if frame[id_column].isna().any():
+            raise DataFileError(f"{source}: id column {id_column!r} is empty in row(s) {_rows(frame[id_column].isna().to_numpy())}")
+        names = frame[id_column].astype(str)
+    else:
+        names = pd.Series(range(1, len(frame) + 1)).astype(str)
+    units = units or {}
+    unknown_units = sorted(set(units) - set(target_columns))
+    if unknown_units:
+        raise DataFileError(f"{source}: units given for {unknown_units}, which are not targets ({target_columns})")
+    return SpectralDataset(
+        name=name or source,
+        X=_numeric_block(frame[channel_columns], "spectra", source),
+        y=_numeric_block(frame[target_columns], "reference values", source),
+        wavelengths=grid,
+        target_names=tuple(str(t) for t in target_columns),
+        units=tuple(units.get(t, "") for t in target_columns),
+        sample_names=tuple(names),
+        splits=splits,
+    )
 
 
 def load_table(
@@ -50,48 +148,6 @@ def load_table(
     units: dict[str, str] | None = None,
     name: str | None = None,
 ) -> SpectralDataset:
-    """Load spectra and reference values from a CSV or Parquet file.
-
-    Parameters
-    ----------
-    target_columns : reference columns to keep; all numeric non-channel columns when None.
-    split_column : column naming each row's split (e.g. train/test); becomes ``splits``.
-    id_column : column with sample names; row numbers when None.
-    units : target name -> unit, for reports and predictions.
-    """
+    """Load spectra and reference values from a CSV or Parquet file (see ``table_dataset``)."""
     path = Path(path)
-    frame = _read(path)
-    wavelengths = {c: _as_wavelength(c) for c in frame.columns}
-    channel_columns = [c for c, wl in wavelengths.items() if wl is not None]
-    if len(channel_columns) < 2:
-        raise ValueError(f"{path.name}: found {len(channel_columns)} wavelength columns (column names must be numbers)")
-    label_columns = {split_column, id_column} - {None}
-    if target_columns is None:
-        target_columns = [
-            c
-            for c in frame.columns
-            if wavelengths[c] is None and c not in label_columns and pd.api.types.is_numeric_dtype(frame[c])
-        ]
-    missing = [c for c in [*target_columns, *label_columns] if c not in frame.columns]
-    if missing:
-        raise KeyError(f"{path.name}: missing column(s) {missing}")
-
-    grid = np.array([wavelengths[c] for c in channel_columns])
-    if np.any(np.diff(grid) <= 0):
-        raise ValueError(f"{path.name}: wavelength columns must be in increasing order")
-    splits = {}
-    if split_column is not None:
-        labels = frame[split_column].astype(str).to_numpy()
-        splits = {s: np.flatnonzero(labels == s) for s in dict.fromkeys(labels)}
-    names = frame[id_column].astype(str) if id_column else pd.Series(range(len(frame))).astype(str)
-    units = units or {}
-    return SpectralDataset(
-        name=name or path.stem,
-        X=_numeric_block(frame[channel_columns], "spectra"),
-        y=_numeric_block(frame[target_columns], "reference values"),
-        wavelengths=grid,
-        target_names=tuple(target_columns),
-        units=tuple(units.get(t, "") for t in target_columns),
-        sample_names=tuple(names),
-        splits=splits,
-    )
+    return table_dataset(read_frame(path), path.name, target_columns, split_column, id_column, units, name or path.stem)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,10 +20,9 @@ class LabelledPair(BaseModel):
     analyzer_id: AnalyzerId
     message_id: str
     model_version: str
-    target: str
-    predicted: float
-    reference: float = Field(allow_inf_nan=False, description="The lab value")
-    error: float = Field(description="predicted - reference")
+    predicted: dict[str, float] = Field(min_length=1, description="Target -> predicted value, for every target the lab measured")
+    reference: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1, description="Target -> lab value")
+    error: dict[str, float] = Field(description="Target -> predicted - reference")
     flag: Literal["ok", "warning", "outlier"]
     measured_at: datetime = Field(description="When the lab measured the sample")
     grid: WavelengthGrid

@@ -40,6 +40,16 @@ class PredictionTimings(BaseModel):
     end_to_end_ms: float | None = Field(default=None, description="Spectrum timestamp until prediction (clock skew applies)")
 
 
+class PredictionInterval(BaseModel):
+    """Where the lab value lies with probability ``coverage`` (calibrated on validation data when the model was trained)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    low: float
+    high: float
+    coverage: float = Field(gt=0, lt=1)
+
+
 class PredictionMessage(BaseModel):
     """One prediction per valid spectrum, keyed like the spectrum (by analyzer id)."""
 
@@ -56,5 +66,7 @@ class PredictionMessage(BaseModel):
     model_version: str
     predictions: dict[str, float] = Field(description="Target name -> predicted value")
     units: dict[str, str] = Field(default_factory=dict, description="Target name -> unit")
+    intervals: dict[str, PredictionInterval] | None = Field(
+        default=None, description="Target name -> prediction interval (absent when the model has none)")
     outlier: OutlierStatistics | None = None
     timings: PredictionTimings | None = None
