@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from nirstream.core.bundle import PredictionIntervals
     from stream.batch_processing import BatchResult
     from stream.lab_join import LabJoinResult
     from stream.monitoring import OnlineMonitor
@@ -36,6 +37,9 @@ class WorkerMetrics:
         self.batch_seconds = Histogram("nirstream_batch_seconds", "Whole batch: decode to offsets committed", buckets=LATENCY_BUCKETS, registry=r)
         self.end_to_end_seconds = Histogram("nirstream_end_to_end_latency_seconds", "Analyzer timestamp to prediction acknowledged", buckets=LATENCY_BUCKETS, registry=r)
         self.model_info = Gauge("nirstream_model_info", "The model serving now (value 1)", ["version", "target"], registry=r)
+        self.interval_half_width = Gauge("nirstream_model_interval_half_width", "Serving model's prediction-interval "
+                                         "half-width (prediction ± this covers the lab value with probability coverage)",
+                                         ["target", "coverage"], registry=r)
         self.model_version = Gauge("nirstream_model_version", "Numeric version of the serving model", registry=r)
         self.model_created = Gauge("nirstream_model_created_timestamp_seconds", "When the serving model's bundle was created", registry=r)
         self.model_swaps = Counter("nirstream_model_swaps_total", "Successful hot swaps", registry=r)
@@ -71,13 +75,17 @@ class WorkerMetrics:
             return analyzer_id
         return "other"
 
-    def set_model(self, version: str, targets: tuple[str, ...], created_at: float | None = None) -> None:
-        """One ``model_info`` series per target the serving model predicts."""
+    def set_model(self, version: str, targets: tuple[str, ...], created_at: float | None = None,
+                  intervals: PredictionIntervals | None = None) -> None:
+        """One ``model_info`` series per target the serving model predicts, and its interval half-widths."""
         self.model_info.clear()
+        self.interval_half_width.clear()
         if created_at is not None:
             self.model_created.set(created_at)
         for target in targets:
             self.model_info.labels(version=version, target=target).set(1)
+            if intervals is not None:
+                self.interval_half_width.labels(target=target, coverage=f"{intervals.coverage:g}").set(intervals.half_width[target])
         if version.isdigit():
             self.model_version.set(int(version))
 

@@ -66,7 +66,8 @@ class ModelHolder:
                 return self._refuse("grid_mismatch", detail, version)
             self.previous, self.current = self.current, candidate
             self.last_error = None
-            self.metrics.set_model(candidate.version, candidate.targets, candidate.bundle.metadata.created_at.timestamp())
+            self.metrics.set_model(candidate.version, candidate.targets, candidate.bundle.metadata.created_at.timestamp(),
+                                   candidate.intervals)
             if self.previous is not None:
                 self.metrics.model_swaps.inc()
             log.info("serving model version %s (previous %s)", candidate.version, self.previous and self.previous.version)
