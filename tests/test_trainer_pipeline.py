@@ -17,7 +17,8 @@ from trainer.training_run import TrainSettings, run_training
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("trained")
-    settings = TrainSettings(protocol="tecator", quick=True, registry=base / "registry", report_dir=base / "reports")
+    settings = TrainSettings(protocol="tecator", targets=["water", "fat", "protein"], quick=True, registry=base / "registry",
+                             report_dir=base / "reports")
     return settings, run_training(settings, verbose=0)
 
 
@@ -26,20 +27,34 @@ def test_first_model_is_published_promoted_and_reported(trained, tecator):
     registry = ModelRegistry(settings.registry)
     assert summary["version"] == "1" and registry.champion() == "1"
     report_dir = settings.report_dir / "tecator-v1"
-    for name in ("report.html", "report.json", "training_curves.png", "predicted_vs_reference.png", "kernel_activations.png"):
+    plots = [f"predicted_vs_reference_{t}.png" for t in ("water", "fat", "protein")]
+    for name in ("report.html", "report.json", "training_curves.png", "kernel_activations.png", *plots):
         assert (report_dir / name).stat().st_size > 1000, name
     report = json.loads((report_dir / "report.json").read_text())
-    assert report["pls"]["cv_min"]["lv"] >= 1 and "oracle_chosen_on_test" in report["pls"]
-    assert "ORACLE" in (report_dir / "report.html").read_text()
+    html = (report_dir / "report.html").read_text()
+    for target in ("water", "fat", "protein"):  # one PLS baseline per target, and the paired CNN - PLS difference
+        assert report["pls"][target]["cv_min"]["lv"] >= 1 and "oracle_chosen_on_test" in report["pls"][target]
+        difference = report["cnn_minus_pls"][target]["test"]
+        assert difference["low"] <= difference["difference"] <= difference["high"]
+        ci = report["cnn"]["tests"]["test"][target]["rmsep_ci95"]
+        assert ci["low"] < report["cnn"]["tests"]["test"][target]["rmsep"] < ci["high"]
+    assert "ORACLE" in html and "Which data chose what" in html and "promotion gate" in html
+    assert report["promotion"]["gate_data"] == "validation"
     # the bundle predicts exactly what the report says, through the worker's code path
     bundle = registry.load("1")
     test = tecator.split("test")
     values = Predictor(bundle).predict(test.X).values
-    rmsep = float(np.sqrt(np.mean((values - test.target("fat")) ** 2)))
-    assert rmsep == pytest.approx(summary["cnn"]["tests"]["test"]["rmsep"], rel=1e-4)
+    assert bundle.metadata.targets == ["water", "fat", "protein"] and values.shape == (43, 3)
+    for j, target in enumerate(bundle.metadata.targets):
+        rmsep = float(np.sqrt(np.mean((values[:, j] - test.target(target)) ** 2)))
+        assert rmsep == pytest.approx(summary["cnn"]["tests"]["test"][target]["rmsep"], rel=1e-4)
+        assert rmsep < 0.6 * test.target(target).std()  # --quick still beats the mean predictor by far, every target
     assert bundle.metadata.dataset_fingerprint == tecator.split("train").fingerprint()
     assert bundle.metadata.training["n_train"] == 129
-    assert rmsep < 0.5 * test.target("fat").std()  # --quick still beats the mean predictor by far
+    # intervals calibrated on the 43 monitor (validation) spectra, checked on the test set
+    intervals = bundle.metadata.intervals
+    assert intervals.coverage == 0.9 and intervals.n_calibration == 43 and set(intervals.half_width) == {"water", "fat", "protein"}
+    assert all(0.7 <= c["coverage"] <= 1.0 for c in report["intervals"]["test_coverage"]["test"].values())
 
 
 def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_reason(trained):
@@ -55,7 +70,8 @@ def test_extra_labelled_spectra_join_the_training_set(trained, tecator, tmp_path
     settings, _ = trained
     monitor = tecator.split("monitor")
     frame = pd.DataFrame(monitor.X, columns=[f"{w:.4f}" for w in tecator.wavelengths])
-    frame.insert(0, "fat", monitor.target("fat"))
+    for target in ("protein", "fat", "water"):
+        frame.insert(0, target, monitor.target(target))
     frame.to_csv(tmp_path / "labelled.csv", index=False)
     summary = run_training(settings.model_copy(update={"extra_training": tmp_path / "labelled.csv", "pls": False,
                                                          "registry": tmp_path / "registry"}), verbose=0)
@@ -93,6 +109,6 @@ def test_quick_cross_instrument_training_on_the_tablets(tmp_path):
     assert bundle.metadata.input_grid.count == 650  # analyzers send whole spectra
     assert bundle.preprocessor.n_model_channels == 600  # the model sees 600-1798 nm
     assert set(summary["cnn"]["tests"]) == {"test", "calibrate_2", "validate_2"}
-    assert summary["pls"]["oracle_chosen_on_test"]["test"]["n"] == 460
-    protocol_test = summary["cnn"]["tests"]["test"]
+    assert summary["pls"]["assay"]["oracle_chosen_on_test"]["test"]["n"] == 460
+    protocol_test = summary["cnn"]["tests"]["test"]["assay"]
     assert protocol_test["rmsep"] < 0.75 * 15.75  # test_2 assay std is 15.75 mg: well below the mean predictor
