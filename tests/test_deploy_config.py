@@ -149,6 +149,23 @@ def test_grafana_provisioning_and_dashboards():
                for d in dashboards for e in dashboard_exprs(d))
 
 
+def test_quality_dashboard_is_per_target_with_prediction_intervals():
+    dashboard = json.loads((GRAFANA / "dashboards" / "nirstream-quality.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["target"]["definition"] == "label_values(nirstream_model_info, target)"
+    assert variables["target"]["multi"] and variables["target"]["includeAll"]
+    assert variables["target"]["datasource"]["uid"] == DATASOURCE_UID
+    rmsep = next(p for p in dashboard["panels"] if "rmsep" in p["title"].lower())
+    assert rmsep["repeat"] == "target" and "$target" in rmsep["title"]
+    assert all('target=~"$target"' in t["expr"] for t in rmsep["targets"])
+    band = next(p for p in dashboard["panels"] if "interval" in p["title"].lower() and p["type"] == "timeseries")
+    assert band["repeat"] == "target" and "nirstream_model_interval_half_width" in (REPO / "stream/metrics.py").read_text()
+    assert sum("nirstream_model_interval_half_width" in t["expr"] for t in band["targets"]) == 2  # upper and lower
+    cells = [(x, y) for p in dashboard["panels"] for g in [p["gridPos"]]
+             for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
+    assert len(cells) == len(set(cells)), "panels overlap"
+
+
 # --------------------------------------------------------------------------- docker-compose.yml, Dockerfile
 
 

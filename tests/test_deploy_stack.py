@@ -26,7 +26,7 @@ from devtools.embedded_broker import free_port
 from tests.streaming import produce, run
 from tests.test_deploy_config import ALERTMANAGER_CONFIG, DASHBOARDS, PROMETHEUS_DIR, RULES, dashboard_exprs, tool
 
-GRAFANA_VARIABLES = {"$__rate_interval": "15s", "$__interval": "1s", "$analyzer": ".*"}
+GRAFANA_VARIABLES = {"$__rate_interval": "15s", "$__interval": "1s", "$analyzer": ".*", "$target": ".*", "$coverage": "0.9"}
 
 
 class Webhook:

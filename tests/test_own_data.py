@@ -1,0 +1,178 @@
+"""A plant's own data end to end, through the commands a user types: files -> train -> report -> evaluate ->
+promote -> a worker predicting every target with its interval. Real spectra only (tecator as CSV, the
+tablets as Parquet, a JCAMP-DX folder made from real spectra)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nirstream.core.messages.prediction import PredictionMessage
+from nirstream.core.predictor import Predictor
+from nirstream.core.registry import ModelRegistry
+from tests.conftest import requires_tablets
+from tests.streaming import collect, decoded, produce, run
+from tests.test_data_files import TARGETS, tecator_frame, write_jcamp
+
+
+def nirstream(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "nirstream", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory, tecator):
+    """``nirstream train --data tecator.csv`` with a split column, three targets, units, as a user would."""
+    base = tmp_path_factory.mktemp("plant")
+    tecator_frame(tecator).to_csv(base / "meat.csv", index=False)
+    trained = nirstream("train", "--data", str(base / "meat.csv"), "--id-column", "sample", "--split-column", "set",
+                        "--validation", "val", *[f"--target={t}" for t in TARGETS], "--unit", "fat=%", "--unit", "water=%",
+                        "--unit", "protein=%", "--quick", "--no-pls", "--registry", str(base / "registry"),
+                        "--report-dir", str(base / "reports"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    return base, trained.stdout
+
+
+def test_training_on_a_plants_file_reports_every_target_with_intervals(plant, tecator):
+    base, stdout = plant
+    assert "version 1: no champion yet (validation RMSEP water" in stdout
+    for target in TARGETS:
+        assert f"CNN  {target}" in stdout and "95% CI" in stdout and "interval ±" in stdout
+    report = json.loads(next((base / "reports").glob("data-meat.csv-v1/report.json")).read_text())
+    assert report["n"] == {"train": 129, "validation": 43, "test": 43}
+    assert "split column 'set'" in report["data_choices"]["splits"] and report["promotion"]["gate_data"] == "validation"
+    bundle = ModelRegistry(base / "registry").load("1")
+    assert bundle.metadata.targets == TARGETS and bundle.metadata.units == {t: "%" for t in TARGETS}
+    assert bundle.metadata.dataset_fingerprint == tecator.split("train").fingerprint()  # exactly the train rows
+
+
+def test_evaluate_on_a_file_and_on_a_file_with_another_grid(plant, tecator, tmp_path):
+    base, _ = plant
+    registry = str(base / "registry")
+    evaluated = nirstream("evaluate", "--data", str(base / "meat.csv"), "--split-column", "set", "--registry", registry,
+                          "--output", str(tmp_path / "figures.json"))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    report = json.loads(next((base / "reports").glob("data-meat.csv-v1/report.json")).read_text())
+    for target in TARGETS:  # the same numbers as the training report, through the worker's code path
+        assert figures["tests"]["test"][target]["rmsep"] == pytest.approx(report["cnn"]["tests"]["test"][target]["rmsep"], rel=1e-4)
+        # (float32 kernels may differ in the last digits: a residual right at the interval's edge may flip)
+        assert figures["tests"]["test"][target]["interval_coverage"] == pytest.approx(
+            report["intervals"]["test_coverage"]["test"][target]["coverage"], abs=1.01 / 43)
+    # the same spectra on a finer grid (2x the channels, wider): interpolated back, nearly the same figures
+    from nirstream.core.resampling import resample
+
+    finer = np.linspace(845.0, 1055.0, 211)
+    frame = tecator_frame(tecator, split=False)[["sample", *TARGETS]]
+    on_finer = resample(tecator.X, tecator.wavelengths, finer)
+    for j, w in enumerate(finer):
+        frame[f"{w:.3f}"] = on_finer[:, j]
+    frame.to_csv(tmp_path / "finer.csv", index=False)
+    other = nirstream("evaluate", "--data", str(tmp_path / "finer.csv"), "--registry", registry, "--output", str(tmp_path / "finer.json"))
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert "linearly interpolated onto the model's 100 channels" in other.stdout
+    resampled = json.loads((tmp_path / "finer.json").read_text())["tests"]["data"]
+    for target in TARGETS:
+        assert resampled[target]["n"] == 215
+        assert resampled[target]["rmsep"] == pytest.approx(figures["tests"]["test"][target]["rmsep"], rel=0.5)
+    narrow = nirstream("evaluate", "--data", str(tmp_path / "finer.csv"), "--registry", registry, "--target", "fat",
+                       "--id-column", "nope")
+    assert narrow.returncode == 2 and "no column(s) ['nope']" in narrow.stderr
+
+
+def test_a_config_file_holds_the_same_options_and_refuses_unknown_ones(plant, tmp_path):
+    base, _ = plant
+    config = tmp_path / "train.toml"
+    config.write_text(f'quick = true\npls = false\n[data]\npath = "{base / "meat.csv"}"\nsplit_column = "set"\n'
+                      'validation = "val"\ntargets = ["fat"]\nsplitcolumn = "x"\n')
+    refused = nirstream("train", "--config", str(config), "--registry", str(tmp_path / "registry"))
+    assert refused.returncode == 2 and "unknown data setting(s) splitcolumn" in refused.stderr
+
+
+@pytest.fixture
+def registry(plant):
+    """The worker fixtures serve the model trained on the plant's file."""
+    import shutil
+
+    base, _ = plant
+    return ModelRegistry(shutil.copytree(base / "registry", base.parent / f"{base.name}-worker-registry", dirs_exist_ok=True))
+
+
+def test_the_worker_predicts_every_target_with_its_interval(registry, broker, topics, tecator, start_worker):
+    from tests.test_stream_worker import spectra_messages
+
+    worker = start_worker()
+    messages, rows = spectra_messages(tecator, 30)
+    run(produce(broker.bootstrap_servers, topics.spectra, messages))
+    predictions = [PredictionMessage.model_validate(p) for p in decoded(run(collect(broker.bootstrap_servers, topics.predictions, 30)))]
+    predictor = Predictor(registry.load("1"))
+    offline = predictor.predict(rows).values
+    half = predictor.intervals.half_width
+    for message in predictions:
+        i = message.sequence
+        assert list(message.predictions) == TARGETS and message.units == {t: "%" for t in TARGETS}
+        for j, target in enumerate(TARGETS):
+            assert message.predictions[target] == pytest.approx(offline[i, j], rel=1e-5, abs=1e-5)
+            interval = message.intervals[target]
+            assert interval.coverage == 0.9
+            assert interval.low == pytest.approx(offline[i, j] - half[target], abs=1e-4)
+            assert interval.high == pytest.approx(offline[i, j] + half[target], abs=1e-4)
+    for target in TARGETS:
+        assert worker.metric("nirstream_model_interval_half_width", target=target, coverage="0.9") == pytest.approx(half[target])
+
+
+def test_a_jcamp_folder_trains_and_promotion_is_gated_on_validation(tecator, tmp_path):
+    from trainer.protocols import DataSource
+    from trainer.training_run import TrainSettings, run_training
+
+    folder = tmp_path / "spectra"
+    folder.mkdir()
+    for i in range(tecator.n_samples):
+        write_jcamp(folder / f"{tecator.sample_names[i]}.jdx", tecator.sample_names[i], tecator.wavelengths, tecator.X[i])
+    tecator_frame(tecator, split=False)[["sample", *TARGETS]].to_csv(tmp_path / "lab.csv", index=False)
+    source = DataSource(path=folder, references=tmp_path / "lab.csv", targets=["fat"])  # no split column: Kennard-Stone
+    settings = TrainSettings(data=source, quick=True, pls=False, registry=tmp_path / "registry", report_dir=tmp_path / "reports")
+    first = run_training(settings, verbose=0)
+    assert first["n"] == {"train": 129, "validation": 43, "test": 43}
+    assert "Kennard–Stone" in first["data_choices"]["splits"] and first["promotion"]["promote"]
+    # a second run with a margin no model can meet is rejected on the validation figures, whatever the test says
+    second = run_training(settings.model_copy(update={"promote_margin": 0.9, "seed": 1}), verbose=0)
+    decision = second["promotion"]
+    assert not decision["promote"] and decision["gate_data"] == "validation"
+    validation_rmsep = Predictor(ModelRegistry(settings.registry).load("2"))
+    assert decision["candidate_rmsep"]["fat"] == pytest.approx(second_validation_rmsep(validation_rmsep, settings), rel=1e-6)
+
+
+def second_validation_rmsep(predictor: Predictor, settings) -> float:
+    protocol = settings.load_protocol()
+    predicted = predictor.predict(protocol.validation.X).values[:, 0]
+    return float(np.sqrt(np.mean((predicted - protocol.validation.target("fat")) ** 2)))
+
+
+@requires_tablets
+@pytest.mark.tablets
+def test_the_tablets_as_parquet_with_their_own_split(tmp_path):
+    import pandas as pd
+
+    from nirstream.core.datasets import load_tablets
+
+    tablets = load_tablets(1)
+    frame = pd.DataFrame(tablets.X, columns=[f"{w:g}" for w in tablets.wavelengths])
+    labels = np.empty(tablets.n_samples, dtype=object)
+    for name, rows in tablets.splits.items():
+        labels[rows] = name
+    frame.insert(0, "split", labels)
+    for target in tablets.target_names:
+        frame.insert(0, target, tablets.target(target))
+    frame.to_parquet(tmp_path / "tablets.parquet")
+    trained = nirstream("train", "--data", str(tmp_path / "tablets.parquet"), "--split-column", "split", "--train", "calibrate",
+                        "--validation", "validate", "--test", "test", "--target", "assay", "--target", "hardness",
+                        "--window-nm", "600", "1798", "--unit", "assay=mg", "--quick", "--no-pls",
+                        "--registry", str(tmp_path / "registry"), "--report-dir", str(tmp_path / "reports"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    bundle = ModelRegistry(tmp_path / "registry").load("1")
+    assert bundle.metadata.targets == ["assay", "hardness"] and bundle.preprocessor.n_model_channels == 600
+    report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())
+    assert report["n"] == {"train": 155, "validation": 40, "test": 460}
+    assert report["cnn"]["tests"]["test"]["assay"]["rmsep"] < 0.75 * tablets.split("test").target("assay").std()
