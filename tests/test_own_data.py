@@ -69,16 +69,17 @@ def test_evaluate_on_a_file_and_on_a_file_with_another_grid(plant, tecator, tmp_
     for j, w in enumerate(finer):
         frame[f"{w:.3f}"] = on_finer[:, j]
     frame.to_csv(tmp_path / "finer.csv", index=False)
-    other = nirstream("evaluate", "--data", str(tmp_path / "finer.csv"), "--registry", registry, "--output", str(tmp_path / "finer.json"))
-    assert other.returncode == 0, other.stderr[-2000:]
-    assert "linearly interpolated onto the model's 100 channels" in other.stdout
-    resampled = json.loads((tmp_path / "finer.json").read_text())["tests"]["data"]
+    from nirstream.core.datasets.tabular import DataFileError
+    from trainer.evaluation import evaluate_data
+
+    predictor = Predictor(ModelRegistry(registry).load("1"))  # what `evaluate` runs, without another process
+    other = evaluate_data(predictor, {"path": tmp_path / "finer.csv"})
+    assert "linearly interpolated onto the model's 100 channels" in other["resampled"]
     for target in TARGETS:
-        assert resampled[target]["n"] == 215
-        assert resampled[target]["rmsep"] == pytest.approx(figures["tests"]["test"][target]["rmsep"], rel=0.5)
-    narrow = nirstream("evaluate", "--data", str(tmp_path / "finer.csv"), "--registry", registry, "--target", "fat",
-                       "--id-column", "nope")
-    assert narrow.returncode == 2 and "no column(s) ['nope']" in narrow.stderr
+        assert other["tests"]["data"][target]["n"] == 215
+        assert other["tests"]["data"][target]["rmsep"] == pytest.approx(figures["tests"]["test"][target]["rmsep"], rel=0.5)
+    with pytest.raises(DataFileError, match=r"no column\(s\) \['nope'\]"):
+        evaluate_data(predictor, {"path": tmp_path / "finer.csv", "targets": ["fat"], "id_column": "nope"})
 
 
 def test_a_config_file_holds_the_same_options_and_refuses_unknown_ones(plant, tmp_path):
@@ -124,7 +125,8 @@ def test_the_worker_predicts_every_target_with_its_interval(registry, broker, to
 
 def test_a_jcamp_folder_trains_and_promotion_is_gated_on_validation(tecator, tmp_path):
     from trainer.protocols import DataSource
-    from trainer.training_run import TrainSettings, run_training
+    from trainer.train_settings import TrainSettings
+    from trainer.training_run import run_training
 
     folder = tmp_path / "spectra"
     folder.mkdir()
@@ -132,7 +134,8 @@ def test_a_jcamp_folder_trains_and_promotion_is_gated_on_validation(tecator, tmp
         write_jcamp(folder / f"{tecator.sample_names[i]}.jdx", tecator.sample_names[i], tecator.wavelengths, tecator.X[i])
     tecator_frame(tecator, split=False)[["sample", *TARGETS]].to_csv(tmp_path / "lab.csv", index=False)
     source = DataSource(path=folder, references=tmp_path / "lab.csv", targets=["fat"])  # no split column: Kennard-Stone
-    settings = TrainSettings(data=source, quick=True, pls=False, registry=tmp_path / "registry", report_dir=tmp_path / "reports")
+    settings = TrainSettings(data=source, quick=True, epochs=10, pls=False, registry=tmp_path / "registry",
+                             report_dir=tmp_path / "reports")
     first = run_training(settings, verbose=0)
     assert first["n"] == {"train": 129, "validation": 43, "test": 43}
     assert "Kennard–Stone" in first["data_choices"]["splits"] and first["promotion"]["promote"]

@@ -43,7 +43,7 @@ def test_password_never_shows_in_repr(monkeypatch):
 
 
 def test_topics_and_registry_come_from_one_place_for_every_command(monkeypatch, tmp_path):
-    from trainer.training_run import TrainSettings
+    from trainer.train_settings import TrainSettings
 
     monkeypatch.setenv("NIRSTREAM_TOPICS__MODELS", "plant7.models")
     monkeypatch.setenv("NIRSTREAM_REGISTRY", str(tmp_path / "registry"))

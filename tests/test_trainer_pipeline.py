@@ -11,7 +11,8 @@ import pytest
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from tests.conftest import requires_tablets
-from trainer.training_run import TrainSettings, run_training
+from trainer.train_settings import TrainSettings
+from trainer.training_run import run_training
 
 
 @pytest.fixture(scope="module")

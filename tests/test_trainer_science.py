@@ -68,7 +68,7 @@ def test_pls_lv_choice_never_looks_at_the_test_set():
     protocol = load_protocol("tecator")
     shuffled_test = dataclasses.replace(protocol.test, y=np.random.default_rng(0).permutation(protocol.test.y))
     shuffled = dataclasses.replace(protocol, test=shuffled_test)
-    honest, blind = compare_pls(protocol, "none", max_lv=15), compare_pls(shuffled, "none", max_lv=15)
+    honest, blind = compare_pls(protocol, "none", max_lv=15)[0], compare_pls(shuffled, "none", max_lv=15)[0]
     for rule in ("min", "1se"):
         assert honest[f"cv_{rule}"]["lv"] == blind[f"cv_{rule}"]["lv"]
     assert honest["rmsecv"] == blind["rmsecv"]
@@ -86,8 +86,24 @@ def test_cnn_builder_follows_the_paper():
 
 
 def fit_on(regressor, protocol):
-    return regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
-                         y_val=protocol.y(protocol.validation))
+    """Fit on the protocol's one target as a 1-D y (so predictions are 1-D too)."""
+    return regressor.fit(protocol.train.X, protocol.y(protocol.train)[:, 0], X_val=protocol.validation.X,
+                         y_val=protocol.y(protocol.validation)[:, 0])
+
+
+def test_several_targets_share_one_network_with_one_output_each():
+    protocol = load_protocol("tecator", ["water", "fat", "protein"])
+    regressor = tiny_cnn(epochs=3, random_state=2, ensemble_size=2).fit(
+        protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X, y_val=protocol.y(protocol.validation))
+    assert regressor.n_outputs_ == 3 and regressor.model_.output_shape == (None, 3)
+    predicted = regressor.predict(protocol.test.X)
+    assert predicted.shape == (43, 3) and regressor.predict_members(protocol.test.X).shape == (43, 2, 3)
+    # each target standardised on its own training values: the network's outputs are in standard deviations
+    np.testing.assert_allclose(regressor.target_mean_, protocol.y(protocol.train).mean(axis=0))
+    np.testing.assert_allclose(regressor.target_scale_, protocol.y(protocol.train).std(axis=0))
+    with pytest.raises(ValueError, match="y_val has 1 target"):
+        regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
+                      y_val=protocol.validation.target("fat"))
 
 
 def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
@@ -102,7 +118,7 @@ def test_a_tiny_cnn_fit_on_tecator_lowers_the_loss():
 
 def test_tecator_protocol_shapes():
     protocol = load_protocol("tecator")
-    assert protocol.target == "fat"
+    assert protocol.targets == ("fat",)
     assert (protocol.train.X.shape, protocol.validation.X.shape, protocol.test.X.shape) == (
         (129, 100), (43, 100), (43, 100))
 
@@ -115,7 +131,7 @@ def test_tecator_protocol_shapes():
 ])
 def test_tablet_protocol_shapes(name, tests):
     protocol = load_protocol(name)
-    assert protocol.target == "assay"
+    assert protocol.targets == ("assay",)
     assert protocol.train.X.shape == (155, 600) and protocol.validation.X.shape == (40, 600)
     assert protocol.train.wavelengths[[0, -1]].tolist() == [600.0, 1798.0]
     assert {k: v.n_samples for k, v in protocol.tests.items()} == tests
@@ -125,7 +141,7 @@ def test_unknown_protocol_and_target_are_refused():
     with pytest.raises(ValueError):
         load_protocol("nonsense")
     with pytest.raises(KeyError):
-        load_protocol("tecator", target="assay")
+        load_protocol("tecator", ["fat", "assay"])
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +193,7 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 
 
 def test_quick_training_fits_a_single_member():
-    from trainer.training_run import TrainSettings
+    from trainer.train_settings import TrainSettings
 
     assert TrainSettings(quick=True).cnn_regressor(155).ensemble_size == 1
     assert TrainSettings(quick=True, ensemble_size=2).cnn_regressor(155).ensemble_size == 2
@@ -185,7 +201,7 @@ def test_quick_training_fits_a_single_member():
 
 @pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
 def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
-    from trainer.training_run import QUICK_SPECTRA_SEEN, TrainSettings
+    from trainer.train_settings import QUICK_SPECTRA_SEEN, TrainSettings
 
     regressor = TrainSettings(quick=True).cnn_regressor(n_train)
     seen = regressor.epochs * regressor.augmenter.n_copies * n_train

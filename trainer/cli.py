@@ -143,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load_config_file(path: Path | None) -> dict:
     """A train config (TOML or YAML); keys that are not ``TrainSettings`` fields are refused by name."""
     from nirstream.core.settings import ConfigFileError
-    from trainer.training_run import TrainSettings
+    from trainer.train_settings import TrainSettings
 
     if path is None:
         return {}
@@ -171,7 +171,7 @@ def _load_config_file(path: Path | None) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.training_run import TrainSettings, run_training
+    from trainer.train_settings import TrainSettings
 
     options = _load_config_file(args.config)
     data = _data_source_options(args, options.pop("data", None))
@@ -193,6 +193,8 @@ def _train(args: argparse.Namespace) -> int:
     settings = TrainSettings(**options)
     if args.from_topic:
         settings = settings.model_copy(update={"extra_training": _export_from_topic(args, settings)})
+    from trainer.training_run import run_training  # TensorFlow: only once the options are known to be good
+
     # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
     summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
     _print_summary(summary)

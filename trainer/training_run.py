@@ -13,104 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmsep_interval
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
-from nirstream.core.settings import SharedSettings
 from trainer.announce import announce
-from trainer.cnn import CNNRegressor
 from trainer.compare import compare_pls
-from trainer.intervals import DEFAULT_COVERAGE, calibrate_intervals, empirical_coverage
-from trainer.protocols import DataSource, Protocol, load_protocol, protocol_from_data
+from trainer.intervals import calibrate_intervals, empirical_coverage
+from trainer.protocols import Protocol
 from trainer.publish import decide_promotion, publish_candidate
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
-from trainer.variants import variant_steps
+from trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
-
-
-QUICK_SAMPLES_PER_EPOCH = 1000
-QUICK_SPECTRA_SEEN = 30_000  # the quick fit's budget of augmented spectra, whatever the training set's size
-
-
-class TrainSettings(BaseModel):
-    """What ``nirstream train`` does; defaults reproduce the paper's setup on the tablets. Unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    protocol: str = Field(default="cross-instrument", description="Built-in data: same-instrument, cross-instrument or tecator")
-    targets: list[str] = Field(default_factory=list, description="Built-in data's targets (default assay / fat)")
-    data: DataSource | None = Field(default=None, description="A plant's own file instead of a built-in protocol")
-    variant: str = "augment+emsc"
-    seed: int = 0
-    epochs: int | None = None
-    n_copies: int | None = None
-    ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNRegressor's, 3)")
-    quick: bool = Field(default=False, description="Demo-sized CNN, one member, ~1,000 spectra per epoch: seconds, for demos and tests")
-    coverage: float = Field(default=DEFAULT_COVERAGE, gt=0, lt=1, description="Prediction intervals' coverage")
-    registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
-    report_dir: Path = Path("artifacts")
-    promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
-    pls: bool = True
-    bootstrap_servers: str | None = None
-    models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
-                              description="Default: NIRSTREAM_TOPICS__MODELS")
-    extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra added to training (every row)")
-
-    @model_validator(mode="after")
-    def _targets_in_one_place(self) -> TrainSettings:
-        if self.data is not None and self.targets:
-            raise ValueError("with data, name the targets in data.targets (--target goes there on the command line)")
-        return self
-
-    def load_protocol(self) -> Protocol:
-        """Train / validation / test of the user's file or the built-in protocol, plus any extra training rows."""
-        protocol = protocol_from_data(self.data) if self.data else load_protocol(self.protocol, self.targets, full_grid=True)
-        return _with_extra_training(protocol, self.extra_training) if self.extra_training else protocol
-
-    def cnn_regressor(self, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,
-                      verbose: int | str = 0) -> CNNRegressor:
-        """The (unfitted) regressor ``train`` fits on ``n_train`` spectra of grid ``wavelengths``."""
-        n_copies, params = 50, {}  # CNNRegressor's defaults otherwise: the measured winners on the tablets
-        if self.quick:
-            # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and a fixed budget:
-            # about QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch and QUICK_SPECTRA_SEEN in all (so a retrain
-            # on 1,500 stream spectra runs 20 epochs, not 30 longer ones): seconds on 2 cores, first model or retrain.
-            n_copies = max(1, round(QUICK_SAMPLES_PER_EPOCH / max(n_train, 1)))
-            epochs = int(np.clip(round(QUICK_SPECTRA_SEEN / (n_copies * max(n_train, 1))), 10, 30))
-            params = {"filters": (4, 8), "kernel_size": 16, "dense_units": 32, "epochs": epochs,
-                      "early_stopping_start": epochs, "ensemble_size": 1}
-        n_copies = self.n_copies if self.n_copies is not None else n_copies
-        params |= {k: v for k, v in (("epochs", self.epochs), ("ensemble_size", self.ensemble_size)) if v is not None}
-        preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies)
-        return CNNRegressor(preprocessor, augmenter, random_state=self.seed, verbose=verbose, **params)
-
-
-def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:
-    """Append labelled plant spectra (same grid, the protocol's targets) to the training set."""
-    from nirstream.core.datasets import load_table
-
-    train = protocol.train
-    extra = load_table(path, target_columns=list(protocol.targets))
-    if extra.wavelengths.shape != train.wavelengths.shape or not np.allclose(extra.wavelengths, train.wavelengths, atol=0.01):
-        raise ValueError(f"{path}: wavelength grid differs from the training data")
-    combined = replace(
-        train,
-        X=np.vstack([train.X, extra.X]),
-        y=np.vstack([protocol.y(train), protocol.y(extra)]),
-        target_names=protocol.targets,
-        units=tuple(protocol.unit(t) for t in protocol.targets),
-        sample_names=train.sample_names + extra.sample_names,
-    )
-    log.info("training on %d spectra (%d added from %s)", combined.n_samples, extra.n_samples, path)
-    return replace(protocol, train=combined)
 
 
 def _per_target(y: np.ndarray, predicted: np.ndarray, targets: tuple[str, ...], seed: int) -> dict[str, dict]:
