@@ -38,8 +38,13 @@ def fit_small_tecator_parts(tecator: SpectralDataset, seed: int = 0, epochs: int
     model = small_model(preprocessor.n_model_channels, seed)
     model.compile(optimizer="adam", loss="mse")
     model.fit(features, (fat - fat.mean()) / fat.std(), epochs=epochs, batch_size=32, verbose=0)
+    # A fixture's intervals: calibrated on its own fitting data (a real run uses the validation split)
+    from trainer.intervals import calibrate_intervals
+
+    fitted = model.predict(features, verbose=0).ravel() * fat.std() + fat.mean()
+    intervals, _ = calibrate_intervals(fat[:, None], fitted[:, None], ("fat",), coverage=0.9)
     metadata = {"targets": ["fat"], "units": {"fat": "%"}, "target_mean": [float(fat.mean())], "target_scale": [float(fat.std())],
-                "target_range": {"fat": (float(fat.min()), float(fat.max()))}}
+                "target_range": {"fat": (float(fat.min()), float(fat.max()))}, "intervals": intervals}
     return preprocessor, domain, model, metadata
 
 

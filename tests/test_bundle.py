@@ -152,3 +152,18 @@ def test_a_concurrent_reader_never_sees_a_half_written_version(tmp_path, fitted_
     thread.join()
     assert registry.versions() == ["1", "2", "3", "4"] and registry.champion() == "4"
     assert observations > 0
+
+
+def test_format_1_metadata_with_one_target_still_loads():
+    from nirstream.core.bundle import BundleMetadata
+
+    old = {"format": 1, "target": "assay", "unit": "mg", "target_mean": 200.0, "target_scale": 20.0,
+           "target_range": [150.0, 250.0], "input_grid": {"start_nm": 600, "step_nm": 2, "count": 650},
+           "preprocessing": {}, "domain": {}}
+    meta = BundleMetadata.model_validate(old)
+    assert meta.targets == ["assay"] and meta.units == {"assay": "mg"} and meta.target_mean == [200.0]
+    assert meta.target_range == {"assay": (150.0, 250.0)} and meta.intervals is None
+    two_targets_one_mean = {k: v for k, v in old.items() if k not in ("target", "unit", "target_range")} | {
+        "format": 2, "targets": ["a", "b"], "target_mean": [1.0], "target_scale": [1.0, 1.0]}
+    with pytest.raises(ValueError, match="one value per target"):
+        BundleMetadata.model_validate(two_targets_one_mean)
