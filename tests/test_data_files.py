@@ -167,3 +167,17 @@ def test_bootstrap_intervals_contain_the_estimate_and_decide_only_when_clear(rng
     assert paired_rmsep_difference(y, good, poor)["verdict"] == "a better"
     same = paired_rmsep_difference(y, good, good + rng.normal(scale=0.01, size=60))
     assert same["low"] < 0 < same["high"] and same["verdict"] == "no difference shown"
+
+
+def test_a_gate_split_named_by_the_user_decides_promotion_alone(tecator, tmp_path):
+    frame = tecator_frame(tecator)
+    frame.loc[frame.index[frame["set"] == "train"][:20], "set"] = "gate"
+    frame.to_csv(tmp_path / "plant.csv", index=False)
+    protocol = protocol_from_data(DataSource(path=tmp_path / "plant.csv", targets=["fat"], split_column="set",
+                                             validation="val", gate="gate"))
+    name, gate = protocol.gate_data
+    assert name == "gate" and gate.n_samples == 20 and protocol.train.n_samples == 109
+    assert "'gate' decides promotion" in protocol.split_description
+    assert not set(gate.sample_names) & set(protocol.train.sample_names + protocol.validation.sample_names)
+    without = protocol_from_data(DataSource(path=tmp_path / "plant.csv", targets=["fat"], split_column="set", validation="val"))
+    assert without.gate_data[0] == "validation" and "['gate'] are not used" in without.split_description

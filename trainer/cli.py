@@ -40,6 +40,8 @@ def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bo
     parser.add_argument("--validation", dest="validation_label", metavar="LABEL",
                         help="validation rows' label (default validation): early stopping, intervals, promotion gate")
     parser.add_argument("--test", dest="test_label", metavar="LABEL", help="test rows' label (default test): reported only")
+    parser.add_argument("--gate", dest="gate_label", metavar="LABEL",
+                        help="rows set aside for the promotion gate alone (default: the gate uses the validation rows)")
     parser.add_argument("--unit", action="append", metavar="TARGET=UNIT", help="unit of a target, e.g. fat=%%; repeatable")
 
 
@@ -49,6 +51,7 @@ def _data_source_options(args: argparse.Namespace, configured: dict | None = Non
     flags = {"path": args.data, "references": args.references, "id_column": args.id_column,
              "split_column": args.split_column, "train": getattr(args, "train_label", None),
              "validation": getattr(args, "validation_label", None), "test": getattr(args, "test_label", None),
+             "gate": getattr(args, "gate_label", None),
              "window_nm": getattr(args, "window_nm", None)}
     options.update({k: v for k, v in flags.items() if v is not None})
     if not options:

@@ -38,6 +38,12 @@ class Protocol:
     extra_tests: dict[str, SpectralDataset] = field(default_factory=dict)
     window_nm: tuple[float, float] | None = None  # channels the model sees; the rest is cut off
     split_description: str = ""  # where the splits came from, for the report
+    gate: SpectralDataset | None = None  # spectra set aside for the promotion gate (default: the validation split)
+
+    @property
+    def gate_data(self) -> tuple[str, SpectralDataset]:
+        """The promotion gate's spectra and their name: a dedicated gate split, else the validation split."""
+        return ("gate", self.gate) if self.gate is not None else ("validation", self.validation)
 
     def model_view(self, dataset: SpectralDataset) -> SpectralDataset:
         """The model's channels of ``dataset`` (a no-op on data already cut to the window)."""
@@ -110,6 +116,8 @@ class DataSource(BaseModel):
     train: str = Field(default="train", description="Label of training rows in the split column")
     validation: str = Field(default="validation", description="Label of validation rows (early stopping, calibration, gate)")
     test: str = Field(default="test", description="Label of test rows (reported only)")
+    gate: str | None = Field(default=None, description="Label of rows set aside for the promotion gate alone "
+                                                       "(default: the gate uses the validation rows)")
     units: dict[str, str] = Field(default_factory=dict, description="Target -> unit")
     window_nm: tuple[float, float] | None = Field(default=None, description="Channels the model sees (default: all)")
     split_fractions: tuple[float, float, float] = Field(default=DEFAULT_FRACTIONS,
@@ -150,29 +158,34 @@ def protocol_from_data(source: DataSource) -> Protocol:
     data = source.load()
     if source.split_column:
         labels = {"train": source.train, "validation": source.validation, "test": source.test}
+        if source.gate is not None:
+            labels["gate"] = source.gate
         missing = {role: label for role, label in labels.items() if label not in data.splits}
         if missing:
             raise DataFileError(f"{source.path.name}: split column {source.split_column!r} has no {missing} rows; "
                                 f"its labels are {sorted(data.splits)} (name them with --train/--validation/--test)")
         rows = {role: data.splits[label] for role, label in labels.items()}
         described = (f"{data.name}: the file's split column {source.split_column!r}: {source.train!r} trains, "
-                     f"{source.validation!r} validates, {source.test!r} tests")
+                     f"{source.validation!r} validates, {source.test!r} tests"
+                     + (f", {source.gate!r} decides promotion" if source.gate else ""))
         unused = sorted(set(data.splits) - set(labels.values()))
         if unused:
             described += f" (rows labelled {unused} are not used)"
     else:
+        if source.gate is not None:
+            raise DataFileError("a gate split needs a split column that labels its rows")
         rows = kennard_stone_split(data.X, list(data.sample_names) if source.id_column else None, source.split_fractions)
         described = (f"{data.name}: no split column, so a deterministic Kennard–Stone split over principal-component scores, dealt "
                      f"out train/validation/test {'/'.join(f'{f:.0%}' for f in source.split_fractions)} so that each "
                      "spans the spectra" + (f"; replicates of one {source.id_column!r} kept together" if source.id_column else ""))
-    for role, minimum in MIN_SAMPLES.items():
+    for role, minimum in (MIN_SAMPLES | ({"gate": MIN_SAMPLES["validation"]} if "gate" in rows else {})).items():
         if rows[role].size < minimum:
             raise DataFileError(f"{source.path.name}: the {role} split has {rows[role].size} spectra; at least {minimum} needed")
     if source.id_column:
         _refuse_shared_samples(data, rows, source.path.name)
     sets = {role: data.rows(index, name=f"{data.name}[{role}]") for role, index in rows.items()}
     return Protocol(f"data:{source.path.name}", tuple(data.target_names), sets["train"], sets["validation"], sets["test"],
-                    window_nm=source.window_nm, split_description=described)
+                    window_nm=source.window_nm, split_description=described, gate=sets.get("gate"))
 
 
 def _refuse_shared_samples(data: SpectralDataset, rows: dict[str, np.ndarray], source: str) -> None:

@@ -44,7 +44,9 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
         "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS latent variables by repeated 10-fold "
                           "cross-validation inside it",
         "validation split": "CNN early stopping and learning-rate schedule, ensemble members' validation scores, "
-                            f"prediction-interval calibration ({interval_note}), promotion gate",
+                            f"prediction-interval calibration ({interval_note})"
+                            + ("" if protocol.gate is not None else ", promotion gate"),
+        **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
         "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
                          "(PLS 'ORACLE' rows pick LVs on the test set and are shown only to compare with published figures)",
         "fixed before seeing any data": f"variant {settings.variant}, architecture and training budget "
@@ -92,7 +94,8 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         dataset_name=protocol.train.name,
     )
     candidate = Predictor(registry.load(version))
-    decision = decide_promotion(registry, candidate, protocol.validation.X, y_val, settings.promote_margin, "validation")
+    gate_name, gate = protocol.gate_data
+    decision = decide_promotion(registry, candidate, gate.X, protocol.y(gate), settings.promote_margin, gate_name)
     if decision.promote:
         registry.promote(version, decision.reason)
         if settings.bootstrap_servers:
@@ -129,6 +132,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         "protocol": protocol.name, "targets": list(targets), "units": units, "variant": settings.variant,
         "version": version, "seed": settings.seed,
         "n": {"train": protocol.train.n_samples, "validation": protocol.validation.n_samples,
+              **({"gate": protocol.gate.n_samples} if protocol.gate is not None else {}),
               **{name: data.n_samples for name, data in protocol.tests.items()}},
         "data_choices": _data_choices(protocol, settings, interval_note),
         "cnn": {"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
