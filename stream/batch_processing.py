@@ -204,6 +204,7 @@ def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch:
         "predictions": dict(zip(predictor.targets, batch.values[i].tolist(), strict=True)),
         "units": predictor.units,
         "intervals": predictor.interval_map(batch.values[i]),
+        "ensemble_spread": predictor.spread_map(batch.spread[i]),
         "outlier": {
             "hotelling_t2": float(batch.hotelling_t2[i]),
             "q_residual": float(batch.q_residual[i]),

@@ -113,6 +113,7 @@ def test_the_worker_predicts_every_target_with_its_interval(registry, broker, to
     for message in predictions:
         i = message.sequence
         assert list(message.predictions) == TARGETS and message.units == {t: "%" for t in TARGETS}
+        assert message.ensemble_spread is None  # --quick trains one network: no members to disagree
         for j, target in enumerate(TARGETS):
             assert message.predictions[target] == pytest.approx(offline[i, j], rel=1e-5, abs=1e-5)
             interval = message.intervals[target]

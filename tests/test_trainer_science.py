@@ -217,3 +217,19 @@ def test_collapsed_members_are_replaced_then_refused():
                     max_member_retries=1)
     with pytest.raises(RuntimeError, match=r"seeds \[7, 8\] all collapsed"):
         fit_on(regressor, protocol)
+
+
+def test_a_served_ensemble_reports_how_much_its_members_disagree(tiny_ensemble, tmp_path):
+    from nirstream.core.bundle import load_bundle, write_bundle
+    from nirstream.core.domain import ApplicabilityDomain
+    from nirstream.core.predictor import Predictor
+
+    protocol, regressor = tiny_ensemble
+    domain = ApplicabilityDomain().fit(regressor.features(protocol.train.X))
+    write_bundle(tmp_path / "bundle", regressor.model_, regressor.preprocessor_, domain, targets=["fat"],
+                 target_mean=regressor.target_mean_.tolist(), target_scale=regressor.target_scale_.tolist())
+    served = Predictor(load_bundle(tmp_path / "bundle")).predict(protocol.test.X)
+    members = regressor.predict_members(protocol.test.X)
+    np.testing.assert_allclose(served.values[:, 0], members.mean(axis=1), rtol=1e-5, atol=1e-4)  # the deployed average
+    np.testing.assert_allclose(served.spread[:, 0], members.std(axis=1), rtol=1e-4, atol=1e-4)
+    assert (served.spread > 0).all()

@@ -17,6 +17,7 @@ from nirstream.core.bundle import ModelBundle
 @dataclass(frozen=True)
 class BatchPrediction:
     values: np.ndarray  # (n, k): one column per target, in the targets' units
+    spread: np.ndarray  # (n, k): standard deviation of the seed-ensemble members' predictions (NaN: one model)
     hotelling_t2: np.ndarray
     q_residual: np.ndarray
     flags: np.ndarray  # 'ok' | 'warning' | 'outlier'
@@ -63,6 +64,17 @@ def padded_size(n: int) -> int:
     return -(-n // largest) * largest
 
 
+def _with_member_outputs(model):
+    """A seed ensemble (members nested in one model, averaged by its last layer) as a model that returns the average
+    and each member's output from one call; any other model as it is."""
+    import keras
+
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(members) < 2:
+        return model
+    return keras.Model(model.inputs, [model.output, *(member.output for member in members)])
+
+
 class Predictor:
     """Wraps a bundle's model in a ``tf.function``; batches are zero-padded to a few fixed sizes.
 
@@ -87,7 +99,8 @@ class Predictor:
         self._half_widths = (np.array([meta.intervals.half_width[t] for t in self.targets])
                              if meta.intervals is not None else None)
         input_shape = tuple(bundle.model.input_shape[1:])
-        model = bundle.model
+        model = _with_member_outputs(bundle.model)
+        self.is_ensemble = isinstance(model.output, (list, tuple))
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
         self._input_shape = input_shape
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True)
@@ -99,6 +112,10 @@ class Predictor:
         coverage = self.intervals.coverage
         return {t: {"low": float(v - h), "high": float(v + h), "coverage": coverage}
                 for t, v, h in zip(self.targets, row, self._half_widths, strict=True)}
+
+    def spread_map(self, row: np.ndarray) -> dict[str, float] | None:
+        """Target -> the ensemble members' standard deviation for one spectrum (None: not an ensemble)."""
+        return dict(zip(self.targets, row.tolist(), strict=True)) if self.is_ensemble else None
 
     def warm_up(self) -> None:
         """Trace and run the graph once so the first real batch pays no compile cost."""
@@ -119,13 +136,20 @@ class Predictor:
         n = features.shape[0]
         padded = np.zeros((padded_size(n), features.shape[1]), np.float32)
         padded[:n] = features
-        raw = self._call(padded.reshape((-1, *self._input_shape))).numpy().reshape(padded.shape[0], -1)[:n]
+        outputs = self._call(padded.reshape((-1, *self._input_shape)))
+        if self.is_ensemble:  # the ensemble's average (the deployed output) and each member's
+            mean, *members = (o.numpy().reshape(padded.shape[0], -1)[:n] for o in outputs)
+            spread = np.std(np.stack(members), axis=0).astype(np.float64) * self._y_scale
+        else:
+            mean = outputs.numpy().reshape(padded.shape[0], -1)[:n]
+            spread = np.full(mean.shape, np.nan)
         finished = time.perf_counter()
-        values = (raw * self._y_scale + self._y_mean).astype(np.float64)
+        values = (mean * self._y_scale + self._y_mean).astype(np.float64)
         values[screened.degenerate] = np.nan
         flags = np.where(screened.outside, "outlier", self.bundle.domain.flags(t2, q))
         return BatchPrediction(
             values=values,
+            spread=spread,
             hotelling_t2=t2,
             q_residual=q,
             flags=flags,

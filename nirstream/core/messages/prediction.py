@@ -68,5 +68,9 @@ class PredictionMessage(BaseModel):
     units: dict[str, str] = Field(default_factory=dict, description="Target name -> unit")
     intervals: dict[str, PredictionInterval] | None = Field(
         default=None, description="Target name -> prediction interval (absent when the model has none)")
+    ensemble_spread: dict[str, float] | None = Field(
+        default=None, description="Target name -> standard deviation of the seed-ensemble members' predictions: "
+                                  "how much the members disagree (model uncertainty only; the interval is the calibrated "
+                                  "range). Absent for a single-network model")
     outlier: OutlierStatistics | None = None
     timings: PredictionTimings | None = None
