@@ -66,13 +66,13 @@ def padded_size(n: int) -> int:
 
 def _with_member_outputs(model):
     """A seed ensemble (members nested in one model, averaged by its last layer) as a model that returns the average
-    and each member's output from one call; any other model as it is."""
+    and each member's output from one call, and True; any other model as it is, and False."""
     import keras
 
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(members) < 2:
-        return model
-    return keras.Model(model.inputs, [model.output, *(member.output for member in members)])
+        return model, False
+    return keras.Model(model.inputs, [model.output, *(member.output for member in members)]), True
 
 
 class Predictor:
@@ -99,8 +99,7 @@ class Predictor:
         self._half_widths = (np.array([meta.intervals.half_width[t] for t in self.targets])
                              if meta.intervals is not None else None)
         input_shape = tuple(bundle.model.input_shape[1:])
-        model = _with_member_outputs(bundle.model)
-        self.is_ensemble = isinstance(model.output, (list, tuple))
+        model, self.is_ensemble = _with_member_outputs(bundle.model)
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
         self._input_shape = input_shape
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True)
