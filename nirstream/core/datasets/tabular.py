@@ -65,9 +65,8 @@ def _numeric_block(frame: pd.DataFrame, what: str, source: str) -> np.ndarray:
 
 
 def _check_grid(grid: np.ndarray, source: str) -> None:
-    duplicated = np.unique(grid[np.flatnonzero(np.diff(grid) == 0)])
-    if duplicated.size or np.unique(grid).size != grid.size:
-        values, counts = np.unique(grid, return_counts=True)
+    values, counts = np.unique(grid, return_counts=True)
+    if (counts > 1).any():
         raise DataFileError(f"{source}: duplicate wavelength column(s) {values[counts > 1][:5].tolist()} nm")
     if np.any(np.diff(grid) < 0):
         first = int(np.flatnonzero(np.diff(grid) < 0)[0])
