@@ -28,7 +28,8 @@ def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bo
     parser.add_argument("--references", type=Path, help="with JCAMP-DX --data: CSV of reference values by sample id")
     parser.add_argument("--target", action="append", metavar="NAME",
                         help="reference column to predict; repeat for several (default: built-in protocol's, or every "
-                             "numeric column of --data)")
+                             "numeric column of --data)" if split_labels else
+                        "reference column to evaluate; repeat for several (default: every target of the model)")
     parser.add_argument("--id-column", help="sample id column (replicate spectra of one id stay in one split; JCAMP: "
                         "the references' id column, default 'sample')")
     if not split_labels:
