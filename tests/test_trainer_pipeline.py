@@ -18,8 +18,8 @@ from trainer.training_run import run_training
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("trained")
-    settings = TrainSettings(protocol="tecator", targets=["water", "fat", "protein"], quick=True, registry=base / "registry",
-                             report_dir=base / "reports")
+    settings = TrainSettings(protocol="tecator", targets=["water", "fat", "protein"], quick=True, family="cnn",
+                             registry=base / "registry", report_dir=base / "reports")
     return settings, run_training(settings, verbose=0)
 
 

@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--quick", action="store_true",
                        help="demo-sized CNN, one member, ~30,000 augmented spectra seen (10-30 epochs): ~25 s of fitting on 2 cores")
     train.add_argument("--coverage", type=float, help="prediction intervals' coverage, calibrated on the validation split (default 0.9)")
-    train.add_argument("--no-pls", action="store_true", help="skip the PLS baseline")
+    train.add_argument("--no-pls", action="store_true", help="skip PLS (baseline and deployable family): CNN only")
+    train.add_argument("--family", choices=["auto", "cnn", "pls"],
+                       help="model family to deploy (default auto: CNN or PLS, whichever has the lower validation RMSEP)")
     train.add_argument("--promote-margin", type=float,
                        help="relative validation-RMSEP improvement over the champion needed to promote (default 0)")
     train.add_argument("--report-dir", type=Path, help="where reports go (default ./artifacts)")
@@ -183,6 +185,7 @@ def _train(args: argparse.Namespace) -> int:
         "protocol": args.protocol, "variant": args.variant, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
+        "family": args.family,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
     }
     options.update({k: v for k, v in flags.items() if v is not None})
@@ -207,16 +210,22 @@ def _train(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict) -> None:
     print(f"version {summary['version']}: {summary['promotion']['reason']}")
+    print(f"  deployed {summary['deployed']['reason']}")
     units = summary["units"]
     coverage = summary["intervals"].get("test_coverage", {})
-    for name, per_target in summary["cnn"]["tests"].items():
+    family = summary["deployed"]["family"].upper()
+    for name, per_target in summary["deployed"]["tests"].items():
         for target, m in per_target.items():
             ci, unit = m["rmsep_ci95"], units[target]
-            line = (f"  CNN  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {unit} (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
-                    f"  bias {m['bias']:+.3f}  R² {m['r2']:.3f}")
+            line = (f"  {family:4s} {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {unit} (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
+                    f"  bias {m['bias']:+.3f}  R² {m['r2']:.3f}  (deployed)")
             if name in coverage:
                 line += f"  interval ±{coverage[name][target]['width'] / 2:.3f}: covers {coverage[name][target]['coverage']:.0%}"
             print(line)
+    if family != "CNN":
+        for name, per_target in summary["cnn"].get("tests", {}).items():
+            for target, m in per_target.items():
+                print(f"  CNN  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  (not deployed)")
     for target, pls in (summary["pls"] or {}).items():
         for rule in ("min", "1se"):
             entry = pls[f"cv_{rule}"]

@@ -1,6 +1,6 @@
-"""Turn a fitted CNN into a model bundle, and decide whether it becomes champion.
+"""Turn a fitted model (CNN or PLS) into a model bundle, and decide whether it becomes champion.
 
-The bundle stores the regressor's own fitted ``SpectralPreprocessor`` (on the analyzers' whole
+The bundle stores the model's own fitted ``SpectralPreprocessor`` (on the analyzers' whole
 wavelength grid; it cuts the model's window itself): the worker runs what the trainer fitted.
 The promotion gate compares candidate and champion on the gate data (the validation split, or a
 split the user set aside for it), never on the split the report calls test.
@@ -18,7 +18,7 @@ from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.figures_of_merit import rmse
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
-from trainer.cnn import CNNRegressor
+from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,8 @@ def decide_promotion(registry: ModelRegistry, candidate: Predictor, X_gate: np.n
     return PromotionDecision(False, reason, gate_data, candidate_rmsep, champion_rmsep, champion_version)
 
 
-def publish_candidate(registry: ModelRegistry, regressor: CNNRegressor, domain: ApplicabilityDomain, **metadata) -> str:
-    """Write the fitted regressor (its network and the very preprocessor it was fitted with) as a new version."""
-    return registry.publish(
-        lambda directory: write_bundle(
-            directory, regressor.model_, regressor.preprocessor_, domain,
-            target_mean=regressor.target_mean_.tolist(), target_scale=regressor.target_scale_.tolist(), **metadata,
-        )
-    )
+def publish_candidate(registry: ModelRegistry, model, preprocessor: SpectralPreprocessor, domain: ApplicabilityDomain,
+                      **metadata) -> str:
+    """Write a fitted model (a CNN's network or a ``LinearModel``) with the very preprocessor it was fitted with as a
+    new version."""
+    return registry.publish(lambda directory: write_bundle(directory, model, preprocessor, domain, **metadata))

@@ -116,9 +116,14 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[dict], list[dict], list[
     """Rows of the report's three tables: figures of merit, CNN − PLS differences, interval coverage."""
     figures, differences, coverage = [], [], []
     version = summary.get("version")
-    for name, per_target in summary["cnn"]["tests"].items():
+    deployed = summary["deployed"]["family"]
+    for name, per_target in summary["deployed"]["tests"].items():
         for target, m in per_target.items():
-            figures.append({"model": f"CNN {summary['variant']} (v{version})", "target": target, "test set": name, **m,
+            figures.append({"model": f"{deployed.upper()} {summary['variant']} (v{version}, deployed)", "target": target,
+                            "test set": name, **m, "rmsep 95% CI": _ci(m["rmsep_ci95"])})
+    for name, per_target in (summary["cnn"].get("tests", {}) if deployed != "cnn" else {}).items():
+        for target, m in per_target.items():
+            figures.append({"model": f"CNN {summary['variant']} (not deployed)", "target": target, "test set": name, **m,
                             "rmsep 95% CI": _ci(m["rmsep_ci95"])})
     for target, pls in (summary.get("pls") or {}).items():
         for rule in ("min", "1se"):
@@ -157,6 +162,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><b
 <p>Targets {html.escape(units)}, variant <b>{html.escape(summary.get("variant", ""))}</b>,
 model version {html.escape(str(summary.get("version")))}; spectra {html.escape(str(summary.get("n", "")))}.</p>
 <h2>Which data chose what</h2><ul>{choices}</ul>
+<p>Deployed family: {html.escape(summary["deployed"]["reason"])}.</p>
 <h2>Figures of merit (95 % bootstrap interval of the RMSEP over the test samples)</h2>
 {metrics_table(figures, figure_columns)}
 <h2>CNN − PLS (LVs by CV, min rule): paired bootstrap</h2>

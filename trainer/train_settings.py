@@ -41,7 +41,9 @@ class TrainSettings(BaseModel):
     registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
-    pls: bool = True
+    pls: bool = Field(default=True, description="Fit PLS per target: the baseline, and a family that can be deployed")
+    family: str = Field(default="auto", pattern="^(auto|cnn|pls)$",
+                        description="Model family to deploy: auto (lower validation RMSEP), cnn or pls")
     bootstrap_servers: str | None = None
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
                               description="Default: NIRSTREAM_TOPICS__MODELS")
@@ -51,6 +53,8 @@ class TrainSettings(BaseModel):
     def _targets_in_one_place(self) -> TrainSettings:
         if self.data is not None and self.targets:
             raise ValueError("with data, name the targets in data.targets (--target goes there on the command line)")
+        if self.family == "pls" and not self.pls:
+            raise ValueError("family pls needs PLS (drop --no-pls)")
         return self
 
     def load_protocol(self) -> Protocol:

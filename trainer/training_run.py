@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmsep_interval
+from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmse, rmsep_interval
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.announce import announce
 from trainer.compare import compare_pls
 from trainer.intervals import calibrate_intervals, empirical_coverage
 from trainer.protocols import Protocol
+from trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
 from trainer.publish import decide_promotion, publish_candidate
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
 from trainer.train_settings import TrainSettings
@@ -44,6 +45,7 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
         "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS latent variables by repeated 10-fold "
                           "cross-validation inside it",
         "validation split": "CNN early stopping and learning-rate schedule, ensemble members' validation scores, "
+                            f"the deployed family (CNN or PLS, settings: {settings.family}), "
                             f"prediction-interval calibration ({interval_note})"
                             + ("" if protocol.gate is not None else ", promotion gate"),
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
@@ -54,42 +56,127 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
     }
 
 
+@dataclass
+class Candidate:
+    """One fitted model family, ready to publish: what predicts, on what features, with which figures."""
+
+    family: str  # "cnn" or "pls"
+    model: Any  # keras.Model or LinearModel
+    preprocessor: Any  # the fitted SpectralPreprocessor the bundle stores
+    target_mean: list[float]
+    target_scale: list[float]
+    predict: Any  # raw spectra -> (n, k) in target units
+    training: dict[str, Any]
+
+
+def _cnn_candidate(regressor) -> Candidate:
+    return Candidate("cnn", regressor.model_, regressor.preprocessor_, regressor.target_mean_.tolist(),
+                     regressor.target_scale_.tolist(), lambda X: np.reshape(regressor.predict(X), (len(X), -1)),
+                     {"config": regressor.settings(), "best_epoch": regressor.best_epoch_,
+                      "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_,
+                      "member_seeds": regressor.member_seeds_, "best_epochs": regressor.best_epochs_,
+                      "member_validation_rmsep": regressor.member_validation_rmsep_,
+                      "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_})
+
+
+def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str, baseline: dict, seed: int) -> Candidate:
+    """The deployable PLS: for each preprocessing (raw, EMSC and the run's variant) one PLS per target with LVs by
+    cross-validation on the training split; the preprocessing with the lower validation RMSEP (mean over targets,
+    in training standard deviations) is kept."""
+    y_val, scale = protocol.y(protocol.validation), protocol.y(protocol.train).std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    tried, best = {}, None
+    for variant in dict.fromkeys((baseline_variant, *PLS_VARIANTS)):
+        selections = baseline if variant == baseline_variant else {
+            target: compare_pls(windowed, variant, target)[0] for target in protocol.targets}
+        latent_variables = {target: selections[target]["cv_min"]["lv"] for target in protocol.targets}
+        model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed)
+        validation_rmsep = rmse(predict_linear(model, preprocessor, protocol.validation.X), y_val, axis=0)
+        score = float(np.mean(validation_rmsep / scale))
+        tried[variant] = {"latent_variables": latent_variables, "validation_rmsep": validation_rmsep.tolist(), "score": score}
+        if best is None or score < best[0]:
+            best = (score, variant, model, preprocessor, latent_variables)
+    _, variant, model, preprocessor, latent_variables = best
+    k = len(protocol.targets)
+    return Candidate("pls", model, preprocessor, [0.0] * k, [1.0] * k,
+                     lambda X: predict_linear(model, preprocessor, X),
+                     {"pls_variant": variant, "latent_variables": latent_variables,
+                      "lv_rule": "min RMSECV, repeated 10-fold CV on the training split",
+                      "pls_variant_rule": "lowest validation RMSEP (mean over targets, in training standard deviations)",
+                      "pls_variants_tried": tried, "augmented_copies": PLS_COPIES})
+
+
+def _choose_family(candidates: dict[str, Candidate], protocol: Protocol, wanted: str) -> tuple[Candidate, str, dict]:
+    """The family to deploy: the one asked for, or (``auto``) the lower validation RMSEP, averaged over targets
+    relative to the other family (unit-free). Ties keep the CNN."""
+    y_val = protocol.y(protocol.validation)
+    scores = {name: dict(zip(protocol.targets, rmse(c.predict(protocol.validation.X), y_val, axis=0).tolist(), strict=True))
+              for name, c in candidates.items()}
+    if wanted != "auto" or len(candidates) == 1:
+        name = wanted if wanted != "auto" else next(iter(candidates))
+        return candidates[name], f"{name.upper()} as configured (family={wanted})", scores
+    ratio = float(np.mean([scores["pls"][t] / max(scores["cnn"][t], 1e-12) for t in protocol.targets]))
+    name = "pls" if ratio < 1 else "cnn"
+    versus = ", ".join(f"{t} CNN {scores['cnn'][t]:.3f} / PLS {scores['pls'][t]:.3f}" for t in protocol.targets)
+    return candidates[name], f"{name.upper()}: lower validation RMSEP ({versus}; PLS/CNN ratio {ratio:.3f})", scores
+
+
 def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[str, Any]:
     started = time.perf_counter()
     protocol = settings.load_protocol()
     targets = protocol.targets
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
-    # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
-    regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
-    log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
-             protocol.train.n_samples, ", ".join(targets), settings.variant, regressor.epochs,
-             regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
-    regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
-    train_features = regressor.features(protocol.train.X)
-    domain = ApplicabilityDomain().fit(train_features)
+    candidates: dict[str, Candidate] = {}
+    regressor = None
+    if settings.family in ("auto", "cnn"):
+        # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
+        regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
+        log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
+                 protocol.train.n_samples, ", ".join(targets), settings.variant, regressor.epochs,
+                 regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
+        regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
+        candidates["cnn"] = _cnn_candidate(regressor)
 
-    validation_predicted = regressor.predict(protocol.validation.X)
+    pls, pls_predictions = {}, {}
+    if settings.pls:
+        windowed = replace(protocol, train=protocol.model_view(protocol.train), validation=protocol.model_view(protocol.validation),
+                           test=protocol.model_view(protocol.test),
+                           extra_tests={n: protocol.model_view(d) for n, d in protocol.extra_tests.items()})
+        for target in targets:
+            log.info("PLS for %s: latent variables by cross-validation on the training split", target)
+            pls[target], pls_predictions[target] = compare_pls(windowed, settings.variant, target)
+        if settings.family in ("auto", "pls"):
+            candidates["pls"] = _pls_candidate(protocol, windowed, settings.variant, pls, settings.seed)
+    deployed, family_reason, family_scores = _choose_family(candidates, protocol, settings.family)
+    log.info("deploying %s", family_reason)
+
+    train_features = deployed.preprocessor.transform(protocol.train.X)
+    domain = ApplicabilityDomain().fit(train_features)
+    validation_predicted = deployed.predict(protocol.validation.X)
     intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
-    test_predictions = {name: regressor.predict(data.X) for name, data in protocol.tests.items()}  # figures and plots
+    test_predictions = {name: deployed.predict(data.X) for name, data in protocol.tests.items()}  # figures and plots
+    deployed_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
+                        for name, predicted in test_predictions.items()}
+    cnn_predictions = ({name: candidates["cnn"].predict(data.X) for name, data in protocol.tests.items()}
+                       if "cnn" in candidates and deployed.family != "cnn" else test_predictions if "cnn" in candidates else {})
     cnn_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
-                   for name, predicted in test_predictions.items()}
+                   for name, predicted in cnn_predictions.items()}
     coverage = ({name: empirical_coverage(protocol.y(protocol.tests[name]), predicted, intervals, targets)
                  for name, predicted in test_predictions.items()} if intervals else {})
     units = {t: protocol.unit(t) for t in targets}
     registry = ModelRegistry(settings.registry)
     version = publish_candidate(
-        registry, regressor, domain,
-        targets=list(targets), units=units, variant=settings.variant, model_kind="deep-chemometrics-cnn",
+        registry, deployed.model, deployed.preprocessor, domain,
+        targets=list(targets), units=units, variant=settings.variant, target_mean=deployed.target_mean,
+        target_scale=deployed.target_scale,
+        model_kind="deep-chemometrics-cnn" if deployed.family == "cnn" else "pls",
         target_range={t: (float(np.min(y_train[:, j])), float(np.max(y_train[:, j]))) for j, t in enumerate(targets)},
         intervals=intervals,
         metrics={"validation": {t: regression_metrics(y_val[:, j], validation_predicted[:, j]) for j, t in enumerate(targets)},
-                 "tests": cnn_metrics, "interval_coverage": coverage},
-        training={"protocol": protocol.name, "splits": protocol.split_description, "n_train": protocol.train.n_samples,
-                  "n_validation": protocol.validation.n_samples, "config": regressor.settings(),
-                  "best_epoch": regressor.best_epoch_, "epochs_run": len(regressor.history_["loss"]),
-                  "fit_seconds": regressor.fit_seconds_, "member_seeds": regressor.member_seeds_,
-                  "best_epochs": regressor.best_epochs_, "member_validation_rmsep": regressor.member_validation_rmsep_,
-                  "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_},
+                 "tests": deployed_metrics, "interval_coverage": coverage},
+        training={"protocol": protocol.name, "family": deployed.family, "family_choice": family_reason,
+                  "splits": protocol.split_description, "n_train": protocol.train.n_samples,
+                  "n_validation": protocol.validation.n_samples, **deployed.training},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,
     )
@@ -104,30 +191,25 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         registry.reject(version, decision.reason)
     log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
 
-    pls, pls_predictions = {}, {}
-    if settings.pls:
-        windowed = replace(protocol, train=protocol.model_view(protocol.train), validation=protocol.model_view(protocol.validation),
-                           test=protocol.model_view(protocol.test),
-                           extra_tests={n: protocol.model_view(d) for n, d in protocol.extra_tests.items()})
-        for target in targets:
-            pls[target], pls_predictions[target] = compare_pls(windowed, settings.variant, target)
     differences = {
-        target: {name: paired_rmsep_difference(protocol.y(protocol.tests[name])[:, j], test_predictions[name][:, j],
+        target: {name: paired_rmsep_difference(protocol.y(protocol.tests[name])[:, j], cnn_predictions[name][:, j],
                                                pls_predictions[target][name], seed=settings.seed)
                  for name in protocol.tests}
-        for j, target in enumerate(targets) if target in pls_predictions
+        for j, target in enumerate(targets) if target in pls_predictions and cnn_predictions
     }
 
     report_dir = settings.report_dir / f"{protocol.name.replace(':', '-')}-v{version}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    window = protocol.model_view(protocol.train).wavelengths
-    images = [plot_training_curves(regressor.history_, report_dir / "training_curves.png")]
+    images = [plot_training_curves(regressor.history_, report_dir / "training_curves.png")] if regressor is not None else []
     for j, target in enumerate(targets):
         comparison = {name: (protocol.y(protocol.tests[name])[:, j], predicted[:, j]) for name, predicted in test_predictions.items()}
-        images.append(plot_predicted_vs_reference(comparison, units[target], f"CNN {settings.variant}: {target}",
+        images.append(plot_predicted_vs_reference(comparison, units[target], f"{deployed.family.upper()} {settings.variant}: {target}",
                                                   report_dir / f"predicted_vs_reference_{_file_safe(target)}.png",
                                                   intervals.half_width[target] if intervals else None))
-    images.append(plot_kernel_activations(regressor.model_, train_features.mean(axis=0), window, report_dir / "kernel_activations.png"))
+    if regressor is not None:
+        window = protocol.model_view(protocol.train).wavelengths
+        images.append(plot_kernel_activations(regressor.model_, regressor.features(protocol.train.X).mean(axis=0), window,
+                                              report_dir / "kernel_activations.png"))
     summary = {
         "protocol": protocol.name, "targets": list(targets), "units": units, "variant": settings.variant,
         "version": version, "seed": settings.seed,
@@ -135,8 +217,10 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
               **({"gate": protocol.gate.n_samples} if protocol.gate is not None else {}),
               **{name: data.n_samples for name, data in protocol.tests.items()}},
         "data_choices": _data_choices(protocol, settings, interval_note),
-        "cnn": {"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
-                "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()},
+        "deployed": {"family": deployed.family, "reason": family_reason, "validation_rmsep": family_scores,
+                     "tests": deployed_metrics, **deployed.training},
+        "cnn": ({"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
+                 "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()} if regressor is not None else {}),
         "intervals": {"calibration": interval_note, **(intervals.model_dump() if intervals else {}), "test_coverage": coverage},
         "pls": pls, "cnn_minus_pls": differences, "promotion": decision.__dict__, "domain_limits": domain.limits_,
         "elapsed_seconds": time.perf_counter() - started,

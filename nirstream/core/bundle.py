@@ -2,7 +2,8 @@
 
 Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
 
-    model.keras        Keras 3 native format, loaded with safe_mode
+    model.keras        Keras 3 native format, loaded with safe_mode (neural networks only: a linear
+                       model such as PLS is two arrays in arrays.npz)
     bundle.json        metadata: targets, units, input grid, preprocessing and domain scalars,
                        prediction-interval half-widths, metrics, dataset fingerprint, code version,
                        creation time
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.hashing import sha256_file
+from nirstream.core.linear_model import LinearModel
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
 
@@ -36,6 +38,7 @@ METADATA_FILE = "bundle.json"
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "MANIFEST.json"
 BUNDLE_FILES = (MODEL_FILE, METADATA_FILE, ARRAYS_FILE)
+LINEAR_BUNDLE_FILES = (METADATA_FILE, ARRAYS_FILE)  # a linear model's weights live in arrays.npz
 
 
 class BundleError(RuntimeError):
@@ -138,15 +141,20 @@ def write_bundle(
     prep_scalars, prep_arrays = preprocessor.state()
     domain_scalars, domain_arrays = domain.state()
     meta = BundleMetadata(input_grid=preprocessor.grid_, preprocessing=prep_scalars, domain=domain_scalars, **metadata)
-    model.save(directory / MODEL_FILE)
-    (directory / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
     arrays = {f"preprocessing.{k}": v for k, v in prep_arrays.items()} | {f"domain.{k}": v for k, v in domain_arrays.items()}
+    if isinstance(model, LinearModel):
+        arrays |= {"linear.weights": model.weights, "linear.bias": model.bias}
+        files = LINEAR_BUNDLE_FILES
+    else:
+        model.save(directory / MODEL_FILE)
+        files = BUNDLE_FILES
+    (directory / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     (directory / ARRAYS_FILE).write_bytes(buffer.getvalue())
     manifest = {
         "format": BUNDLE_FORMAT,
-        "files": {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size} for name in BUNDLE_FILES},
+        "files": {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size} for name in files},
     }
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return directory
@@ -165,9 +173,10 @@ def verify_bundle(directory: str | Path) -> dict[str, Any]:
         listed = manifest["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
-    if set(listed) != set(BUNDLE_FILES):
-        raise BundleError(f"{directory}: manifest lists {sorted(listed)}, expected {sorted(BUNDLE_FILES)}")
-    extra = {p.name for p in directory.iterdir()} - set(BUNDLE_FILES) - {MANIFEST_FILE}
+    if set(listed) not in (set(BUNDLE_FILES), set(LINEAR_BUNDLE_FILES)):
+        raise BundleError(f"{directory}: manifest lists {sorted(listed)}, expected {sorted(BUNDLE_FILES)} "
+                          f"(or {sorted(LINEAR_BUNDLE_FILES)} for a linear model)")
+    extra = {p.name for p in directory.iterdir()} - set(listed) - {MANIFEST_FILE}
     if extra:
         raise BundleError(f"{directory}: unexpected file(s) {sorted(extra)}")
     for name, expected in listed.items():
@@ -183,7 +192,7 @@ def verify_bundle(directory: str | Path) -> dict[str, Any]:
 def load_bundle(directory: str | Path) -> ModelBundle:
     """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem."""
     directory = Path(directory)
-    verify_bundle(directory)
+    manifest = verify_bundle(directory)
     try:
         metadata = BundleMetadata.model_validate_json((directory / METADATA_FILE).read_text())
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
@@ -194,12 +203,19 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         domain = ApplicabilityDomain.from_state(
             metadata.domain, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("domain.")}
         )
+        if MODEL_FILE in manifest["files"]:
+            model = _load_keras(directory / MODEL_FILE)
+            n_inputs, n_outputs = model.input_shape[1], model.output_shape[-1]
+        else:
+            model = LinearModel(arrays["linear.weights"], arrays["linear.bias"])
+            n_inputs, n_outputs = model.n_inputs, model.weights.shape[1]
     except (ValueError, KeyError, OSError) as exc:
         raise BundleError(f"{directory}: cannot read bundle: {exc}") from None
-    model = _load_keras(directory / MODEL_FILE)
     expected_inputs = preprocessor.n_model_channels
-    if model.input_shape[1] != expected_inputs:
-        raise BundleError(f"{directory}: model takes {model.input_shape[1]} channels, preprocessing gives {expected_inputs}")
+    if n_inputs != expected_inputs:
+        raise BundleError(f"{directory}: model takes {n_inputs} channels, preprocessing gives {expected_inputs}")
+    if n_outputs != len(metadata.targets):
+        raise BundleError(f"{directory}: model has {n_outputs} outputs for {len(metadata.targets)} target(s)")
     return ModelBundle(metadata, preprocessor, domain, model, path=directory)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from nirstream.core.bundle import ModelBundle
+from nirstream.core.linear_model import LinearModel
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,16 @@ def padded_size(n: int) -> int:
     return -(-n // largest) * largest
 
 
+@dataclass(frozen=True)
+class _Computed:
+    """A NumPy result dressed like a TensorFlow one (``.numpy()``), so both model kinds share one predict path."""
+
+    array: np.ndarray
+
+    def numpy(self) -> np.ndarray:
+        return self.array
+
+
 def _with_member_outputs(model):
     """A seed ensemble (members nested in one model, averaged by its last layer) as a model that returns the average
     and each member's output from one call, and True; any other model as it is, and False."""
@@ -84,8 +95,6 @@ class Predictor:
     """
 
     def __init__(self, bundle: ModelBundle):
-        import tensorflow as tf
-
         self.bundle = bundle
         self.version = bundle.version
         meta = bundle.metadata
@@ -98,6 +107,12 @@ class Predictor:
         self.intervals = meta.intervals
         self._half_widths = (np.array([meta.intervals.half_width[t] for t in self.targets])
                              if meta.intervals is not None else None)
+        if isinstance(bundle.model, LinearModel):  # PLS and other linear models: a matrix product, no framework
+            self.is_ensemble, self._input_shape = False, (bundle.model.n_inputs,)
+            self._call = lambda x: _Computed(bundle.model.predict(x))
+            return
+        import tensorflow as tf
+
         input_shape = tuple(bundle.model.input_shape[1:])
         model, self.is_ensemble = _with_member_outputs(bundle.model)
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
