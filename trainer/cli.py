@@ -97,6 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="CNN seed-ensemble members averaged into one model (default 3; --quick: 1)")
     train.add_argument("--quick", action="store_true",
                        help="demo-sized CNN, one member, ~30,000 augmented spectra seen (10-30 epochs): ~25 s of fitting on 2 cores")
+    train.add_argument("--budget", metavar="TIME",
+                       help="search the CNN's size, regularisation, learning rate and augmentation on the validation "
+                            "split for this long (e.g. 10m, 90s; Optuna); default: the paper's configuration")
     train.add_argument("--coverage", type=float, help="prediction intervals' coverage, calibrated on the validation split (default 0.9)")
     train.add_argument("--no-pls", action="store_true", help="skip PLS (baseline and deployable family): CNN only")
     train.add_argument("--family", choices=["auto", "cnn", "pls"],
@@ -185,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
         "protocol": args.protocol, "variant": args.variant, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
-        "family": args.family,
+        "family": args.family, "search_budget": args.budget,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
     }
     options.update({k: v for k, v in flags.items() if v is not None})

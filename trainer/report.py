@@ -146,6 +146,16 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[dict], list[dict], list[
     return figures, differences, coverage
 
 
+def _search_table(search: dict | None) -> str:
+    if not search:
+        return ""
+    columns = ["trial", "score", "weights", "epochs_run", "seconds", "depth", "filters", "kernel_size", "dense_units",
+               "dropout", "noise", "learning_rate", "n_copies", "augmentation_strength"]
+    rows = sorted(search["trials"], key=lambda t: t["score"])
+    return (f"<h2>CNN hyper-parameter search ({len(rows)} trials in {search['budget_seconds']:.0f} s; lowest validation "
+            f"score deployed: trial {search['best']['trial']})</h2>" + metrics_table(rows, columns))
+
+
 def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -> Path:
     """Write ``report.json`` (everything) and ``report.html`` (tables + plots); return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -172,6 +182,7 @@ model version {html.escape(str(summary.get("version")))}; spectra {html.escape(s
 <p>{html.escape(summary.get("intervals", {}).get("calibration", ""))}. Calibrated on validation data only
 (which also stopped training early: the intervals may be slightly narrow); the test coverage is a check.</p>
 {metrics_table(coverage, ["target", "test set", "n", "nominal", "empirical coverage", "interval width"]) if coverage else ""}
+{_search_table(summary.get("search"))}
 <p>Promotion (decided on {html.escape(str(summary.get("promotion", {}).get("gate_data", "")))} data):
 {html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
 {plots}</body></html>"""

@@ -41,6 +41,8 @@ class TrainSettings(BaseModel):
     registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
+    search_budget: str | None = Field(default=None, description="Search the CNN's hyper-parameters on the validation "
+                                      "split for this long (e.g. 10m; Optuna). Default: the paper's configuration")
     pls: bool = Field(default=True, description="Fit PLS per target: the baseline, and a family that can be deployed")
     family: str = Field(default="auto", pattern="^(auto|cnn|pls)$",
                         description="Model family to deploy: auto (lower validation RMSEP), cnn or pls")
@@ -55,7 +57,23 @@ class TrainSettings(BaseModel):
             raise ValueError("with data, name the targets in data.targets (--target goes there on the command line)")
         if self.family == "pls" and not self.pls:
             raise ValueError("family pls needs PLS (drop --no-pls)")
+        if self.search_budget is not None:
+            from trainer.search import parse_budget
+
+            parse_budget(self.search_budget)  # refuse a malformed budget before any data is read
         return self
+
+    def search_regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
+        """``make(n_copies, augmenter_params, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant."""
+        from trainer.cnn import CNNRegressor
+        from trainer.variants import variant_steps
+
+        def make(n_copies: int, augmenter_params: dict, **params):
+            preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
+                                                    augmenter_params=augmenter_params)
+            return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
+
+        return make
 
     def load_protocol(self) -> Protocol:
         """Train / validation / test of the user's file or the built-in protocol, plus any extra training rows."""

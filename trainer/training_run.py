@@ -27,6 +27,7 @@ from trainer.intervals import calibrate_intervals, empirical_coverage
 from trainer.protocols import Protocol
 from trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
 from trainer.publish import decide_promotion, publish_candidate
+from trainer.search import parse_budget, search_cnn
 from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
 from trainer.train_settings import TrainSettings
 
@@ -51,8 +52,12 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
         "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
                          "(PLS 'ORACLE' rows pick LVs on the test set and are shown only to compare with published figures)",
-        "fixed before seeing any data": f"variant {settings.variant}, architecture and training budget "
-                                        f"({'quick' if settings.quick else 'full'}), coverage {settings.coverage:.0%}",
+        **({"search": f"CNN hyper-parameters by validation RMSEP over Optuna trials within {settings.search_budget} "
+                      "(the winner's validation figure is the best of many: optimistic)"} if settings.search_budget else {}),
+        "fixed before seeing any data": f"variant {settings.variant}, "
+                                        + ("search space and budget" if settings.search_budget else
+                                           f"architecture and training budget ({'quick' if settings.quick else 'full'})")
+                                        + f", coverage {settings.coverage:.0%}",
     }
 
 
@@ -127,8 +132,15 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     targets = protocol.targets
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     candidates: dict[str, Candidate] = {}
-    regressor = None
-    if settings.family in ("auto", "cnn"):
+    regressor, search = None, None
+    if settings.family in ("auto", "cnn") and settings.search_budget:
+        budget = parse_budget(settings.search_budget)
+        log.info("searching CNN hyper-parameters on the validation split for %.0f s", budget)
+        make = settings.search_regressor_factory(protocol.train.wavelengths, protocol.window_nm)
+        regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
+        search = {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
+        candidates["cnn"] = _cnn_candidate(regressor)
+    elif settings.family in ("auto", "cnn"):
         # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
         regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
         log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
@@ -222,6 +234,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         "cnn": ({"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
                  "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()} if regressor is not None else {}),
         "intervals": {"calibration": interval_note, **(intervals.model_dump() if intervals else {}), "test_coverage": coverage},
+        "search": search,
         "pls": pls, "cnn_minus_pls": differences, "promotion": decision.__dict__, "domain_limits": domain.limits_,
         "elapsed_seconds": time.perf_counter() - started,
     }

@@ -1,0 +1,33 @@
+"""The CNN's hyper-parameter search: sizes that fit the data, validation decides, the test set changes nothing."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from trainer.protocols import load_protocol
+from trainer.search import MIN_WEIGHTS, WEIGHTS_PER_SPECTRUM, parse_budget, search_cnn
+from trainer.train_settings import TrainSettings
+
+
+def test_budgets_read_like_people_write_them():
+    assert parse_budget("90s") == 90 and parse_budget("10m") == 600 and parse_budget("1h") == 3600 and parse_budget(45) == 45
+    for bad in ("ten minutes", "-5m", "0"):
+        with pytest.raises(ValueError):
+            parse_budget(bad)
+    with pytest.raises(ValueError, match="budget"):
+        TrainSettings(search_budget="soon")
+
+
+def test_the_search_keeps_the_best_validation_trial_and_never_reads_the_test_set():
+    protocol = load_protocol("tecator", ["protein"])
+    make = TrainSettings(protocol="tecator").search_regressor_factory(protocol.train.wavelengths, None)
+    best, trials = search_cnn(protocol, make, budget_seconds=600, seed=3, max_trials=3, epochs=3)
+    assert 1 <= len(trials) <= 3  # a trial whose network is too large for 129 spectra is pruned before fitting
+    assert best.member_validation_rmsep_[0] == pytest.approx(min(t["score"] for t in trials))
+    cap = max(MIN_WEIGHTS, WEIGHTS_PER_SPECTRUM * protocol.train.n_samples)
+    assert all(t["weights"] <= cap for t in trials) and best.model_.count_params() <= cap
+    shuffled = dataclasses.replace(protocol, test=dataclasses.replace(
+        protocol.test, y=np.random.default_rng(0).permutation(protocol.test.y)))
+    _, again = search_cnn(shuffled, make, budget_seconds=600, seed=3, max_trials=3, epochs=3)
+    assert [t["score"] for t in again] == pytest.approx([t["score"] for t in trials], rel=1e-6)
