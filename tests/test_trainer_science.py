@@ -211,12 +211,21 @@ def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_tra
 
 
 def test_collapsed_members_are_replaced_then_refused():
-    """The collapse guard looks at the training loss only; here every fit 'collapses'."""
+    """The collapse guard looks at training data only; here every fit 'collapses' (no spread is enough)."""
     protocol = load_protocol("tecator")
     regressor = tiny_cnn(n_copies=1, random_state=7, ensemble_size=2, max_training_loss=0.0, collapse_check_epoch=1,
-                    max_member_retries=1)
+                         min_prediction_spread=1e9, max_member_retries=1)
     with pytest.raises(RuntimeError, match=r"seeds \[7, 8\] all collapsed"):
         fit_on(regressor, protocol)
+
+
+def test_a_slow_start_is_not_taken_for_a_dead_network():
+    """Loss still above the threshold, but the predictions vary (a tiny network after one epoch: a little): the guard
+    lets the member train on."""
+    protocol = load_protocol("tecator")
+    regressor = fit_on(tiny_cnn(n_copies=1, random_state=7, ensemble_size=1, max_training_loss=0.0, collapse_check_epoch=1,
+                                min_prediction_spread=1e-4, epochs=2), protocol)
+    assert regressor.collapsed_seeds_ == [] and regressor.member_seeds_ == [7]
 
 
 def test_a_served_ensemble_reports_how_much_its_members_disagree(tiny_ensemble, tmp_path):

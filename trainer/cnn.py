@@ -24,9 +24,11 @@ minutes on 2 CPU cores: Adam at 3e-3 (the paper: Adadelta; ``"adadelta"`` is sti
 validate_1 spans only 188-200 mg (std 2.4 mg vs 22 mg in calibrate_1): early on its loss rewards
 predicting the mean, hence the warm-up before early stopping and the learning rate following the
 training loss. Collapse guard (training data only): a member whose training loss (MSE of the
-standardised target) is still above ``max_training_loss`` at epoch ``collapse_check_epoch`` has
-collapsed to predicting the mean (dead ReLUs); it is dropped and the next seed fitted instead, at most
-``max_member_retries`` times.
+standardised target) is still above ``max_training_loss`` at epoch ``collapse_check_epoch`` *and* whose
+predictions on the original training spectra hardly vary (standard deviation below
+``min_prediction_spread`` training standard deviations) has collapsed to predicting the mean (dead
+ReLUs); it is dropped and the next seed fitted instead, at most ``max_member_retries`` times. A slow
+start on a small or hard data set (loss still high, predictions still varied) is left to train.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         "ensemble_mode": [StrOptions(set(ENSEMBLE_MODES))],
         "max_training_loss": [Interval(Real, 0, None, closed="left"), None],
         "collapse_check_epoch": [Interval(Integral, 1, None, closed="left")],
+        "min_prediction_spread": [Interval(Real, 0, None, closed="left")],
         "max_member_retries": [Interval(Integral, 0, None, closed="left")],
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "verbose": [Integral, StrOptions({"auto"})],
@@ -151,7 +154,8 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
                  batch_size: int = 128, epochs: int = 80, early_stopping_patience: int = 20, early_stopping_start: int = 40,
                  lr_monitor: str = "loss", lr_patience: int = 5, lr_factor: float = 0.5, min_learning_rate: float = 1e-6,
                  validation_fraction: float = 0.2, ensemble_size: int = 3, ensemble_mode: str = "average",
-                 max_training_loss: float | None = 0.5, collapse_check_epoch: int = 10, max_member_retries: int = 3,
+                 max_training_loss: float | None = 0.5, collapse_check_epoch: int = 10, min_prediction_spread: float = 0.01,
+                 max_member_retries: int = 3,
                  random_state: int = 0, verbose: int | str = 0):
         self.preprocessor = preprocessor
         self.augmenter = augmenter
@@ -175,6 +179,7 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         self.ensemble_mode = ensemble_mode
         self.max_training_loss = max_training_loss
         self.collapse_check_epoch = collapse_check_epoch
+        self.min_prediction_spread = min_prediction_spread
         self.max_member_retries = max_member_retries
         self.random_state = random_state
         self.verbose = verbose
@@ -206,7 +211,8 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         keras.utils.set_random_seed(seed)  # seeds Python, NumPy and the backend: initialisation, noise, dropout
         model = self._network(features.shape[1], name)
         model.compile(optimizer=_optimizer(self.optimizer, self.learning_rate), loss="mse")
-        guard = _CollapseGuard(self.max_training_loss, self.collapse_check_epoch)
+        probe = _as_input(self.preprocessor_.transform(X[:256]))  # original training spectra
+        guard = _CollapseGuard(self.max_training_loss, self.collapse_check_epoch, probe, self.min_prediction_spread)
         callbacks = [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.early_stopping_patience,
                                           restore_best_weights=True, start_from_epoch=self.early_stopping_start),
@@ -321,13 +327,20 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
 
 
 class _CollapseGuard(keras.callbacks.Callback):
-    """Stops a fit whose training loss is still above ``max_loss`` at epoch ``check_epoch``."""
+    """Stops a dead fit: at epoch ``check_epoch`` the training loss is above ``max_loss`` and the network's
+    predictions on the ``probe`` spectra vary by less than ``min_spread`` (standardised units: it predicts a constant)."""
 
-    def __init__(self, max_loss: float | None, check_epoch: int):
+    def __init__(self, max_loss: float | None, check_epoch: int, probe: np.ndarray, min_spread: float):
         super().__init__()
-        self.max_loss, self.check_epoch, self.collapsed = max_loss, check_epoch, False
+        self.max_loss, self.check_epoch, self.probe, self.min_spread = max_loss, check_epoch, probe, min_spread
+        self.collapsed = False
+        self.spread: float | None = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.max_loss is not None and epoch + 1 == self.check_epoch and (logs or {}).get("loss", 0.0) > self.max_loss:
+        if self.max_loss is None or epoch + 1 != self.check_epoch or (logs or {}).get("loss", 0.0) <= self.max_loss:
+            return
+        predicted = np.asarray(self.model(self.probe, training=False))
+        self.spread = float(np.mean(np.std(predicted, axis=0)))
+        if self.spread < self.min_spread:
             self.collapsed = True
             self.model.stop_training = True
