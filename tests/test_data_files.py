@@ -181,3 +181,12 @@ def test_a_gate_split_named_by_the_user_decides_promotion_alone(tecator, tmp_pat
     assert not set(gate.sample_names) & set(protocol.train.sample_names + protocol.validation.sample_names)
     without = protocol_from_data(DataSource(path=tmp_path / "plant.csv", targets=["fat"], split_column="set", validation="val"))
     assert without.gate_data[0] == "validation" and "['gate'] are not used" in without.split_description
+
+
+def test_a_validation_split_narrower_than_training_is_flagged_for_the_intervals(rng):
+    from trainer.intervals import representativeness_warning
+
+    wide, narrow = rng.normal(size=(200, 2)) * [22.0, 1.0], rng.normal(size=(40, 2)) * [2.4, 1.0]
+    warning = representativeness_warning(wide, narrow, ("assay", "hardness"))
+    assert "assay 11%" in warning and "hardness" not in warning  # the tablets' validate_1 vs calibrate_1
+    assert representativeness_warning(wide, wide[:40], ("assay", "hardness")) is None

@@ -46,6 +46,20 @@ def calibrate_intervals(y_true: np.ndarray, y_pred: np.ndarray, targets: tuple[s
     return intervals, f"{coverage:.0%} intervals calibrated on {len(y_true)} validation spectra"
 
 
+def representativeness_warning(y_train: np.ndarray, y_calibration: np.ndarray, targets: tuple[str, ...],
+                               minimum_ratio: float = 0.5) -> str | None:
+    """A warning when the calibration (validation) targets spread much less than the training targets: residuals on
+    such a narrow set are smaller than on data like the training set, so the intervals will likely under-cover."""
+    y_train, y_calibration = np.reshape(y_train, (len(y_train), -1)), np.reshape(y_calibration, (len(y_calibration), -1))
+    ratios = y_calibration.std(axis=0) / np.maximum(y_train.std(axis=0), 1e-12)
+    narrow = [f"{t} {r:.0%}" for t, r in zip(targets, ratios, strict=True) if r < minimum_ratio]
+    if not narrow:
+        return None
+    return (f"the validation targets spread much less than the training targets ({', '.join(narrow)} of the training "
+            "standard deviation): intervals calibrated on them are likely too narrow for data like the training set; "
+            "check the test coverage, or validate on a split that spans the range")
+
+
 def empirical_coverage(y_true: np.ndarray, y_pred: np.ndarray, intervals: PredictionIntervals,
                        targets: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per target: the share of samples whose reference lies inside ``ŷ ± h``, and the interval width 2h."""

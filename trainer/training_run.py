@@ -23,7 +23,7 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.announce import announce
 from trainer.compare import compare_pls
-from trainer.intervals import calibrate_intervals, empirical_coverage
+from trainer.intervals import calibrate_intervals, empirical_coverage, representativeness_warning
 from trainer.protocols import Protocol
 from trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
 from trainer.publish import decide_promotion, publish_candidate
@@ -119,7 +119,8 @@ def _choose_family(candidates: dict[str, Candidate], protocol: Protocol, wanted:
               for name, c in candidates.items()}
     if wanted != "auto" or len(candidates) == 1:
         name = wanted if wanted != "auto" else next(iter(candidates))
-        return candidates[name], f"{name.upper()} as configured (family={wanted})", scores
+        why = f"family={wanted}" if wanted != "auto" else "the only family fitted (PLS off)"
+        return candidates[name], f"{name.upper()} ({why})", scores
     ratio = float(np.mean([scores["pls"][t] / max(scores["cnn"][t], 1e-12) for t in protocol.targets]))
     name = "pls" if ratio < 1 else "cnn"
     versus = ", ".join(f"{t} CNN {scores['cnn'][t]:.3f} / PLS {scores['pls'][t]:.3f}" for t in protocol.targets)
@@ -166,6 +167,10 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     domain = ApplicabilityDomain().fit(train_features)
     validation_predicted = deployed.predict(protocol.validation.X)
     intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
+    warning = representativeness_warning(y_train, y_val, targets) if intervals else None
+    if warning:
+        log.warning(warning)
+        interval_note += f"; WARNING: {warning}"
     test_predictions = {name: deployed.predict(data.X) for name, data in protocol.tests.items()}  # figures and plots
     deployed_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
                         for name, predicted in test_predictions.items()}
