@@ -33,7 +33,9 @@ class TrainingProcess:
     process: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> TrainingProcess:
-        command = [sys.executable, "-m", "nirstream", "train", "--quick", "--no-pls", "--protocol", self.protocol,
+        # calibration on validation: the demo shows the swap, not interval coverage, and must stay quick
+        command = [sys.executable, "-m", "nirstream", "train", "--quick", "--no-pls", "--calibration", "validation",
+                   "--protocol", self.protocol,
                    "--seed", str(self.seed), "--registry", str(self.registry),
                    "--report-dir", str(self.log_path.parent / f"{self.log_path.stem}-report")]
         if self.labelled_topic:

@@ -190,3 +190,22 @@ def test_a_validation_split_narrower_than_training_is_flagged_for_the_intervals(
     warning = representativeness_warning(wide, narrow, ("assay", "hardness"))
     assert "assay 11%" in warning and "hardness" not in warning  # the tablets' validate_1 vs calibrate_1
     assert representativeness_warning(wide, wide[:40], ("assay", "hardness")) is None
+
+
+def test_cross_validated_predictions_hold_every_spectrum_out_once(rng):
+    from sklearn.linear_model import LinearRegression
+
+    from trainer.intervals import cross_validated_predictions
+
+    X = rng.normal(size=(60, 3))
+    Y = X @ np.array([[1.0], [2.0], [-1.0]]) + rng.normal(scale=0.1, size=(60, 1))
+    seen = []
+
+    def refit(X_rest, Y_rest):
+        seen.append(len(X_rest))
+        model = LinearRegression().fit(X_rest, Y_rest)
+        return model.predict
+
+    y, predicted = cross_validated_predictions(refit, X, Y, folds=5, seed=1)
+    assert seen == [48] * 5 and predicted.shape == (60, 1)
+    assert np.sqrt(np.mean((predicted - y) ** 2)) == pytest.approx(0.1, rel=0.3)  # out-of-fold: honest, not zero

@@ -104,8 +104,8 @@ def test_the_tablets_as_parquet_with_their_own_split(tmp_path):
 
     source = DataSource(path=tmp_path / "tablets.parquet", split_column="split", train="calibrate", validation="validate",
                         test="test", targets=["assay", "hardness"], window_nm=(600, 1798), units={"assay": "mg"})
-    run_training(TrainSettings(data=source, quick=True, epochs=10, pls=False, registry=tmp_path / "registry",
-                               report_dir=tmp_path / "reports"), verbose=0)
+    run_training(TrainSettings(data=source, quick=True, epochs=10, pls=False, calibration="validation",
+                               registry=tmp_path / "registry", report_dir=tmp_path / "reports"), verbose=0)
     bundle = ModelRegistry(tmp_path / "registry").load("1")
     assert bundle.metadata.targets == ["assay", "hardness"] and bundle.preprocessor.n_model_channels == 600
     report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())

@@ -113,3 +113,5 @@ def test_quick_cross_instrument_training_on_the_tablets(tmp_path):
     assert summary["pls"]["assay"]["oracle_chosen_on_test"]["test"]["n"] == 460
     protocol_test = summary["cnn"]["tests"]["test"]["assay"]
     assert protocol_test["rmsep"] < 0.75 * 15.75  # test_2 assay std is 15.75 mg: well below the mean predictor
+    # validate_1 spans 11 % of calibrate_1's spread: the intervals are calibrated on cross-validated training residuals
+    assert bundle.metadata.intervals.method.startswith("cross-conformal") and "auto:" in summary["intervals"]["calibration"]

@@ -101,6 +101,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="search the CNN's size, regularisation, learning rate and augmentation on the validation "
                             "split for this long (e.g. 10m, 90s; Optuna); default: the paper's configuration")
     train.add_argument("--coverage", type=float, help="prediction intervals' coverage, calibrated on the validation split (default 0.9)")
+    train.add_argument("--calibration", choices=["auto", "validation", "cross-validation"],
+                       help="calibrate the intervals on the validation residuals, or on 5-fold out-of-fold residuals of "
+                            "the training split (5 more fits); default auto: validation, unless the validation targets "
+                            "spread less than half as much as the training targets")
     train.add_argument("--no-pls", action="store_true", help="skip PLS (baseline and deployable family): CNN only")
     train.add_argument("--family", choices=["auto", "cnn", "pls"],
                        help="model family to deploy (default auto: CNN or PLS, whichever has the lower validation RMSEP)")
@@ -188,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
         "protocol": args.protocol, "variant": args.variant, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
-        "family": args.family, "search_budget": args.budget,
+        "family": args.family, "search_budget": args.budget, "calibration": args.calibration,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
     }
     options.update({k: v for k, v in flags.items() if v is not None})

@@ -20,12 +20,20 @@ from nirstream.core.bundle import PredictionIntervals
 log = logging.getLogger(__name__)
 
 DEFAULT_COVERAGE = 0.9
-METHOD = "split-conformal (crepes ConformalRegressor) on the validation split's absolute residuals"
+CALIBRATION_FOLDS = 5
+METHODS = {
+    "validation": "split-conformal (crepes ConformalRegressor) on the validation split's absolute residuals",
+    "training": f"cross-conformal (crepes ConformalRegressor) on {CALIBRATION_FOLDS}-fold out-of-fold residuals of the "
+                "training split, each fold's model refitted with the deployed settings",
+}
 
 
 def calibrate_intervals(y_true: np.ndarray, y_pred: np.ndarray, targets: tuple[str, ...],
-                        coverage: float = DEFAULT_COVERAGE) -> tuple[PredictionIntervals | None, str]:
-    """Half-widths per target from calibration data (n, k); None and the reason when the data are too few."""
+                        coverage: float = DEFAULT_COVERAGE, source: str = "validation") -> tuple[PredictionIntervals | None, str]:
+    """Half-widths per target from calibration data (n, k); None and the reason when the data are too few.
+
+    ``source``: ``"validation"`` (split-conformal) or ``"training"`` (out-of-fold residuals, see
+    ``cross_validated_predictions``)."""
     from crepes import ConformalRegressor
 
     y_true, y_pred = np.reshape(y_true, (len(y_true), -1)), np.reshape(y_pred, (len(y_pred), -1))
@@ -37,13 +45,27 @@ def calibrate_intervals(y_true: np.ndarray, y_pred: np.ndarray, targets: tuple[s
             low, high = conformal.predict_int(np.zeros(1), confidence=coverage)[0]
         if not np.isfinite(high - low):
             needed = int(np.ceil(coverage / (1 - coverage)))
-            reason = (f"no intervals: {len(y_true)} validation spectra are too few for {coverage:.0%} coverage "
+            reason = (f"no intervals: {len(y_true)} {source} spectra are too few for {coverage:.0%} coverage "
                       f"(at least {needed} needed)")
             log.warning(reason)
             return None, reason
         half_widths[target] = float((high - low) / 2)
-    intervals = PredictionIntervals(coverage=coverage, half_width=half_widths, method=METHOD, n_calibration=len(y_true))
-    return intervals, f"{coverage:.0%} intervals calibrated on {len(y_true)} validation spectra"
+    intervals = PredictionIntervals(coverage=coverage, half_width=half_widths, method=METHODS[source], n_calibration=len(y_true))
+    where = "validation spectra" if source == "validation" else f"out-of-fold training spectra ({CALIBRATION_FOLDS} folds)"
+    return intervals, f"{coverage:.0%} intervals calibrated on {len(y_true)} {where}"
+
+
+def cross_validated_predictions(refit, X: np.ndarray, Y: np.ndarray, folds: int = CALIBRATION_FOLDS,
+                                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of the training spectra: ``refit(X_rest, Y_rest)`` returns a predict function for the
+    held-out fold. Costs ``folds`` refits; the residuals are exchangeable with new data like the training set's,
+    which a narrow validation split's are not."""
+    from sklearn.model_selection import KFold
+
+    predicted = np.empty_like(np.asarray(Y, dtype=np.float64))
+    for kept, held in KFold(n_splits=folds, shuffle=True, random_state=seed).split(X):
+        predicted[held] = refit(X[kept], Y[kept])(X[held])
+    return np.asarray(Y, dtype=np.float64), predicted
 
 
 def representativeness_warning(y_train: np.ndarray, y_calibration: np.ndarray, targets: tuple[str, ...],
@@ -56,8 +78,8 @@ def representativeness_warning(y_train: np.ndarray, y_calibration: np.ndarray, t
     if not narrow:
         return None
     return (f"the validation targets spread much less than the training targets ({', '.join(narrow)} of the training "
-            "standard deviation): intervals calibrated on them are likely too narrow for data like the training set; "
-            "check the test coverage, or validate on a split that spans the range")
+            "standard deviation): intervals calibrated on them are likely too narrow for data like the training set "
+            "(--calibration cross-validation calibrates on the training split instead)")
 
 
 def empirical_coverage(y_true: np.ndarray, y_pred: np.ndarray, intervals: PredictionIntervals,

@@ -38,6 +38,10 @@ class TrainSettings(BaseModel):
     ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNRegressor's, 3)")
     quick: bool = Field(default=False, description="Demo-sized CNN, one member, ~1,000 spectra per epoch: seconds, for demos and tests")
     coverage: float = Field(default=DEFAULT_COVERAGE, gt=0, lt=1, description="Prediction intervals' coverage")
+    calibration: str = Field(default="auto", pattern="^(auto|validation|cross-validation)$",
+                             description="Intervals calibrated on the validation residuals, or on 5-fold out-of-fold "
+                                         "residuals of the training split (5 refits); auto: validation, unless the "
+                                         "validation targets spread less than half as much as the training targets")
     registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmse, rmsep_interval
@@ -23,7 +24,8 @@ from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.announce import announce
 from trainer.compare import compare_pls
-from trainer.intervals import calibrate_intervals, empirical_coverage, representativeness_warning
+from trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions, empirical_coverage,
+                               representativeness_warning)
 from trainer.protocols import Protocol
 from trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
 from trainer.publish import decide_promotion, publish_candidate
@@ -40,15 +42,17 @@ def _per_target(y: np.ndarray, predicted: np.ndarray, targets: tuple[str, ...], 
             for j, t in enumerate(targets)}
 
 
-def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: str) -> dict[str, str]:
+def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: str, calibration: str) -> dict[str, str]:
+    interval_use = f"prediction-interval calibration ({interval_note})"
+    by_cv = calibration == "cross-validation"
+    validation_uses = ["CNN early stopping and learning-rate schedule", "ensemble members' validation scores",
+                       f"the deployed family (CNN or PLS, settings: {settings.family})",
+                       *([] if by_cv else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
     return {
         "splits": protocol.split_description,
         "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS latent variables by repeated 10-fold "
-                          "cross-validation inside it",
-        "validation split": "CNN early stopping and learning-rate schedule, ensemble members' validation scores, "
-                            f"the deployed family (CNN or PLS, settings: {settings.family}), "
-                            f"prediction-interval calibration ({interval_note})"
-                            + ("" if protocol.gate is not None else ", promotion gate"),
+                          "cross-validation inside it" + (f"; {interval_use}" if by_cv else ""),
+        "validation split": ", ".join(validation_uses),
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
         "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
                          "(PLS 'ORACLE' rows pick LVs on the test set and are shown only to compare with published figures)",
@@ -57,7 +61,7 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
         "fixed before seeing any data": f"variant {settings.variant}, "
                                         + ("search space and budget" if settings.search_budget else
                                            f"architecture and training budget ({'quick' if settings.quick else 'full'})")
-                                        + f", coverage {settings.coverage:.0%}",
+                                        + f", coverage {settings.coverage:.0%}, interval calibration {settings.calibration}",
     }
 
 
@@ -72,16 +76,21 @@ class Candidate:
     target_scale: list[float]
     predict: Any  # raw spectra -> (n, k) in target units
     training: dict[str, Any]
+    refit: Any  # (X, Y) of some training rows -> a predict function of the same family and settings
 
 
-def _cnn_candidate(regressor) -> Candidate:
+def _cnn_candidate(regressor, protocol: Protocol) -> Candidate:
+    def refit(X, Y):
+        fitted = clone(regressor).fit(X, Y, X_val=protocol.validation.X, y_val=protocol.y(protocol.validation))
+        return lambda X_new: np.reshape(fitted.predict(X_new), (len(X_new), -1))
+
     return Candidate("cnn", regressor.model_, regressor.preprocessor_, regressor.target_mean_.tolist(),
                      regressor.target_scale_.tolist(), lambda X: np.reshape(regressor.predict(X), (len(X), -1)),
                      {"config": regressor.settings(), "best_epoch": regressor.best_epoch_,
                       "epochs_run": len(regressor.history_["loss"]), "fit_seconds": regressor.fit_seconds_,
                       "member_seeds": regressor.member_seeds_, "best_epochs": regressor.best_epochs_,
                       "member_validation_rmsep": regressor.member_validation_rmsep_,
-                      "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_})
+                      "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_}, refit)
 
 
 def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str, baseline: dict, seed: int) -> Candidate:
@@ -103,12 +112,19 @@ def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str
             best = (score, variant, model, preprocessor, latent_variables)
     _, variant, model, preprocessor, latent_variables = best
     k = len(protocol.targets)
+
+    def refit(X, Y):
+        rows = replace(protocol.train, X=X, y=Y, target_names=protocol.targets, units=tuple(map(protocol.unit, protocol.targets)),
+                       sample_names=tuple(str(i) for i in range(len(X))), splits={})
+        fold_model, fold_preprocessor = fit_deployable_pls(replace(protocol, train=rows), variant, latent_variables, seed)
+        return lambda X_new: predict_linear(fold_model, fold_preprocessor, X_new)
+
     return Candidate("pls", model, preprocessor, [0.0] * k, [1.0] * k,
                      lambda X: predict_linear(model, preprocessor, X),
                      {"pls_variant": variant, "latent_variables": latent_variables,
                       "lv_rule": "min RMSECV, repeated 10-fold CV on the training split",
                       "pls_variant_rule": "lowest validation RMSEP (mean over targets, in training standard deviations)",
-                      "pls_variants_tried": tried, "augmented_copies": PLS_COPIES})
+                      "pls_variants_tried": tried, "augmented_copies": PLS_COPIES}, refit)
 
 
 def _choose_family(candidates: dict[str, Candidate], protocol: Protocol, wanted: str) -> tuple[Candidate, str, dict]:
@@ -140,7 +156,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         make = settings.search_regressor_factory(protocol.train.wavelengths, protocol.window_nm)
         regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
         search = {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
-        candidates["cnn"] = _cnn_candidate(regressor)
+        candidates["cnn"] = _cnn_candidate(regressor, protocol)
     elif settings.family in ("auto", "cnn"):
         # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
         regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
@@ -148,7 +164,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
                  protocol.train.n_samples, ", ".join(targets), settings.variant, regressor.epochs,
                  regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
         regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
-        candidates["cnn"] = _cnn_candidate(regressor)
+        candidates["cnn"] = _cnn_candidate(regressor, protocol)
 
     pls, pls_predictions = {}, {}
     if settings.pls:
@@ -166,8 +182,21 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     train_features = deployed.preprocessor.transform(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
     validation_predicted = deployed.predict(protocol.validation.X)
-    intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
-    warning = representativeness_warning(y_train, y_val, targets) if intervals else None
+    narrow = representativeness_warning(y_train, y_val, targets)
+    calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
+    if narrow and settings.calibration == "auto":
+        log.warning("%s: calibrating on cross-validated training residuals instead", narrow)
+    if calibration == "cross-validation":
+        log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
+        y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
+                                                           settings.seed)
+        intervals, interval_note = calibrate_intervals(y_oof, predicted_oof, targets, settings.coverage, source="training")
+        if narrow and settings.calibration == "auto":
+            interval_note += f" (auto: {narrow})"
+        warning = None
+    else:
+        intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
+        warning = narrow if intervals else None
     if warning:
         log.warning(warning)
         interval_note += f"; WARNING: {warning}"
@@ -233,7 +262,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         "n": {"train": protocol.train.n_samples, "validation": protocol.validation.n_samples,
               **({"gate": protocol.gate.n_samples} if protocol.gate is not None else {}),
               **{name: data.n_samples for name, data in protocol.tests.items()}},
-        "data_choices": _data_choices(protocol, settings, interval_note),
+        "data_choices": _data_choices(protocol, settings, interval_note, calibration),
         "deployed": {"family": deployed.family, "reason": family_reason, "validation_rmsep": family_scores,
                      "tests": deployed_metrics, **deployed.training},
         "cnn": ({"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
