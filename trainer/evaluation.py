@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.figures_of_merit import regression_metrics, rmsep_interval
+from nirstream.core.figures_of_merit import figures_per_target
 from nirstream.core.predictor import Predictor
 from nirstream.core.resampling import onto_model_grid
+from trainer.intervals import empirical_coverage
 from trainer.protocols import DataSource, load_protocol
 
 
@@ -24,14 +25,12 @@ def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset) -> di
     if not targets:
         raise ValueError(f"{dataset.name} has no reference values for the model's targets {list(predictor.targets)} "
                          f"(it has {list(dataset.target_names)})")
-    result = {}
-    for target in targets:
-        column = predictor.targets.index(target)
-        reference, values = dataset.target(target), predicted[:, column]
-        entry = {**regression_metrics(reference, values), "rmsep_ci95": rmsep_interval(reference, values)}
-        if predictor.intervals is not None:
-            entry["interval_coverage"] = float(np.mean(np.abs(values - reference) <= predictor.intervals.half_width[target]))
-        result[target] = entry
+    reference = np.column_stack([dataset.target(t) for t in targets])
+    values = predicted[:, [predictor.targets.index(t) for t in targets]]
+    result = figures_per_target(reference, values, targets)
+    if predictor.intervals is not None:
+        for target, entry in empirical_coverage(reference, values, predictor.intervals, targets).items():
+            result[target]["interval_coverage"] = entry["coverage"]
     return result
 
 

@@ -67,12 +67,13 @@ class TrainSettings(BaseModel):
             parse_budget(self.search_budget)  # refuse a malformed budget before any data is read
         return self
 
-    def search_regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
-        """``make(n_copies, augmenter_params, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant."""
+    def regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
+        """``make(n_copies, augmenter_params, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant
+        (the fixed configurations and every search trial are built here)."""
         from trainer.cnn import CNNRegressor
         from trainer.variants import variant_steps
 
-        def make(n_copies: int, augmenter_params: dict, **params):
+        def make(n_copies: int, augmenter_params: dict | None, **params):
             preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
                                                     augmenter_params=augmenter_params)
             return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
@@ -87,9 +88,6 @@ class TrainSettings(BaseModel):
     def cnn_regressor(self, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,
                       verbose: int | str = 0):
         """The (unfitted) ``CNNRegressor`` ``train`` fits on ``n_train`` spectra of grid ``wavelengths``."""
-        from trainer.cnn import CNNRegressor
-        from trainer.variants import variant_steps
-
         n_copies, params = 50, {}  # CNNRegressor's defaults otherwise: the measured winners on the tablets
         if self.quick:
             # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and a fixed budget:
@@ -101,8 +99,7 @@ class TrainSettings(BaseModel):
                       "early_stopping_start": epochs, "ensemble_size": 1}
         n_copies = self.n_copies if self.n_copies is not None else n_copies
         params |= {k: v for k, v in (("epochs", self.epochs), ("ensemble_size", self.ensemble_size)) if v is not None}
-        preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies)
-        return CNNRegressor(preprocessor, augmenter, random_state=self.seed, verbose=verbose, **params)
+        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, None, random_state=self.seed, **params)
 
 
 def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:

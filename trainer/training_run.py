@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from nirstream.core.bundle import PredictionIntervals
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import paired_rmsep_difference, regression_metrics, rmse, rmsep_interval
+from nirstream.core.figures_of_merit import figures_per_target, paired_rmsep_difference, regression_metrics, rmse
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.announce import announce
@@ -34,12 +35,6 @@ from trainer.report import plot_kernel_activations, plot_predicted_vs_reference,
 from trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
-
-
-def _per_target(y: np.ndarray, predicted: np.ndarray, targets: tuple[str, ...], seed: int) -> dict[str, dict]:
-    """Figures of merit and the RMSEP's bootstrap interval, per target."""
-    return {t: {**regression_metrics(y[:, j], predicted[:, j]), "rmsep_ci95": rmsep_interval(y[:, j], predicted[:, j], seed=seed)}
-            for j, t in enumerate(targets)}
 
 
 def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: str, calibration: str) -> dict[str, str]:
@@ -127,12 +122,13 @@ def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str
                       "pls_variants_tried": tried, "augmented_copies": PLS_COPIES}, refit)
 
 
-def _choose_family(candidates: dict[str, Candidate], protocol: Protocol, wanted: str) -> tuple[Candidate, str, dict]:
+def _choose_family(candidates: dict[str, Candidate], validation_predictions: dict[str, np.ndarray], protocol: Protocol,
+                   wanted: str) -> tuple[Candidate, str, dict]:
     """The family to deploy: the one asked for, or (``auto``) the lower validation RMSEP, averaged over targets
     relative to the other family (unit-free). Ties keep the CNN."""
     y_val = protocol.y(protocol.validation)
-    scores = {name: dict(zip(protocol.targets, rmse(c.predict(protocol.validation.X), y_val, axis=0).tolist(), strict=True))
-              for name, c in candidates.items()}
+    scores = {name: dict(zip(protocol.targets, rmse(predicted, y_val, axis=0).tolist(), strict=True))
+              for name, predicted in validation_predictions.items()}
     if wanted != "auto" or len(candidates) == 1:
         name = wanted if wanted != "auto" else next(iter(candidates))
         why = f"family={wanted}" if wanted != "auto" else "the only family fitted (PLS off)"
@@ -141,6 +137,31 @@ def _choose_family(candidates: dict[str, Candidate], protocol: Protocol, wanted:
     name = "pls" if ratio < 1 else "cnn"
     versus = ", ".join(f"{t} CNN {scores['cnn'][t]:.3f} / PLS {scores['pls'][t]:.3f}" for t in protocol.targets)
     return candidates[name], f"{name.upper()}: lower validation RMSEP ({versus}; PLS/CNN ratio {ratio:.3f})", scores
+
+
+def _calibrate(settings: TrainSettings, deployed: Candidate, protocol: Protocol,
+               validation_predicted: np.ndarray) -> tuple[PredictionIntervals | None, str, str]:
+    """The deployed model's intervals, the report's note on them, and where they were calibrated: on the validation
+    residuals, or (``cross-validation``, or ``auto`` when validation spans much less than training) on out-of-fold
+    residuals of the training split."""
+    targets, y_train, y_val = protocol.targets, protocol.y(protocol.train), protocol.y(protocol.validation)
+    narrow = representativeness_warning(y_train, y_val, targets)
+    calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
+    if calibration == "validation":
+        intervals, note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
+        if narrow and intervals:
+            log.warning(narrow)
+            note += f"; WARNING: {narrow}"
+        return intervals, note, calibration
+    if narrow and settings.calibration == "auto":
+        log.warning("%s: calibrating on cross-validated training residuals instead", narrow)
+    log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
+    y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
+                                                       settings.seed)
+    intervals, note = calibrate_intervals(y_oof, predicted_oof, targets, settings.coverage, source="training")
+    if narrow and settings.calibration == "auto":
+        note += f" (auto: {narrow})"
+    return intervals, note, calibration
 
 
 def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[str, Any]:
@@ -153,7 +174,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     if settings.family in ("auto", "cnn") and settings.search_budget:
         budget = parse_budget(settings.search_budget)
         log.info("searching CNN hyper-parameters on the validation split for %.0f s", budget)
-        make = settings.search_regressor_factory(protocol.train.wavelengths, protocol.window_nm)
+        make = settings.regressor_factory(protocol.train.wavelengths, protocol.window_nm)
         regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
         search = {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
         candidates["cnn"] = _cnn_candidate(regressor, protocol)
@@ -176,36 +197,22 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
             pls[target], pls_predictions[target] = compare_pls(windowed, settings.variant, target)
         if settings.family in ("auto", "pls"):
             candidates["pls"] = _pls_candidate(protocol, windowed, settings.variant, pls, settings.seed)
-    deployed, family_reason, family_scores = _choose_family(candidates, protocol, settings.family)
+    validation_predictions = {name: c.predict(protocol.validation.X) for name, c in candidates.items()}
+    deployed, family_reason, family_scores = _choose_family(candidates, validation_predictions, protocol, settings.family)
     log.info("deploying %s", family_reason)
 
     train_features = deployed.preprocessor.transform(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
-    validation_predicted = deployed.predict(protocol.validation.X)
-    narrow = representativeness_warning(y_train, y_val, targets)
-    calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
-    if narrow and settings.calibration == "auto":
-        log.warning("%s: calibrating on cross-validated training residuals instead", narrow)
-    if calibration == "cross-validation":
-        log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
-        y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
-                                                           settings.seed)
-        intervals, interval_note = calibrate_intervals(y_oof, predicted_oof, targets, settings.coverage, source="training")
-        if narrow and settings.calibration == "auto":
-            interval_note += f" (auto: {narrow})"
-        warning = None
-    else:
-        intervals, interval_note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
-        warning = narrow if intervals else None
-    if warning:
-        log.warning(warning)
-        interval_note += f"; WARNING: {warning}"
+    validation_predicted = validation_predictions[deployed.family]
+    intervals, interval_note, calibration = _calibrate(settings, deployed, protocol, validation_predicted)
     test_predictions = {name: deployed.predict(data.X) for name, data in protocol.tests.items()}  # figures and plots
-    deployed_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
+    deployed_metrics = {name: figures_per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
                         for name, predicted in test_predictions.items()}
-    cnn_predictions = ({name: candidates["cnn"].predict(data.X) for name, data in protocol.tests.items()}
-                       if "cnn" in candidates and deployed.family != "cnn" else test_predictions if "cnn" in candidates else {})
-    cnn_metrics = {name: _per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
+    cnn_predictions = {}  # the CNN's test predictions, deployed or not: its figures and the CNN - PLS differences
+    if "cnn" in candidates:
+        cnn_predictions = test_predictions if deployed.family == "cnn" else {
+            name: candidates["cnn"].predict(data.X) for name, data in protocol.tests.items()}
+    cnn_metrics = {name: figures_per_target(protocol.y(protocol.tests[name]), predicted, targets, settings.seed)
                    for name, predicted in cnn_predictions.items()}
     coverage = ({name: empirical_coverage(protocol.y(protocol.tests[name]), predicted, intervals, targets)
                  for name, predicted in test_predictions.items()} if intervals else {})

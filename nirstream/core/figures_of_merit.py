@@ -81,3 +81,10 @@ def paired_rmsep_difference(y_true, predicted_a, predicted_b, confidence: float 
     verdict = "a better" if high < 0 else "b better" if low > 0 else "no difference shown"
     return {"difference": float(_rmse_difference_statistic(*arrays)), "low": low, "high": high,
             "confidence": confidence, "verdict": verdict}
+
+
+def figures_per_target(y_true, y_pred, targets, seed: int = 0) -> dict[str, dict]:
+    """``regression_metrics`` and the RMSEP's bootstrap interval (``rmsep_ci95``) for each column of (n, k) arrays."""
+    y_true, y_pred = np.reshape(y_true, (len(y_true), -1)), np.reshape(y_pred, (len(y_pred), -1))
+    return {t: {**regression_metrics(y_true[:, j], y_pred[:, j]), "rmsep_ci95": rmsep_interval(y_true[:, j], y_pred[:, j], seed=seed)}
+            for j, t in enumerate(targets)}

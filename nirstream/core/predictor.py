@@ -65,16 +65,6 @@ def padded_size(n: int) -> int:
     return -(-n // largest) * largest
 
 
-@dataclass(frozen=True)
-class _Computed:
-    """A NumPy result dressed like a TensorFlow one (``.numpy()``), so both model kinds share one predict path."""
-
-    array: np.ndarray
-
-    def numpy(self) -> np.ndarray:
-        return self.array
-
-
 def _with_member_outputs(model):
     """A seed ensemble (members nested in one model, averaged by its last layer) as a model that returns the average
     and each member's output from one call, and True; any other model as it is, and False."""
@@ -109,7 +99,7 @@ class Predictor:
                              if meta.intervals is not None else None)
         if isinstance(bundle.model, LinearModel):  # PLS and other linear models: a matrix product, no framework
             self.is_ensemble, self._input_shape = False, (bundle.model.n_inputs,)
-            self._call = lambda x: _Computed(bundle.model.predict(x))
+            self._call = bundle.model.predict
             return
         import tensorflow as tf
 
@@ -152,10 +142,10 @@ class Predictor:
         padded[:n] = features
         outputs = self._call(padded.reshape((-1, *self._input_shape)))
         if self.is_ensemble:  # the ensemble's average (the deployed output) and each member's
-            mean, *members = (o.numpy().reshape(padded.shape[0], -1)[:n] for o in outputs)
+            mean, *members = (np.asarray(o).reshape(padded.shape[0], -1)[:n] for o in outputs)
             spread = np.std(np.stack(members), axis=0).astype(np.float64) * self._y_scale
         else:
-            mean = outputs.numpy().reshape(padded.shape[0], -1)[:n]
+            mean = np.asarray(outputs).reshape(padded.shape[0], -1)[:n]  # a TensorFlow tensor or a NumPy array
             spread = np.full(mean.shape, np.nan)
         finished = time.perf_counter()
         values = (mean * self._y_scale + self._y_mean).astype(np.float64)
