@@ -31,14 +31,14 @@ def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
 
     fetch = data_commands.add_parser(
         "fetch",
-        help="download the IDRC 2002 tablet set once (sha256 checked) into the data directory",
+        help="download the IDRC 2002 tablet set and the corn set once (sha256 checked) into the data directory",
         description=(
-            "Download the IDRC 2002 tablet shoot-out file from the spectra-sherpa==0.4.2 wheel on PyPI, "
-            "verify its sha256 and cache it ($NIRSTREAM_DATA_DIR, default ~/.cache/nirstream). "
-            "Does nothing when a verified copy is already there."
+            "Download the IDRC 2002 tablet shoot-out file and Eigenvector's corn set from the spectra-sherpa==0.4.2 "
+            "wheel on PyPI (one download), verify each sha256 and cache them ($NIRSTREAM_DATA_DIR, default "
+            "~/.cache/nirstream). Does nothing when verified copies are already there."
         ),
     )
-    fetch.add_argument("--dest", help="file to write instead of the data directory's copy")
+    fetch.add_argument("--dest", help="folder to write the files to instead of the data directory")
     fetch.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
     fetch.set_defaults(handler=_data_fetch)
 
@@ -52,10 +52,14 @@ def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from nirstream.core.datasets import fetch_tablets
+    from pathlib import Path
 
-    path = fetch_tablets(args.dest, force=args.force)
-    print(f"tablet data verified at {path}")
+    from nirstream.core.datasets.catalog import FETCHED_FILES
+    from nirstream.core.datasets.fetched import fetch
+
+    wanted = {file: Path(args.dest) / file.filename if args.dest else file.path() for file in FETCHED_FILES}
+    for file, path in fetch(wanted, force=args.force).items():
+        print(f"{file.description} data verified at {path}")
     return 0
 
 

@@ -88,6 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--protocol", help=PROTOCOL_HELP + " (default cross-instrument; ignored with --data)")
     _data_arguments(train, "train on")
     train.add_argument("--variant", choices=["none", "emsc", "augment", "augment+emsc"], help="preprocessing (default augment+emsc)")
+    train.add_argument("--centring", choices=["spectrum", "global"],
+                       help="CNN input: subtract the mean training spectrum, so differences between samples reach the "
+                            "network at unit size (default), or one global mean (the paper's scaling)")
     train.add_argument("--window-nm", type=float, nargs=2, metavar=("FIRST", "LAST"),
                        help="with --data: the wavelengths the model looks at (default: all)")
     train.add_argument("--seed", type=int)
@@ -189,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
     options = _load_config_file(args.config)
     data = _data_source_options(args, options.pop("data", None))
     flags = {
-        "protocol": args.protocol, "variant": args.variant, "seed": args.seed,
+        "protocol": args.protocol, "variant": args.variant, "centring": args.centring, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
         "family": args.family, "search_budget": args.budget, "calibration": args.calibration,

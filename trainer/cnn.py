@@ -103,6 +103,10 @@ def _as_input(features: np.ndarray) -> np.ndarray:
     return np.asarray(features, dtype=np.float32)[:, :, None]  # Conv1D wants a channel axis
 
 
+
+class NetworkCollapsed(RuntimeError):
+    """Every seed tried predicted a near-constant: this network does not learn these data."""
+
 class CNNRegressor(RegressorMixin, BaseEstimator):
     """Preprocessing plus CNN (or a seed ensemble of CNNs) as one scikit-learn regressor on raw spectra.
 
@@ -256,7 +260,7 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         seed = self.random_state
         while len(self.members_) < self.ensemble_size:
             if len(self.collapsed_seeds_) > self.max_member_retries:
-                raise RuntimeError(f"CNN members with seeds {self.collapsed_seeds_} all collapsed (training loss "
+                raise NetworkCollapsed(f"CNN members with seeds {self.collapsed_seeds_} all collapsed (training loss "
                                    f"above {self.max_training_loss} at epoch {self.collapse_check_epoch})")
             index = len(self.members_)
             name = "deep_chemometrics_cnn" if self.ensemble_size == 1 else f"member_{index}"

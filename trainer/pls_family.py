@@ -14,10 +14,10 @@ from sklearn.cross_decomposition import PLSRegression
 from nirstream.core.linear_model import LinearModel
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from trainer.protocols import Protocol
-from trainer.variants import variant_steps
+from trainer.variants import PLS_PRETREATMENTS, variant_steps
 
 PLS_COPIES = 10  # augmented copies per spectrum for PLS, as in its cross-validation (compare_pls)
-PLS_VARIANTS = ("none", "emsc")  # preprocessings the deployable PLS tries besides the run's variant
+PLS_VARIANTS = PLS_PRETREATMENTS  # preprocessings the deployable PLS tries besides the run's variant
 
 
 def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[str, int],

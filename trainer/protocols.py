@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nirstream.core.datasets import SpectralDataset, load_tablets, load_tecator
+from nirstream.core.datasets.catalog import NAMED_DATASETS, open_named
 from nirstream.core.datasets.jcamp_files import load_jcamp
 from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, MIN_SAMPLES, kennard_stone_split
 from nirstream.core.datasets.tabular import TABLE_SUFFIXES, DataFileError, load_table
@@ -143,6 +144,12 @@ class DataSource(BaseModel):
 
     def _read(self) -> SpectralDataset:
         targets = self.targets or None
+        if str(self.path) in NAMED_DATASETS:  # a shipped or fetched set, read as if it were the user's file
+            data = open_named(str(self.path))
+            if self.split_column is None:
+                data = replace(data, splits={})
+            data = data if targets is None else data.select_targets(targets)
+            return replace(data, units=tuple(self.units.get(t, u) for t, u in zip(data.target_names, data.units, strict=True)))
         is_table = self.path.suffix.lower() in TABLE_SUFFIXES
         if is_table:
             if self.references is not None:

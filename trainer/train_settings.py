@@ -32,6 +32,9 @@ class TrainSettings(BaseModel):
     targets: list[str] = Field(default_factory=list, description="Built-in data's targets (default assay / fat)")
     data: DataSource | None = Field(default=None, description="A plant's own file instead of a built-in protocol")
     variant: str = "augment+emsc"
+    centring: str = Field(default="spectrum", pattern="^(spectrum|global)$",
+                          description="CNN input: subtract the mean training spectrum (sample differences at unit size) "
+                                      "or one global mean (the paper's scaling)")
     seed: int = 0
     epochs: int | None = None
     n_copies: int | None = None
@@ -75,7 +78,7 @@ class TrainSettings(BaseModel):
 
         def make(n_copies: int, augmenter_params: dict | None, **params):
             preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
-                                                    augmenter_params=augmenter_params)
+                                                    augmenter_params=augmenter_params, centring=self.centring)
             return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
 
         return make

@@ -24,6 +24,7 @@ from nirstream.core.figures_of_merit import figures_per_target, paired_rmsep_dif
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from trainer.announce import announce
+from trainer.cnn import NetworkCollapsed
 from trainer.compare import compare_pls
 from trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions, empirical_coverage,
                                representativeness_warning)
@@ -45,8 +46,8 @@ def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: st
                        *([] if by_cv else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
     return {
         "splits": protocol.split_description,
-        "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS latent variables by repeated 10-fold "
-                          "cross-validation inside it" + (f"; {interval_use}" if by_cv else ""),
+        "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS pretreatment and latent variables by "
+                          "repeated 10-fold cross-validation inside it" + (f"; {interval_use}" if by_cv else ""),
         "validation split": ", ".join(validation_uses),
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
         "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
@@ -89,23 +90,24 @@ def _cnn_candidate(regressor, protocol: Protocol) -> Candidate:
 
 
 def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str, baseline: dict, seed: int) -> Candidate:
-    """The deployable PLS: for each preprocessing (raw, EMSC and the run's variant) one PLS per target with LVs by
-    cross-validation on the training split; the preprocessing with the lower validation RMSEP (mean over targets,
-    in training standard deviations) is kept."""
-    y_val, scale = protocol.y(protocol.validation), protocol.y(protocol.train).std(axis=0)
+    """The deployable PLS: for each pretreatment (raw, EMSC, SNV, Savitzky–Golay derivatives and the run's variant)
+    one PLS per target with LVs by cross-validation on the training split; the pretreatment with the lowest
+    cross-validated error (RMSECV at its chosen LVs, mean over targets in training standard deviations) is kept.
+    Training data alone chooses, so the validation split is left to choose the family."""
+    scale = protocol.y(protocol.train).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     tried, best = {}, None
     for variant in dict.fromkeys((baseline_variant, *PLS_VARIANTS)):
         selections = baseline if variant == baseline_variant else {
             target: compare_pls(windowed, variant, target)[0] for target in protocol.targets}
         latent_variables = {target: selections[target]["cv_min"]["lv"] for target in protocol.targets}
-        model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed)
-        validation_rmsep = rmse(predict_linear(model, preprocessor, protocol.validation.X), y_val, axis=0)
-        score = float(np.mean(validation_rmsep / scale))
-        tried[variant] = {"latent_variables": latent_variables, "validation_rmsep": validation_rmsep.tolist(), "score": score}
+        rmsecv = np.array([selections[t]["rmsecv"][latent_variables[t] - 1] for t in protocol.targets])
+        score = float(np.mean(rmsecv / scale))
+        tried[variant] = {"latent_variables": latent_variables, "rmsecv": rmsecv.tolist(), "score": score}
         if best is None or score < best[0]:
-            best = (score, variant, model, preprocessor, latent_variables)
-    _, variant, model, preprocessor, latent_variables = best
+            best = (score, variant, latent_variables)
+    _, variant, latent_variables = best
+    model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed)
     k = len(protocol.targets)
 
     def refit(X, Y):
@@ -118,7 +120,7 @@ def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str
                      lambda X: predict_linear(model, preprocessor, X),
                      {"pls_variant": variant, "latent_variables": latent_variables,
                       "lv_rule": "min RMSECV, repeated 10-fold CV on the training split",
-                      "pls_variant_rule": "lowest validation RMSEP (mean over targets, in training standard deviations)",
+                      "pls_variant_rule": "lowest RMSECV on the training split (mean over targets, in training standard deviations)",
                       "pls_variants_tried": tried, "augmented_copies": PLS_COPIES}, refit)
 
 
@@ -164,28 +166,40 @@ def _calibrate(settings: TrainSettings, deployed: Candidate, protocol: Protocol,
     return intervals, note, calibration
 
 
+def _fit_cnn(settings: TrainSettings, protocol: Protocol, verbose: int | str) -> tuple[Any, dict | None]:
+    """The CNN regressor (searched within the budget, or the fixed configuration) and the search's record."""
+    y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
+    if settings.search_budget:
+        budget = parse_budget(settings.search_budget)
+        log.info("searching CNN hyper-parameters on the validation split for %.0f s", budget)
+        make = settings.regressor_factory(protocol.train.wavelengths, protocol.window_nm)
+        regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
+        return regressor, {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
+    # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
+    regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
+    log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
+             protocol.train.n_samples, ", ".join(protocol.targets), settings.variant, regressor.epochs,
+             regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
+    regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
+    return regressor, None
+
+
 def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[str, Any]:
     started = time.perf_counter()
     protocol = settings.load_protocol()
     targets = protocol.targets
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     candidates: dict[str, Candidate] = {}
-    regressor, search = None, None
-    if settings.family in ("auto", "cnn") and settings.search_budget:
-        budget = parse_budget(settings.search_budget)
-        log.info("searching CNN hyper-parameters on the validation split for %.0f s", budget)
-        make = settings.regressor_factory(protocol.train.wavelengths, protocol.window_nm)
-        regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
-        search = {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
-        candidates["cnn"] = _cnn_candidate(regressor, protocol)
-    elif settings.family in ("auto", "cnn"):
-        # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
-        regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
-        log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",
-                 protocol.train.n_samples, ", ".join(targets), settings.variant, regressor.epochs,
-                 regressor.augmenter.n_copies if regressor.augmenter else "no", regressor.ensemble_size)
-        regressor.fit(protocol.train.X, y_train, X_val=protocol.validation.X, y_val=y_val)
-        candidates["cnn"] = _cnn_candidate(regressor, protocol)
+    regressor, search, cnn_failure = None, None, None
+    if settings.family in ("auto", "cnn"):
+        try:
+            regressor, search = _fit_cnn(settings, protocol, verbose)
+            candidates["cnn"] = _cnn_candidate(regressor, protocol)
+        except NetworkCollapsed as exc:
+            if settings.family == "cnn" or not settings.pls:
+                raise
+            cnn_failure = f"the CNN did not learn these data ({exc}); PLS is deployed"
+            log.warning(cnn_failure)
 
     pls, pls_predictions = {}, {}
     if settings.pls:
@@ -199,6 +213,8 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
             candidates["pls"] = _pls_candidate(protocol, windowed, settings.variant, pls, settings.seed)
     validation_predictions = {name: c.predict(protocol.validation.X) for name, c in candidates.items()}
     deployed, family_reason, family_scores = _choose_family(candidates, validation_predictions, protocol, settings.family)
+    if cnn_failure:
+        family_reason = f"PLS: {cnn_failure}"
     log.info("deploying %s", family_reason)
 
     train_features = deployed.preprocessor.transform(protocol.train.X)
@@ -235,7 +251,8 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     )
     candidate = Predictor(registry.load(version))
     gate_name, gate = protocol.gate_data
-    decision = decide_promotion(registry, candidate, gate.X, protocol.y(gate), settings.promote_margin, gate_name)
+    decision = decide_promotion(registry, candidate, gate.X, protocol.y(gate), settings.promote_margin, gate_name,
+                                training_means=y_train.mean(axis=0))
     if decision.promote:
         registry.promote(version, decision.reason)
         if settings.bootstrap_servers:
@@ -275,7 +292,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         "cnn": ({"tests": cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
                  "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()} if regressor is not None else {}),
         "intervals": {"calibration": interval_note, **(intervals.model_dump() if intervals else {}), "test_coverage": coverage},
-        "search": search,
+        "search": search, "cnn_failure": cnn_failure,
         "pls": pls, "cnn_minus_pls": differences, "promotion": decision.__dict__, "domain_limits": domain.limits_,
         "elapsed_seconds": time.perf_counter() - started,
     }

@@ -1,8 +1,10 @@
-"""The paper's four preprocessing variants, shared by PLS and CNN.
+"""Preprocessing variants, shared by PLS and CNN.
 
-``none``, ``emsc``, ``augment`` and ``augment+emsc``. A variant is a ``SpectralPreprocessor``
-(window -> EMSC or not -> global scaling; EMSC's reference is the mean of the *original* training
-spectra) plus, for ``augment``, a ``SpectralAugmenter`` that enlarges the training set only.
+The paper's four (``none``, ``emsc``, ``augment``, ``augment+emsc``; the CNN's choices) and the PLS
+pretreatments a chemometrician tries (``snv``, ``sg1``, ``sg1+snv``, ``sg2+snv``: Savitzky–Golay 1st/2nd
+derivative, standard normal variate). A variant is a ``SpectralPreprocessor`` (window -> derivative -> SNV ->
+EMSC -> global scaling; EMSC's reference is the mean of the *original* training spectra) plus, for
+``augment``, a ``SpectralAugmenter`` that enlarges the training set only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from nirstream.core.augmentation import SpectralAugmenter
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 
 VARIANTS = ("none", "emsc", "augment", "augment+emsc")
+PLS_PRETREATMENTS = ("none", "emsc", "snv", "sg1", "sg1+snv", "sg2+snv")
 EMSC_ORDER = 2
 
 
@@ -22,20 +25,25 @@ EMSC_ORDER = 2
 class Variant:
     augment: bool
     emsc: bool
+    snv: bool = False
+    derivative: int | None = None
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-        return cls(augment="augment" in name, emsc="emsc" in name)
+        if name not in VARIANTS + PLS_PRETREATMENTS:
+            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(dict.fromkeys(VARIANTS + PLS_PRETREATMENTS))}")
+        parts = set(name.split("+"))
+        derivative = 1 if "sg1" in parts else 2 if "sg2" in parts else None
+        return cls(augment="augment" in parts, emsc="emsc" in parts, snv="snv" in parts, derivative=derivative)
 
 
 def variant_steps(variant: str, wavelengths=None, window_nm: tuple[float, float] | None = None, n_copies: int = 50,
-                  random_state=None, augmenter_params: dict | None = None) -> tuple[SpectralPreprocessor, SpectralAugmenter | None]:
+                  random_state=None, augmenter_params: dict | None = None, centring: str = "spectrum") -> tuple[SpectralPreprocessor, SpectralAugmenter | None]:
     """The variant's (unfitted) preprocessor and augmenter (None without augmentation)."""
     parsed = Variant.parse(variant)
     first_nm, last_nm = window_nm or (None, None)
-    preprocessor = SpectralPreprocessor(wavelengths, first_nm, last_nm, emsc_order=EMSC_ORDER if parsed.emsc else None)
+    preprocessor = SpectralPreprocessor(wavelengths, first_nm, last_nm, emsc_order=EMSC_ORDER if parsed.emsc else None,
+                                        derivative=parsed.derivative, snv=parsed.snv, centring=centring)
     augmenter = None
     if parsed.augment:
         augmenter = SpectralAugmenter(n_copies=n_copies, random_state=random_state, **(augmenter_params or {}))

@@ -1,4 +1,5 @@
-"""The one preprocessing chain both the trainer and the worker run: channel window -> EMSC -> global scaling.
+"""The one preprocessing chain both the trainer and the worker run:
+channel window -> Savitzky–Golay derivative -> SNV -> EMSC -> global scaling (each optional but the window and scaling).
 
 Its fitted state is plain numbers and arrays (``state``/``from_state``), so a model bundle
 stores it without pickles and the worker rebuilds exactly what the trainer fitted.
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from scipy.signal import savgol_filter
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.preprocessing import EMSC, GlobalScaler
@@ -23,6 +25,7 @@ from nirstream.core.messages.common import WavelengthGrid
 SPREAD_FLOOR_FRACTION = 0.01  # flatter than 1 % of the flattest training spectrum: nearly constant
 SCALE_FLOOR_FRACTION = 0.01  # EMSC scale below 1 % of the smallest training scale: no usable signal
 COEFFICIENT_MARGIN = 0.5  # EMSC coefficients beyond the training range widened by half its width: outlier
+SMOOTHING_POLYORDER = 2  # Savitzky–Golay polynomial order (quadratic: the usual choice for NIR band shapes)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class ScreenedFeatures:
 
 
 class SpectralPreprocessor(TransformerMixin, BaseEstimator):
-    """Select a wavelength window, optionally EMSC-correct, then scale globally.
+    """Select a wavelength window, optionally differentiate, SNV- and/or EMSC-correct, then scale globally.
 
     The trainer fits exactly this object (inside ``CNNRegressor`` and for PLS), the bundle stores
     its fitted state, and the worker runs it: there is no second chain to keep in step.
@@ -54,6 +57,16 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         Inclusive window kept for the model; the whole grid when None.
     emsc_order : int or None, default=2
         Polynomial order of EMSC (reference = mean training spectrum); None skips EMSC.
+    derivative : int or None, default=None
+        Savitzky–Golay derivative order (1 or 2; quadratic polynomial over ``smoothing_window`` channels);
+        None skips it. Removes offsets (1st) and linear baselines (2nd) and sharpens overlapping bands.
+    snv : bool, default=False
+        Standard normal variate: centre and scale each spectrum by its own mean and standard deviation.
+    smoothing_window : int, default=11
+        Savitzky–Golay window in channels (odd; narrowed to a quarter of the window's channels on short grids).
+    centring : {"spectrum", "global"}, default="spectrum"
+        What the final scaling subtracts: the mean training spectrum (sample-to-sample differences at unit size)
+        or one mean for the whole matrix (the paper's global scaling). See ``GlobalScaler``.
 
     Attributes
     ----------
@@ -71,14 +84,23 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         "first_nm": [Real, None],
         "last_nm": [Real, None],
         "emsc_order": [Interval(Integral, 0, None, closed="left"), None],
+        "derivative": [Interval(Integral, 1, 2, closed="both"), None],
+        "snv": ["boolean"],
+        "smoothing_window": [Interval(Integral, 3, None, closed="left")],
+        "centring": [StrOptions({"spectrum", "global"})],
     }
 
     def __init__(self, wavelengths=None, first_nm: float | None = None, last_nm: float | None = None,
-                 emsc_order: int | None = 2):
+                 emsc_order: int | None = 2, derivative: int | None = None, snv: bool = False,
+                 smoothing_window: int = 11, centring: str = "spectrum"):
         self.wavelengths = wavelengths
         self.first_nm = first_nm
         self.last_nm = last_nm
         self.emsc_order = emsc_order
+        self.derivative = derivative
+        self.snv = snv
+        self.smoothing_window = smoothing_window
+        self.centring = centring
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -92,10 +114,34 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
                              "channels; need at least 2")
         self.grid_ = WavelengthGrid.from_wavelengths(wl)
         self.window_ = slice(int(keep[0]), int(keep[-1]) + 1)
-        windowed = X[:, self.window_]
-        self.emsc_ = None if self.emsc_order is None else EMSC(order=self.emsc_order).fit(windowed)
-        self.scaler_ = GlobalScaler().fit(self._correct(windowed))
+        self.smoothing_window_ = self._fitted_smoothing_window(keep.size)
+        if self.derivative is not None and keep.size < self.smoothing_window_:
+            raise ValueError(f"a Savitzky–Golay derivative needs at least {self.smoothing_window_} channels; the window "
+                             f"keeps {keep.size} of n_features = {X.shape[1]}")
+        pretreated = self._pretreat(X[:, self.window_])
+        self.emsc_ = None if self.emsc_order is None else EMSC(order=self.emsc_order).fit(pretreated)
+        self.scaler_ = GlobalScaler(self.centring).fit(self._correct(pretreated))
         return self.learn_input_range(X)
+
+    def _fitted_smoothing_window(self, n_channels: int) -> int:
+        """The odd Savitzky–Golay window that fits the model's channels (at least polyorder + 2)."""
+        window = min(self.smoothing_window, max(SMOOTHING_POLYORDER + 2, n_channels // 4))
+        return window if window % 2 else window - 1 if window - 1 > SMOOTHING_POLYORDER else window + 1
+
+    def _differentiate(self, windowed: np.ndarray) -> np.ndarray:
+        if self.derivative is None:
+            return windowed
+        return savgol_filter(windowed, self.smoothing_window_, SMOOTHING_POLYORDER, deriv=self.derivative, axis=1,
+                             mode="interp")
+
+    def _pretreat(self, windowed: np.ndarray) -> np.ndarray:
+        """Derivative then SNV, per spectrum (nothing learnt). A spectrum with no variation left gets NaN (screened)."""
+        pretreated = self._differentiate(windowed)
+        if self.snv:
+            spread = pretreated.std(axis=1, keepdims=True)
+            with np.errstate(all="ignore"):
+                pretreated = (pretreated - pretreated.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, np.nan)
+        return pretreated
 
     def learn_input_range(self, X) -> SpectralPreprocessor:
         """Set the input screen's limits from training spectra ``X`` (input grid, not augmented).
@@ -109,10 +155,13 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "window_")
         windowed = np.asarray(X, dtype=np.float64)[:, self.window_]
         self.spread_floor_ = float(SPREAD_FLOOR_FRACTION * windowed.std(axis=1).min())
+        # A straight line has no 2nd derivative (and a constant no 1st): nothing left for SNV or the model.
+        self.derivative_floor_ = (0.0 if self.derivative is None else
+                                  float(SPREAD_FLOOR_FRACTION * self._differentiate(windowed).std(axis=1).min()))
         self.scale_floor_ = 0.0
         self.coefficient_low_ = self.coefficient_high_ = None
         if self.emsc_ is not None:
-            coefficients = self.emsc_.coefficients(windowed)
+            coefficients = self.emsc_.coefficients(self._pretreat(windowed))
             low, high = coefficients.min(axis=0), coefficients.max(axis=0)
             width = high - low
             self.coefficient_low_, self.coefficient_high_ = low - COEFFICIENT_MARGIN * width, high + COEFFICIENT_MARGIN * width
@@ -133,8 +182,16 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             for i in np.flatnonzero(flat):
                 details[i] = (f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor "
                               f"{self.spread_floor_:.3g} learnt from training")
+            if self.derivative is not None:
+                derivative_spread = self._differentiate(windowed).std(axis=1)
+                lost = ~flat & ~(derivative_spread > self.derivative_floor_)
+                for i in np.flatnonzero(lost):
+                    details[i] = (f"no band structure: spread {derivative_spread[i]:.3g} of the derivative at or below the "
+                                  f"floor {self.derivative_floor_:.3g} learnt from training (a straight or constant spectrum)")
+                flat |= lost
+            pretreated = self._pretreat(windowed)
             if self.emsc_ is not None:
-                coefficients = windowed @ self.emsc_.pseudo_inverse_.T
+                coefficients = pretreated @ self.emsc_.pseudo_inverse_.T
                 scale = coefficients[:, 0]
                 for i in np.flatnonzero(~flat & (~(scale > self.scale_floor_) | ~np.isfinite(coefficients).all(axis=1))):
                     details[i] = (f"EMSC scale {scale[i]:.3g} is zero, negative or below {self.scale_floor_:.3g} (1 % of "
@@ -144,7 +201,7 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             usable = details == ""
             features = np.zeros((n, self.n_model_channels))
             if usable.any():
-                kept = windowed[usable]
+                kept = pretreated[usable]
                 corrected = kept if self.emsc_ is None else self.emsc_.correct(kept, coefficients[usable])
                 features[usable] = (corrected - self.scaler_.mean_) / self.scaler_.scale_
         overflow = ~np.isfinite(features).all(axis=1)
@@ -159,7 +216,7 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     def transform(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.scaler_.transform(self._correct(X[:, self.window_]))
+        return self.scaler_.transform(self._correct(self._pretreat(X[:, self.window_])))
 
     @property
     def n_model_channels(self) -> int:
@@ -175,12 +232,19 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             "last_nm": self.last_nm,
             "window": [self.window_.start, self.window_.stop],
             "emsc_order": self.emsc_order,
-            "scaler_mean": self.scaler_.mean_,
+            "derivative": self.derivative,
+            "snv": self.snv,
+            "smoothing_window": self.smoothing_window_,
+            "centring": self.centring,
+            "scaler_mean": self.scaler_.mean_ if self.centring == "global" else None,
             "scaler_scale": self.scaler_.scale_,
             "spread_floor": self.spread_floor_,
+            "derivative_floor": self.derivative_floor_,
             "scale_floor": self.scale_floor_,
         }
         arrays = {} if self.emsc_ is None else {"emsc_reference": self.emsc_.reference_}
+        if self.centring == "spectrum":
+            arrays["scaler_mean_spectrum"] = self.scaler_.mean_
         if self.coefficient_low_ is not None:
             arrays |= {"emsc_coefficient_low": self.coefficient_low_, "emsc_coefficient_high": self.coefficient_high_}
         return scalars, arrays
@@ -188,11 +252,16 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     @classmethod
     def from_state(cls, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> SpectralPreprocessor:
         grid = WavelengthGrid.model_validate(scalars["grid"])
-        self = cls(grid.wavelengths(), scalars["first_nm"], scalars["last_nm"], scalars["emsc_order"])
+        # Bundles written before the derivative and SNV existed have neither.
+        self = cls(grid.wavelengths(), scalars["first_nm"], scalars["last_nm"], scalars["emsc_order"],
+                   derivative=scalars.get("derivative"), snv=bool(scalars.get("snv", False)),
+                   smoothing_window=int(scalars.get("smoothing_window", 11)),
+                   centring=scalars.get("centring", "global"))  # earlier bundles: the paper's global scaling
         self.grid_ = grid
         self.n_features_in_ = grid.count
         start, stop = scalars["window"]
         self.window_ = slice(int(start), int(stop))
+        self.smoothing_window_ = self.smoothing_window
         self.emsc_ = None
         if self.emsc_order is not None:
             reference = np.asarray(arrays["emsc_reference"], dtype=np.float64)
@@ -200,13 +269,19 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
                 raise ValueError(f"EMSC reference has {reference.size} channels, window has {stop - start}")
             # Fitting on the stored reference itself rebuilds the identical design and pseudo-inverse.
             self.emsc_ = EMSC(order=self.emsc_order, reference=reference).fit(reference[None, :])
-        self.scaler_ = GlobalScaler()
-        self.scaler_.mean_ = float(scalars["scaler_mean"])
+        self.scaler_ = GlobalScaler(self.centring)
+        if self.centring == "spectrum":
+            self.scaler_.mean_ = np.asarray(arrays["scaler_mean_spectrum"], dtype=np.float64)
+            if self.scaler_.mean_.shape != (stop - start,):
+                raise ValueError(f"mean spectrum has {self.scaler_.mean_.size} channels, window has {stop - start}")
+        else:
+            self.scaler_.mean_ = float(scalars["scaler_mean"])
         self.scaler_.scale_ = float(scalars["scaler_scale"])
         self.scaler_.n_features_in_ = stop - start
         # Bundles written before the input screen existed: only zero/negative scale and zero spread are degenerate.
         self.spread_floor_ = float(scalars.get("spread_floor", 0.0))
         self.scale_floor_ = float(scalars.get("scale_floor", 0.0))
+        self.derivative_floor_ = float(scalars.get("derivative_floor", 0.0))
         self.coefficient_low_ = arrays.get("emsc_coefficient_low")
         self.coefficient_high_ = arrays.get("emsc_coefficient_high")
         return self

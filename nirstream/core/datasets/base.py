@@ -62,6 +62,12 @@ class SpectralDataset:
     def unit(self, name: str) -> str:
         return self.units[self.target_names.index(name)]
 
+    def select_targets(self, names: list[str] | tuple[str, ...]) -> SpectralDataset:
+        """Only the named reference columns, in the order given."""
+        columns = [self.target_names.index(n) if n in self.target_names else self.target(n) for n in names]
+        return replace(self, y=self.y[:, columns], target_names=tuple(names),
+                       units=tuple(self.units[c] for c in columns))
+
     def split(self, *names: str) -> SpectralDataset:
         """The rows of one or more splits (in the order given), as a dataset without splits."""
         missing = [n for n in names if n not in self.splits]
