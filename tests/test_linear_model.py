@@ -22,3 +22,33 @@ def test_a_linear_model_refuses_weights_that_do_not_fit():
         LinearModel(np.zeros((5, 2)), np.zeros(3))
     with pytest.raises(ValueError, match="finite"):
         LinearModel(np.full((5, 1), np.nan), np.zeros(1))
+
+
+def test_a_model_without_skill_is_not_served_even_without_a_champion(tecator, tmp_path):
+    """The gate's first check: on the gate data a candidate must beat predicting the training mean, per target."""
+    from nirstream.core.bundle import write_bundle
+    from nirstream.core.domain import ApplicabilityDomain
+    from nirstream.core.linear_model import LinearModel
+    from nirstream.core.predictor import Predictor
+    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.spectral_preprocessor import SpectralPreprocessor
+    from trainer.publish import decide_promotion
+
+    train, gate = tecator.split("train"), tecator.split("monitor")
+    preprocessor = SpectralPreprocessor(tecator.wavelengths).fit(train.X)
+    features = preprocessor.transform(train.X)
+    fat = train.target("fat")
+    registry = ModelRegistry(tmp_path)
+    decisions = {}
+    for name, model in {
+        "skilled": LinearModel.from_pls([PLSRegression(n_components=10, scale=False).fit(features, fat)]),
+        "constant off the mean": LinearModel(np.zeros((features.shape[1], 1)), np.array([fat.mean() + fat.std()])),
+    }.items():
+        version = registry.publish(lambda d, m=model: write_bundle(
+            d, m, preprocessor, ApplicabilityDomain().fit(features), targets=["fat"], units={"fat": "%"}, target_mean=[0.0],
+            target_scale=[1.0], target_range={"fat": (float(fat.min()), float(fat.max()))}, model_kind="pls"))
+        decisions[name] = decide_promotion(registry, Predictor(registry.load(version)), gate.X, gate.target("fat")[:, None],
+                                           0.0, training_means=np.array([fat.mean()]))
+    assert decisions["skilled"].promote
+    assert not decisions["constant off the mean"].promote
+    assert "does not beat predicting the training mean" in decisions["constant off the mean"].reason

@@ -68,13 +68,18 @@ def cross_validated_predictions(refit, X: np.ndarray, Y: np.ndarray, folds: int 
     return np.asarray(Y, dtype=np.float64), predicted
 
 
+def narrow_targets(y_train: np.ndarray, y_other: np.ndarray, targets: tuple[str, ...], minimum_ratio: float = 0.5) -> list[str]:
+    """Targets whose values in ``y_other`` spread less than ``minimum_ratio`` of their training spread, as 'name NN%'."""
+    y_train, y_other = np.reshape(y_train, (len(y_train), -1)), np.reshape(y_other, (len(y_other), -1))
+    ratios = y_other.std(axis=0) / np.maximum(y_train.std(axis=0), 1e-12)
+    return [f"{t} {r:.0%}" for t, r in zip(targets, ratios, strict=True) if r < minimum_ratio]
+
+
 def representativeness_warning(y_train: np.ndarray, y_calibration: np.ndarray, targets: tuple[str, ...],
                                minimum_ratio: float = 0.5) -> str | None:
     """A warning when the calibration (validation) targets spread much less than the training targets: residuals on
     such a narrow set are smaller than on data like the training set, so the intervals will likely under-cover."""
-    y_train, y_calibration = np.reshape(y_train, (len(y_train), -1)), np.reshape(y_calibration, (len(y_calibration), -1))
-    ratios = y_calibration.std(axis=0) / np.maximum(y_train.std(axis=0), 1e-12)
-    narrow = [f"{t} {r:.0%}" for t, r in zip(targets, ratios, strict=True) if r < minimum_ratio]
+    narrow = narrow_targets(y_train, y_calibration, targets, minimum_ratio)
     if not narrow:
         return None
     return (f"the validation targets spread much less than the training targets ({', '.join(narrow)} of the training "

@@ -1,0 +1,86 @@
+"""Issue 16's goal, checked on every data set here: the deployed model (CNN or PLS, chosen on validation) is never
+worse than CV-PLS by more than its bootstrap interval, and never worse than predicting the training mean.
+
+    python benchmarks/family_goal.py [--full] [--output benchmarks/results/family-goal.json]
+
+Each set is trained exactly as ``nirstream train`` does (``--quick`` CNN unless ``--full``; family auto). Per target
+and test set the JSON holds the deployed family, its test RMSEP (95 % bootstrap interval), the baseline CV-PLS's
+(the run's variant, LVs by cross-validation), the paired difference deployed − CV-PLS, and the mean predictor's
+RMSEP. ``not_worse_than_pls``: the difference's interval reaches down to 0 or below; ``beats_mean``: the upper
+end of the deployed RMSEP's interval is below the mean predictor's RMSEP. The test sets choose nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nirstream.core.figures_of_merit import rmse  # noqa: E402
+from trainer.protocols import DataSource  # noqa: E402
+from trainer.train_settings import TrainSettings  # noqa: E402
+from trainer.training_run import run_training  # noqa: E402
+
+SETS = {
+    "tecator": {"protocol": "tecator", "targets": ["water", "fat", "protein"]},
+    "corn-m5": {"data": DataSource(path="corn-m5")},
+    "corn-mp6": {"data": DataSource(path="corn-mp6")},
+    "tablets-same-instrument": {"protocol": "same-instrument", "targets": ["assay"]},
+}
+
+
+def check(name: str, options: dict, full: bool, scratch: Path) -> list[dict]:
+    settings = TrainSettings(quick=not full, registry=scratch / name / "registry", report_dir=scratch / name, **options)
+    summary = run_training(settings, verbose=0)
+    protocol = settings.load_protocol()
+    rows = []
+    for j, target in enumerate(summary["targets"]):
+        for test_name, data in protocol.tests.items():
+            y = protocol.y(data)[:, j]
+            deployed = summary["deployed"]["tests"][test_name][target]
+            pls = summary["pls"][target]["cv_min"]
+            mean_rmsep = rmse(np.full(len(y), protocol.y(protocol.train)[:, j].mean()), y)
+            difference = summary["deployed_minus_pls"][target][test_name]
+            rows.append({
+                "data": name, "target": target, "test": test_name, "n_test": int(len(y)),
+                "deployed_family": summary["deployed"]["family"], "family_reason": summary["deployed"]["reason"],
+                "pls_pretreatment": summary["deployed"].get("pls_variant"),
+                "deployed_rmsep": deployed["rmsep_ci95"], "cv_pls_rmsep": pls["tests"][test_name]["rmsep"], "cv_pls_lv": pls["lv"],
+                "deployed_minus_cv_pls": difference, "mean_predictor_rmsep": mean_rmsep,
+                "not_worse_than_pls": difference["low"] <= 0, "beats_mean": deployed["rmsep_ci95"]["high"] < mean_rmsep,
+                "cnn_failure": summary.get("cnn_failure"), "elapsed_seconds": summary["elapsed_seconds"],
+            })
+            r = rows[-1]
+            print(f"{name:24s} {target:9s} {test_name:12s} {r['deployed_family'].upper():3s} "
+                  f"{deployed['rmsep']:.4g} ({deployed['rmsep_ci95']['low']:.4g}-{deployed['rmsep_ci95']['high']:.4g}) "
+                  f"CV-PLS {r['cv_pls_rmsep']:.4g} diff {difference['difference']:+.3g} ({difference['low']:+.3g}..{difference['high']:+.3g}) "
+                  f"mean {mean_rmsep:.4g}  goal {'met' if r['not_worse_than_pls'] and r['beats_mean'] else 'MISSED'}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="the paper-size CNN ensemble instead of --quick (hours on 2 cores)")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/family-goal.json"))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.sets:
+            rows += check(name, SETS[name], args.full, Path(scratch))
+            met = all(r["not_worse_than_pls"] and r["beats_mean"] for r in rows)
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps({"cnn": "full" if args.full else "quick", "goal_met_everywhere": met,
+                                               "rows": rows}, indent=1))
+    print(f"goal met on every set and target: {met} -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
