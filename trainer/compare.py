@@ -47,7 +47,8 @@ def compare_pls(protocol: Protocol, variant: str, target: str | None = None, max
     X = protocol.train.X
     selection = cross_validate_lvs(X, y(protocol.train), variant=variant, max_lv=max_lv, n_copies=n_copies)
     model = fit_pls(X, y(protocol.train), int(selection.lvs[-1]), variant=variant, n_copies=n_copies)
-    report = {"rmsecv": [round(float(v), 4) for v in selection.rmse]}
+    report = {"rmsecv": [float(f"{v:.5g}") for v in selection.rmse],
+              "rmsecv_standard_error": [float(f"{v:.5g}") for v in selection.standard_error]}
     per_lv = {name: model.predict_per_lv(data.X) for name, data in protocol.tests.items()}
     for rule in CV_RULES:
         lv = selection.best(rule)

@@ -90,23 +90,25 @@ def _cnn_candidate(regressor, protocol: Protocol) -> Candidate:
 
 
 def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str, baseline: dict, seed: int) -> Candidate:
-    """The deployable PLS: for each pretreatment (raw, EMSC, SNV, Savitzky–Golay derivatives and the run's variant)
-    one PLS per target with LVs by cross-validation on the training split; the pretreatment with the lowest
-    cross-validated error (RMSECV at its chosen LVs, mean over targets in training standard deviations) is kept.
-    Training data alone chooses, so the validation split is left to choose the family."""
+    """The deployable PLS: for each pretreatment (raw, EMSC, the run's variant, SNV, Savitzky–Golay derivatives) one
+    PLS per target with LVs by cross-validation on the training split. Its score is the RMSECV at the chosen LVs, mean
+    over targets in training standard deviations; the simplest pretreatment (in that order) within one standard error
+    of the best score is kept: with a few dozen spectra the lowest RMSECV is often noise, and the parsimonious choice
+    predicts new samples better. Training data alone chooses, so the validation split is left to choose the family."""
     scale = protocol.y(protocol.train).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    tried, best = {}, None
-    for variant in dict.fromkeys((baseline_variant, *PLS_VARIANTS)):
+    tried = {}
+    for variant in dict.fromkeys((*PLS_VARIANTS[:2], baseline_variant, *PLS_VARIANTS[2:])):
         selections = baseline if variant == baseline_variant else {
             target: compare_pls(windowed, variant, target)[0] for target in protocol.targets}
         latent_variables = {target: selections[target]["cv_min"]["lv"] for target in protocol.targets}
         rmsecv = np.array([selections[t]["rmsecv"][latent_variables[t] - 1] for t in protocol.targets])
-        score = float(np.mean(rmsecv / scale))
-        tried[variant] = {"latent_variables": latent_variables, "rmsecv": rmsecv.tolist(), "score": score}
-        if best is None or score < best[0]:
-            best = (score, variant, latent_variables)
-    _, variant, latent_variables = best
+        error = np.array([selections[t]["rmsecv_standard_error"][latent_variables[t] - 1] for t in protocol.targets])
+        tried[variant] = {"latent_variables": latent_variables, "rmsecv": rmsecv.tolist(),
+                          "score": float(np.mean(rmsecv / scale)), "standard_error": float(np.mean(error / scale))}
+    best = min(tried.values(), key=lambda t: t["score"])
+    variant = next(v for v, t in tried.items() if t["score"] <= best["score"] + best["standard_error"])
+    latent_variables = tried[variant]["latent_variables"]
     model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed)
     k = len(protocol.targets)
 
@@ -120,7 +122,8 @@ def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str
                      lambda X: predict_linear(model, preprocessor, X),
                      {"pls_variant": variant, "latent_variables": latent_variables,
                       "lv_rule": "min RMSECV, repeated 10-fold CV on the training split",
-                      "pls_variant_rule": "lowest RMSECV on the training split (mean over targets, in training standard deviations)",
+                      "pls_variant_rule": "the simplest pretreatment whose RMSECV on the training split (mean over targets, in training "
+                                          "standard deviations) is within one standard error of the lowest",
                       "pls_variants_tried": tried, "augmented_copies": PLS_COPIES}, refit)
 
 
