@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    from nirstream.core.bundle import BundleError
     from nirstream.core.errors import DatasetUnavailable
+    from nirstream.core.manifest import ArtifactError  # bundles and calibration transfers
 
     try:
         return args.handler(args)
-    except (BundleError, DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ArtifactError, DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"nirstream: error: {exc}", file=sys.stderr)
         return 2
 

@@ -152,7 +152,8 @@ def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult
     Padding to fixed batch sizes keeps every spectrum's prediction identical however it is split.
     """
     try:
-        return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]))
+        return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]),
+                                           [s.header.analyzer_id for _, s in accepted])
     except Exception as exc:  # noqa: BLE001 - isolate the culprit, predict the rest
         if len(accepted) == 1:
             result.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {describe_error(exc)}", worker)
@@ -205,6 +206,7 @@ def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch:
         "units": predictor.units,
         "intervals": predictor.interval_map(batch.values[i]),
         "ensemble_spread": predictor.spread_map(batch.spread[i]),
+        "transfer": batch.transfer[i] or None,
         "outlier": {
             "hotelling_t2": float(batch.hotelling_t2[i]),
             "q_residual": float(batch.q_residual[i]),

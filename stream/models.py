@@ -26,6 +26,8 @@ class ModelHolder:
         self.previous: Predictor | None = None
         self.last_error: str | None = None
         self.refused_versions: set[str] = set()
+        self.transfers: dict = {}  # analyzer -> CalibrationTransfer in service
+        self.refused_transfers: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
 
     @property
@@ -33,7 +35,40 @@ class ModelHolder:
         return self.current.version if self.current else None
 
     async def sync_with_champion(self) -> bool:
-        """Serve the registry's champion; return True if the model changed."""
+        """Serve the registry's champion with each analyzer's active calibration transfer; True if the model changed."""
+        changed = await self._sync_model()
+        await self._sync_transfers()
+        return changed
+
+    async def _sync_transfers(self) -> None:
+        """Load analyzers' newly activated transfers (verified; a refused one leaves the analyzer's previous in place)
+        and swap them in with the model at a batch boundary."""
+        try:
+            active = self.registry.active_transfers()
+        except BundleError as exc:
+            self._refuse("transfer_pointer", str(exc))
+            return
+        wanted = dict(self.transfers)
+        for analyzer, number in active.items():
+            current = self.transfers.get(analyzer)
+            if (current is not None and current.path is not None and current.path.name == number) \
+                    or (analyzer, number) in self.refused_transfers:
+                continue
+            try:
+                wanted[analyzer] = await asyncio.to_thread(self.registry.load_transfer, analyzer, number)
+            except Exception as exc:  # noqa: BLE001 - tampered or unreadable: refuse, keep serving
+                self.refused_transfers.add((analyzer, number))
+                self._refuse("transfer", f"transfer {number} of analyzer {analyzer}: {exc}")
+                continue
+            log.info("analyzer %s: calibration transfer %s (%s) in service", analyzer, number, wanted[analyzer].metadata.method)
+        if wanted.keys() == self.transfers.keys() and all(wanted[a] is self.transfers[a] for a in wanted):
+            return
+        async with self._lock:
+            self.transfers = wanted
+            if self.current is not None:
+                self.current = self.current.with_transfers(wanted)
+
+    async def _sync_model(self) -> bool:
         try:
             wanted = self.registry.champion()
         except BundleError as exc:
@@ -64,7 +99,7 @@ class ModelHolder:
                 # Analyzers keep sending the grid they send: a model for another grid would dead-letter everything.
                 detail = f"version {version} expects grid {candidate.grid}, analyzers send {self.current.grid}"
                 return self._refuse("grid_mismatch", detail, version)
-            self.previous, self.current = self.current, candidate
+            self.previous, self.current = self.current, candidate.with_transfers(self.transfers)
             self.last_error = None
             self.metrics.set_model(candidate.version, candidate.targets, candidate.bundle.metadata.created_at.timestamp(),
                                    candidate.intervals)

@@ -8,8 +8,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, reason: str, client_options: dict | None = None) -> None:
-    """Tell running workers about a new champion (they also poll the registry, so this is best effort)."""
+def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, reason: str, client_options: dict | None = None,
+             event_type: str = "promoted") -> None:
+    """Tell running workers about a new champion or transfer (they also poll the registry, so this is best effort)."""
     import asyncio
 
     from aiokafka import AIOKafkaProducer
@@ -21,7 +22,7 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
         producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))
         await producer.start()
         try:
-            event = ModelEvent(event="promoted", version=version, registry=str(registry), reason=reason)
+            event = ModelEvent(event=event_type, version=version, registry=str(registry), reason=reason)
             await producer.send_and_wait(topic, event.model_dump_json().encode())
         finally:
             await producer.stop()

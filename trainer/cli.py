@@ -87,7 +87,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "data file's options); unknown keys are refused")
     train.add_argument("--protocol", help=PROTOCOL_HELP + " (default cross-instrument; ignored with --data)")
     _data_arguments(train, "train on")
-    train.add_argument("--variant", choices=["none", "emsc", "augment", "augment+emsc"], help="preprocessing (default augment+emsc)")
+    train.add_argument("--variant", choices=["none", "emsc", "augment", "augment+emsc", "shape", "shape+emsc"],
+                       help="preprocessing and augmentation (default augment+emsc). augment: offset/slope/scale, which EMSC "
+                            "removes again; shape: wavelength warp, band width, higher-order baselines, channel gain")
+    train.add_argument("--instrument-pairs", nargs=2, type=Path, metavar=("MASTER", "SLAVE"),
+                       help="shape variants: also add scaled slave - master differences of these paired spectra "
+                            "(CSV/Parquet with a 'sample' column)")
     train.add_argument("--centring", choices=["spectrum", "global"],
                        help="CNN input: subtract the mean training spectrum, so differences between samples reach the "
                             "network at unit size (default), or one global mean (the paper's scaling)")
@@ -132,9 +137,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--version", help="registry version (default: the champion)")
     evaluate.add_argument("--protocol", default="cross-instrument", help=PROTOCOL_HELP + " (ignored with --data)")
     _data_arguments(evaluate, "evaluate on", split_labels=False)
+    evaluate.add_argument("--analyzer", help="the spectra come from this analyzer: apply its active calibration transfer "
+                          "(nirstream transfer fit), as the worker does")
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON")
     _registry_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    transfer = subparsers.add_parser("transfer", help="calibration transfer per analyzer (PDS, DS, slope/bias)",
+                                     description="Make another analyzer's spectra fit a model trained on the master "
+                                                 "instrument, from transfer standards measured on both.")
+    transfer_actions = transfer.add_subparsers(dest="transfer_command", required=True, metavar="ACTION")
+    fit = transfer_actions.add_parser(
+        "fit", help="fit a transfer for one analyzer and make it active (the worker picks it up)",
+        description=("Fit a calibration transfer for --analyzer from transfer standards: the same samples measured on "
+                     "the master (the instrument the model's training spectra came from) and on the analyzer, matched "
+                     "by sample id. pds: piecewise direct standardisation (chemotools; each master channel from a "
+                     "window of the analyzer's channels); ds: direct standardisation (all channels); sbc: slope/bias "
+                     "correction of the model's predictions (applies to --version only). The artifact is stored "
+                     "checksummed in the registry next to the model and becomes the analyzer's active transfer."))
+    fit.add_argument("--analyzer", required=True, help="analyzer id, as in the spectrum messages")
+    fit.add_argument("--master", required=True, type=Path, help="CSV/Parquet of the standards measured on the master")
+    fit.add_argument("--slave", required=True, type=Path, help="CSV/Parquet of the same standards measured on the analyzer")
+    fit.add_argument("--method", required=True, choices=["pds", "ds", "sbc"])
+    fit.add_argument("--id-column", default="sample", help="sample id column matching the standards (default sample)")
+    fit.add_argument("--version", help="the model it is fitted with (default: the champion)")
+    fit.add_argument("--half-window", type=int, help="pds: channels each side of each master channel (default 5)")
+    fit.add_argument("--components", type=int, help="pds: PLS components per window (default 2)")
+    fit.add_argument("--by", help="who fits it, for the registry's history (default $USER)")
+    fit.add_argument("--reason", default="", help="why, for the registry's history")
+    fit.add_argument("--bootstrap-servers", help="announce it on the models topic of this Kafka so workers apply it at "
+                     "once (they also poll the registry); SASL/TLS from NIRSTREAM_SECURITY__*")
+    _registry_argument(fit)
+    fit.set_defaults(handler=_transfer_fit)
 
     models = subparsers.add_parser("models", help="list, show, promote or roll back registry versions",
                                    description="Manage the file-system model registry.")
@@ -197,6 +231,7 @@ def _train(args: argparse.Namespace) -> int:
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
         "family": args.family, "search_budget": args.budget, "calibration": args.calibration,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
+        "instrument_pairs": tuple(args.instrument_pairs) if args.instrument_pairs else None,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
     if data is not None:
@@ -271,9 +306,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from nirstream.core.predictor import Predictor
     from trainer.evaluation import evaluate_data, evaluate_protocol
 
-    predictor = Predictor(_registry(args).load(args.version))
+    registry = _registry(args)
+    predictor = Predictor(registry.load(args.version))
+    if args.analyzer:
+        transfer = registry.load_transfer(args.analyzer)
+        if transfer is None:
+            raise ValueError(f"analyzer {args.analyzer!r} has no calibration transfer in {registry.base}")
+        predictor = predictor.with_transfers({args.analyzer: transfer})
+        print(f"analyzer {args.analyzer}: {transfer.label}" + ("" if predictor.transfers else
+              f" was fitted for version {transfer.metadata.model_version}, not {predictor.version}: not applied"))
     data = _data_source_options(args)
-    figures = evaluate_data(predictor, data) if data else evaluate_protocol(predictor, args.protocol)
+    figures = (evaluate_data(predictor, data, args.analyzer) if data
+               else evaluate_protocol(predictor, args.protocol, args.analyzer))
     for name, per_target in figures["tests"].items():
         for target, m in per_target.items():
             ci = m["rmsep_ci95"]
@@ -287,6 +331,34 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"  ({figures['resampled']})")
     if args.output:
         args.output.write_text(json.dumps({"version": predictor.version, **figures}, indent=2))
+    return 0
+
+
+def _transfer_fit(args: argparse.Namespace) -> int:
+    import getpass
+
+    from nirstream.core.datasets import load_table
+    from nirstream.core.predictor import Predictor
+    from trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
+
+    registry = _registry(args)
+    predictor = Predictor(registry.load(args.version))
+    master, slave = (load_table(path, id_column=args.id_column, spectra_only=True) for path in (args.master, args.slave))
+    transfer = fit_transfer(args.method, predictor, master, slave, args.analyzer,
+                            half_window=args.half_window or PDS_HALF_WINDOW, components=args.components or PDS_COMPONENTS,
+                            by=args.by or getpass.getuser())
+    number = registry.publish_transfer(transfer, args.reason)
+    if args.bootstrap_servers:
+        from nirstream.core.settings import SharedSettings
+        from trainer.announce import announce
+
+        announce(args.bootstrap_servers, SharedSettings.load().topics.models, predictor.version, registry.base,
+                 f"analyzer {args.analyzer}: transfer {number} ({args.method})", event_type="transfer_published")
+    print(f"analyzer {args.analyzer}: transfer {number} ({args.method}, {len(transfer.metadata.standards)} standards, "
+          f"model v{predictor.version}) is active")
+    for target, f in transfer.metadata.figures.items():
+        print(f"  {target}: RMS difference to the master's predictions of the standards {f['rms_difference_before']:.3f} "
+              f"-> {f['rms_difference_after']:.3f} (fit data: optimistic)")
     return 0
 
 
@@ -325,7 +397,13 @@ def _models_show(args: argparse.Namespace) -> int:
     manifest = verify_bundle(registry.path(version))
     meta = json.loads((registry.path(version) / "bundle.json").read_text())
     metadata = BundleMetadata.model_validate(meta).model_dump(mode="json")
-    print(json.dumps({"version": version, "status": registry.status(version), "manifest": manifest,
+    transfers = {}
+    for analyzer, number in registry.active_transfers().items():
+        loaded = registry.load_transfer(analyzer, number)  # verified: a tampered artifact is an error here too
+        transfers[analyzer] = {"number": number, "method": loaded.metadata.method, "fitted_for": loaded.metadata.model_version,
+                               "applies": loaded.applies_to(version), "standards": len(loaded.metadata.standards),
+                               "by": loaded.metadata.by, "created_at": loaded.metadata.created_at.isoformat()}
+    print(json.dumps({"version": version, "status": registry.status(version), "manifest": manifest, "transfers": transfers,
                       **{k: metadata[k] for k in ("targets", "units", "intervals", "variant", "input_grid", "metrics", "training",
                                                   "dataset_name", "dataset_fingerprint", "code_version", "created_at")}},
                      indent=2))

@@ -18,9 +18,10 @@ from trainer.intervals import empirical_coverage
 from trainer.protocols import DataSource, load_protocol
 
 
-def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset) -> dict[str, dict[str, Any]]:
-    """Per target the model predicts and ``dataset`` has reference values for."""
-    predicted = predictor.predict(X).values
+def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analyzer: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per target the model predicts and ``dataset`` has reference values for; spectra from ``analyzer`` (its
+    calibration transfer applied, as the worker does, when ``predictor`` carries one)."""
+    predicted = predictor.predict(X, None if analyzer is None else [analyzer] * len(X)).values
     targets = [t for t in predictor.targets if t in dataset.target_names]
     if not targets:
         raise ValueError(f"{dataset.name} has no reference values for the model's targets {list(predictor.targets)} "
@@ -34,13 +35,13 @@ def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset) -> di
     return result
 
 
-def evaluate_protocol(predictor: Predictor, protocol_name: str) -> dict[str, Any]:
+def evaluate_protocol(predictor: Predictor, protocol_name: str, analyzer: str | None = None) -> dict[str, Any]:
     protocol = load_protocol(protocol_name, [t for t in predictor.targets], full_grid=True)
     return {"protocol": protocol.name,
-            "tests": {name: figures(predictor, data.X, data) for name, data in protocol.tests.items()}}
+            "tests": {name: figures(predictor, data.X, data, analyzer) for name, data in protocol.tests.items()}}
 
 
-def evaluate_data(predictor: Predictor, options: dict) -> dict[str, Any]:
+def evaluate_data(predictor: Predictor, options: dict, analyzer: str | None = None) -> dict[str, Any]:
     """Every row of the file (or each split of its split column), on the model's grid."""
     source = DataSource(**{"targets": [t for t in predictor.targets], **options})
     data = source.load()
@@ -51,5 +52,5 @@ def evaluate_data(predictor: Predictor, options: dict) -> dict[str, Any]:
         resampled = (f"{data.n_channels} channels {data.wavelengths[0]:g}-{data.wavelengths[-1]:g} nm linearly "
                      f"interpolated onto the model's {predictor.grid.count} channels")
     parts = {"data": np.arange(data.n_samples)} if not data.splits else data.splits
-    tests = {name: figures(predictor, X[rows], data.rows(rows)) for name, rows in parts.items()}
+    tests = {name: figures(predictor, X[rows], data.rows(rows), analyzer) for name, rows in parts.items()}
     return {"data": str(source.path), "tests": tests, **({"resampled": resampled} if resampled else {})}

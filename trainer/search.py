@@ -53,7 +53,7 @@ def search_cnn(protocol: Protocol, make_regressor, budget_seconds: float, seed: 
                epochs: int | None = None) -> tuple[Any, list[dict]]:
     """Run trials until the budget is spent; return the best fitted regressor and every trial's record.
 
-    ``make_regressor(n_copies, augmenter_params, **cnn_params)`` builds an unfitted ``CNNRegressor``.
+    ``make_regressor(n_copies, augmentation_strength, **cnn_params)`` builds an unfitted ``CNNRegressor``.
     """
     import optuna
 
@@ -83,9 +83,8 @@ def search_cnn(protocol: Protocol, make_regressor, budget_seconds: float, seed: 
                   "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True), "epochs": trial_epochs,
                   "early_stopping_start": min(10, trial_epochs), "early_stopping_patience": 10, "ensemble_size": 1,
                   "max_training_loss": None, "random_state": seed + trial.number}
-        augmenter = {"offset": 0.1 * strength, "slope": 0.05 * strength, "scale": 0.1 * strength}
         started = time.perf_counter()
-        regressor = make_regressor(n_copies, augmenter, **params).fit(X, y, X_val=X_val, y_val=y_val)
+        regressor = make_regressor(n_copies, strength, **params).fit(X, y, X_val=X_val, y_val=y_val)
         score = float(regressor.member_validation_rmsep_[0])
         record = {"trial": trial.number, "score": score, "weights": weights, "epochs_run": len(regressor.history_["loss"]),
                   "seconds": time.perf_counter() - started, **trial.params}

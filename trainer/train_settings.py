@@ -57,6 +57,9 @@ class TrainSettings(BaseModel):
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
                               description="Default: NIRSTREAM_TOPICS__MODELS")
     extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra added to training (every row)")
+    instrument_pairs: tuple[Path, Path] | None = Field(
+        default=None, description="Master and slave CSV/Parquet of the same samples (matched by a 'sample' column): the "
+                                  "shape variants add scaled slave - master differences to training spectra")
 
     @model_validator(mode="after")
     def _targets_in_one_place(self) -> TrainSettings:
@@ -71,17 +74,29 @@ class TrainSettings(BaseModel):
         return self
 
     def regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
-        """``make(n_copies, augmenter_params, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant
+        """``make(n_copies, augmentation_strength, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant
         (the fixed configurations and every search trial are built here)."""
         from trainer.cnn import CNNRegressor
         from trainer.variants import variant_steps
 
-        def make(n_copies: int, augmenter_params: dict | None, **params):
+        def make(n_copies: int, augmentation_strength: float = 1.0, **params):
             preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
-                                                    augmenter_params=augmenter_params, centring=self.centring)
+                                                    augmentation_strength=augmentation_strength, centring=self.centring,
+                                                    instrument_differences=self._instrument_differences())
             return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
 
         return make
+
+    def _instrument_differences(self) -> np.ndarray | None:
+        """Slave minus master spectra of the paired samples (``instrument_pairs``), for the shape augmentation."""
+        if self.instrument_pairs is None:
+            return None
+        from nirstream.core.datasets import load_table
+        from trainer.transfer_fit import paired_standards
+
+        master, slave = (load_table(path, id_column="sample", spectra_only=True) for path in self.instrument_pairs)
+        _, X_master, X_slave = paired_standards(master, slave)
+        return X_slave - X_master
 
     def load_protocol(self) -> Protocol:
         """Train / validation / test of the user's file or the built-in protocol, plus any extra training rows."""
@@ -102,7 +117,7 @@ class TrainSettings(BaseModel):
                       "early_stopping_start": epochs, "ensemble_size": 1}
         n_copies = self.n_copies if self.n_copies is not None else n_copies
         params |= {k: v for k, v in (("epochs", self.epochs), ("ensemble_size", self.ensemble_size)) if v is not None}
-        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, None, random_state=self.seed, **params)
+        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, 1.0, random_state=self.seed, **params)
 
 
 def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:

@@ -16,7 +16,6 @@ Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.hashing import sha256_file
+from nirstream.core.manifest import ArtifactError, verify_manifest, write_manifest
 from nirstream.core.linear_model import LinearModel
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
@@ -36,12 +35,11 @@ BUNDLE_FORMAT = 2  # 2: several targets and prediction intervals; format-1 metad
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
 ARRAYS_FILE = "arrays.npz"
-MANIFEST_FILE = "MANIFEST.json"
 BUNDLE_FILES = (MODEL_FILE, METADATA_FILE, ARRAYS_FILE)
 LINEAR_BUNDLE_FILES = (METADATA_FILE, ARRAYS_FILE)  # a linear model's weights live in arrays.npz
 
 
-class BundleError(RuntimeError):
+class BundleError(ArtifactError):
     """A bundle that is missing, partial, tampered with or unreadable."""
 
 
@@ -152,41 +150,13 @@ def write_bundle(
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     (directory / ARRAYS_FILE).write_bytes(buffer.getvalue())
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "files": {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size} for name in files},
-    }
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    write_manifest(directory, files, format=BUNDLE_FORMAT)
     return directory
 
 
 def verify_bundle(directory: str | Path) -> dict[str, Any]:
     """Check the manifest against the files; return the manifest or raise ``BundleError``."""
-    directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not directory.is_dir():
-        raise BundleError(f"{directory}: no such bundle directory")
-    if not manifest_path.exists():
-        raise BundleError(f"{directory}: no {MANIFEST_FILE} (partial or unfinished bundle)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        listed = manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
-    if set(listed) not in (set(BUNDLE_FILES), set(LINEAR_BUNDLE_FILES)):
-        raise BundleError(f"{directory}: manifest lists {sorted(listed)}, expected {sorted(BUNDLE_FILES)} "
-                          f"(or {sorted(LINEAR_BUNDLE_FILES)} for a linear model)")
-    extra = {p.name for p in directory.iterdir()} - set(listed) - {MANIFEST_FILE}
-    if extra:
-        raise BundleError(f"{directory}: unexpected file(s) {sorted(extra)}")
-    for name, expected in listed.items():
-        path = directory / name
-        if not path.exists():
-            raise BundleError(f"{directory}: {name} is missing")
-        actual = sha256_file(path)
-        if actual != expected.get("sha256"):
-            raise BundleError(f"{directory}: {name} checksum mismatch (tampered or corrupt): {actual[:12]} != {str(expected.get('sha256'))[:12]}")
-    return manifest
+    return verify_manifest(directory, (frozenset(BUNDLE_FILES), frozenset(LINEAR_BUNDLE_FILES)), "bundle", BundleError)
 
 
 def load_bundle(directory: str | Path) -> ModelBundle:

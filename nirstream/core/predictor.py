@@ -6,8 +6,10 @@ same code path.
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -25,6 +27,7 @@ class BatchPrediction:
     degenerate: np.ndarray  # per spectrum, why it cannot be predicted ('' when it can); such rows carry NaN values
     preprocess_seconds: float
     inference_seconds: float
+    transfer: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # per spectrum, '' when none
 
     def keep(self, rows: np.ndarray) -> BatchPrediction:
         """The predictions of the rows selected by a boolean mask."""
@@ -97,6 +100,7 @@ class Predictor:
         self.intervals = meta.intervals
         self._half_widths = (np.array([meta.intervals.half_width[t] for t in self.targets])
                              if meta.intervals is not None else None)
+        self.transfers: dict = {}  # analyzer -> CalibrationTransfer applied to its spectra (see with_transfers)
         if isinstance(bundle.model, LinearModel):  # PLS and other linear models: a matrix product, no framework
             self.is_ensemble, self._input_shape = False, (bundle.model.n_inputs,)
             self._call = bundle.model.predict
@@ -126,13 +130,23 @@ class Predictor:
         for size in PADDED_BATCH_SIZES:
             self._call(np.zeros((size, *self._input_shape), np.float32))
 
-    def predict(self, spectra: np.ndarray) -> BatchPrediction:
+    def with_transfers(self, transfers: dict) -> Predictor:
+        """The same loaded model (sharing its compiled graph) applying ``transfers`` (analyzer -> CalibrationTransfer)
+        to those analyzers' spectra; an SBC fitted for another version is left out."""
+        view = copy.copy(self)
+        view.transfers = {a: t for a, t in transfers.items() if t.applies_to(self.version)}
+        return view
+
+    def predict(self, spectra: np.ndarray, analyzers: Sequence[str] | None = None) -> BatchPrediction:
         """Predict raw spectra on the bundle's input grid, shape (n, grid.count).
 
         Degenerate spectra (see ``SpectralPreprocessor.screen_transform``) get NaN and a reason in
         ``degenerate``; spectra whose EMSC coefficients lie outside the training range are flagged outlier.
+        With ``analyzers`` (one id per spectrum), an analyzer's calibration transfer standardises its spectra before
+        the preprocessing and corrects its predictions after the model; ``transfer`` names what was applied.
         """
         started = time.perf_counter()
+        transferred, spectra = self._standardise(spectra, analyzers)
         screened = self.bundle.preprocessor.screen_transform(spectra)
         features = screened.features
         t2, q = self.bundle.domain.statistics(features)
@@ -149,6 +163,8 @@ class Predictor:
             spread = np.full(mean.shape, np.nan)
         finished = time.perf_counter()
         values = (mean * self._y_scale + self._y_mean).astype(np.float64)
+        for analyzer, rows in transferred.items():
+            values[rows] = self.transfers[analyzer].correct(values[rows], self.targets)
         values[screened.degenerate] = np.nan
         flags = np.where(screened.outside, "outlier", self.bundle.domain.flags(t2, q))
         return BatchPrediction(
@@ -160,4 +176,25 @@ class Predictor:
             degenerate=screened.details,
             preprocess_seconds=prepared - started,
             inference_seconds=finished - prepared,
+            transfer=self._transfer_labels(n, transferred),
         )
+
+    def _standardise(self, spectra: np.ndarray, analyzers: Sequence[str] | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Rows per analyzer that has a transfer, and the spectra with theirs standardised (one matrix product each)."""
+        if not self.transfers or analyzers is None:
+            return {}, spectra
+        ids = np.asarray(analyzers, dtype=object)
+        transferred = {a: np.flatnonzero(ids == a) for a in self.transfers if (ids == a).any()}
+        if not transferred:
+            return {}, spectra
+        spectra = np.array(spectra, dtype=np.float64)
+        with np.errstate(all="ignore"):  # hostile values overflow here and are screened as degenerate next
+            for analyzer, rows in transferred.items():
+                spectra[rows] = self.transfers[analyzer].standardise(spectra[rows])
+        return transferred, spectra
+
+    def _transfer_labels(self, n: int, transferred: dict[str, np.ndarray]) -> np.ndarray:
+        labels = np.full(n, "", dtype=object)
+        for analyzer, rows in transferred.items():
+            labels[rows] = self.transfers[analyzer].label
+        return labels

@@ -25,10 +25,12 @@ from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"
+TRANSFERS_DIR = "transfers"  # transfers/<analyzer>/<n>/ artifacts and transfers/<analyzer>/active.json
+ACTIVE_TRANSFER_FILE = "active.json"
 
 
 class RegistryEvent(BaseModel):
-    event: str  # published | promoted | rejected | rolled_back
+    event: str  # published | promoted | rejected | rolled_back | transfer_published
     version: str
     reason: str = ""
     at: str = ""
@@ -131,14 +133,61 @@ class ModelRegistry:
         self._record("rolled_back", target, reason, {"from": current})
         return target
 
-    def _point_champion(self, version: str, previous: str | None) -> None:
-        payload = json.dumps({"version": version, "previous": previous, "at": utc_now().isoformat()})
-        handle, temporary = tempfile.mkstemp(prefix=".champion-", dir=self.base)
+    # -- calibration transfers, one active per analyzer --------------------------------------
+    def transfer_path(self, analyzer: str, number: str) -> Path:
+        return self.base / TRANSFERS_DIR / analyzer / str(number)
+
+    def active_transfers(self) -> dict[str, str]:
+        """Analyzer -> number of its active transfer artifact (pointers only: nothing verified or loaded)."""
+        root = self.base / TRANSFERS_DIR
+        active = {}
+        for pointer in sorted(root.glob(f"*/{ACTIVE_TRANSFER_FILE}")) if root.is_dir() else []:
+            try:
+                active[pointer.parent.name] = str(json.loads(pointer.read_text())["number"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BundleError(f"{pointer} is unreadable: {exc}") from None
+        return active
+
+    def load_transfer(self, analyzer: str, number: str | None = None):
+        """Verify and load an analyzer's transfer (its active one by default); None if it has none."""
+        from nirstream.core.transfer import load_transfer
+
+        number = number or self.active_transfers().get(analyzer)
+        return None if number is None else load_transfer(self.transfer_path(analyzer, number))
+
+    def publish_transfer(self, transfer, reason: str = "") -> str:
+        """Write a transfer artifact as the analyzer's next number, verify it, make it the active one."""
+        from nirstream.core.transfer import load_transfer, write_transfer
+
+        folder = self.base / TRANSFERS_DIR / transfer.analyzer
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
+        try:
+            write_transfer(scratch / "transfer", transfer)
+            load_transfer(scratch / "transfer")
+            numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+            number = str(max(numbers, default=0) + 1)
+            os.rename(scratch / "transfer", folder / number)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
+        meta = transfer.metadata
+        self._record("transfer_published", meta.model_version, reason,
+                     {"analyzer": meta.analyzer, "number": number, "method": meta.method, "by": meta.by,
+                      "standards": len(meta.standards)})
+        return number
+
+    def _write_atomically(self, path: Path, payload: str) -> None:
+        handle, temporary = tempfile.mkstemp(prefix=".pointer-", dir=path.parent)
         with os.fdopen(handle, "w") as out:
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, self.base / CHAMPION_FILE)
+        os.replace(temporary, path)
+
+    def _point_champion(self, version: str, previous: str | None) -> None:
+        payload = json.dumps({"version": version, "previous": previous, "at": utc_now().isoformat()})
+        self._write_atomically(self.base / CHAMPION_FILE, payload)
 
     def _record(self, event: str, version: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), details=details or {})

@@ -82,12 +82,14 @@ def table_dataset(
     id_column: str | None = None,
     units: dict[str, str] | None = None,
     name: str | None = None,
+    spectra_only: bool = False,
 ) -> SpectralDataset:
     """A data set from a table: numeric column names are wavelengths (nm), the rest targets and labels.
 
     Parameters
     ----------
     target_columns : reference columns to keep; all numeric non-channel columns when None.
+    spectra_only : no reference values (transfer standards): ``target_columns`` must be empty.
     split_column : column naming each row's split (e.g. train/test); becomes ``splits``.
     id_column : column with sample names; row numbers when None.
     units : target name -> unit, for reports and predictions.
@@ -101,10 +103,12 @@ def table_dataset(
     if missing:
         others = [str(c) for c in frame.columns if wavelengths[c] is None]
         raise DataFileError(f"{source}: no column(s) {missing}; the non-wavelength columns are {others}")
-    if target_columns is None:
+    if spectra_only:
+        target_columns = []
+    elif target_columns is None:
         target_columns = [c for c in frame.columns
                           if wavelengths[c] is None and c not in label_columns and pd.api.types.is_numeric_dtype(frame[c])]
-    if not target_columns:
+    if not target_columns and not spectra_only:
         raise DataFileError(f"{source}: no reference-value column (name the target columns)")
     if frame.empty:
         raise DataFileError(f"{source}: no rows")
@@ -130,7 +134,7 @@ def table_dataset(
     return SpectralDataset(
         name=name or source,
         X=_numeric_block(frame[channel_columns], "spectra", source),
-        y=_numeric_block(frame[target_columns], "reference values", source),
+        y=_numeric_block(frame[target_columns], "reference values", source) if target_columns else np.empty((len(frame), 0)),
         wavelengths=grid,
         target_names=tuple(str(t) for t in target_columns),
         units=tuple(units.get(t, "") for t in target_columns),
@@ -146,7 +150,9 @@ def load_table(
     id_column: str | None = None,
     units: dict[str, str] | None = None,
     name: str | None = None,
+    spectra_only: bool = False,
 ) -> SpectralDataset:
     """Load spectra and reference values from a CSV or Parquet file (see ``table_dataset``)."""
     path = Path(path)
-    return table_dataset(read_frame(path), path.name, target_columns, split_column, id_column, units, name or path.stem)
+    return table_dataset(read_frame(path), path.name, target_columns, split_column, id_column, units, name or path.stem,
+                         spectra_only)

@@ -1,4 +1,4 @@
-"""Topic ``nirstream.models``: champion changes, so that workers hot-swap at once."""
+"""Topic ``nirstream.models``: champion and calibration-transfer changes, so that workers hot-swap at once."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from nirstream.core.messages.common import utc_now
 
 
 class ModelEvent(BaseModel):
-    """Announced on the models topic when the champion changes, so workers hot-swap at once."""
+    """Announced on the models topic when the champion or an analyzer's transfer changes, so workers hot-swap at once.
+    Workers never trust its content: it only tells them to look at the registry now."""
 
     model_config = ConfigDict(frozen=True)
 
-    event: Literal["promoted", "rolled_back"]
+    event: Literal["promoted", "rolled_back", "transfer_published"]
     version: str
     registry: str = ""
     reason: str = ""

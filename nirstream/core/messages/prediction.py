@@ -72,5 +72,7 @@ class PredictionMessage(BaseModel):
         default=None, description="Target name -> standard deviation of the seed-ensemble members' predictions: "
                                   "how much the members disagree (model uncertainty only; the interval is the calibrated "
                                   "range). Absent for a single-network model")
+    transfer: str | None = Field(default=None, description="The analyzer's calibration transfer applied (method#number, "
+                                                            "e.g. pds#2); absent when none was")
     outlier: OutlierStatistics | None = None
     timings: PredictionTimings | None = None
