@@ -57,6 +57,8 @@ class TrainSettings(BaseModel):
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
                               description="Default: NIRSTREAM_TOPICS__MODELS")
     extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra added to training (every row)")
+    augmentation_strength: float = Field(default=1.0, ge=0, description="Multiplies every augmentation's size (0: the "
+                                         "augmented copies are identical; the training budget stays the same)")
     instrument_pairs: tuple[Path, Path] | None = Field(
         default=None, description="Master and slave CSV/Parquet of the same samples (matched by a 'sample' column): the "
                                   "shape variants add scaled slave - master differences to training spectra")
@@ -117,7 +119,8 @@ class TrainSettings(BaseModel):
                       "early_stopping_start": epochs, "ensemble_size": 1}
         n_copies = self.n_copies if self.n_copies is not None else n_copies
         params |= {k: v for k, v in (("epochs", self.epochs), ("ensemble_size", self.ensemble_size)) if v is not None}
-        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, 1.0, random_state=self.seed, **params)
+        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, self.augmentation_strength,
+                                                                       random_state=self.seed, **params)
 
 
 def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:

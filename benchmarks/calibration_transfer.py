@@ -1,0 +1,98 @@
+"""Calibration transfer on the tablets: instrument-1 models serving instrument 2, with and without PDS, DS and
+slope/bias correction, for 5, 10, 20 and 30 transfer standards.
+
+    python benchmarks/calibration_transfer.py [--full] [--output benchmarks/results/calibration-transfer.json]
+
+The CNN and PLS are trained as ``nirstream train --protocol cross-instrument`` does (``--quick`` CNN unless
+``--full``; ``--family cnn`` and ``--family pls``), published to a scratch registry and served through ``Predictor``
+(the worker's code path) with the transfer fitted by ``trainer.transfer_fit`` (what ``nirstream transfer fit`` runs).
+Standards: the first n tablets of a Kennard–Stone ordering of calibrate_2, with their calibrate_1 spectra; test_2
+and validate_2 are other tablets. validate_2 (instrument 2, 40 tablets) chooses the method per model and n; test_2
+(460 tablets) only reports: RMSEP with 95 % bootstrap intervals, and CNN − PLS paired differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nirstream.core.datasets import load_tablets  # noqa: E402
+from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
+from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
+from nirstream.core.predictor import Predictor  # noqa: E402
+from nirstream.core.registry import ModelRegistry  # noqa: E402
+from trainer.train_settings import TrainSettings  # noqa: E402
+from trainer.training_run import run_training  # noqa: E402
+from trainer.transfer_fit import fit_transfer  # noqa: E402
+
+STANDARD_COUNTS = (5, 10, 20, 30)
+METHODS = ("none", "sbc", "pds", "ds")
+ANALYZER = "instrument-2"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="the paper-size CNN ensemble instead of --quick")
+    parser.add_argument("--variant", default="augment+emsc", help="the CNN's variant (default: the trainer's)")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/calibration-transfer.json"))
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp())
+    one, two = load_tablets(1), load_tablets(2)
+    cal_1, cal_2 = one.split("calibrate"), two.split("calibrate")
+    test_2, validate_2 = two.split("test"), two.split("validate")
+    order = kennard_stone_order(cal_2.X)
+    predictors = {}
+    for family in ("cnn", "pls"):
+        registry = scratch / family
+        run_training(TrainSettings(protocol="cross-instrument", targets=["assay"], family=family, quick=not args.full,
+                                   variant=args.variant, registry=registry, report_dir=scratch / "reports"), verbose=0)
+        predictors[family] = Predictor(ModelRegistry(registry).load())
+    rows, chosen = [], {}
+    for n in STANDARD_COUNTS:
+        standards = order[:n]
+        master, slave = cal_1.rows(standards), cal_2.rows(standards)
+        for family, predictor in predictors.items():
+            for method in METHODS:
+                served = predictor if method == "none" else predictor.with_transfers(
+                    {ANALYZER: fit_transfer(method, predictor, master, slave, ANALYZER)})
+
+                def predict(data, served=served):
+                    return served.predict(data.X, [ANALYZER] * data.n_samples).values[:, 0]
+
+                row = {"standards": n, "family": family, "method": method,
+                       "validate_2_rmsep": rmse(predict(validate_2), validate_2.target("assay")),
+                       "test_2": rmsep_interval(test_2.target("assay"), predict(test_2)), "_test_predictions": predict(test_2)}
+                row["test_2"]["bias"] = float(np.mean(row["_test_predictions"] - test_2.target("assay")))
+                rows.append(row)
+                print(f"n={n:2d} {family} {method:4s} validate_2 {row['validate_2_rmsep']:.3f}  test_2 {row['test_2']['rmsep']:.3f} "
+                      f"({row['test_2']['low']:.3f}-{row['test_2']['high']:.3f}) bias {row['test_2']['bias']:+.2f}", flush=True)
+            candidates = [r for r in rows if r["standards"] == n and r["family"] == family and r["method"] != "none"]
+            chosen[(n, family)] = min(candidates, key=lambda r: r["validate_2_rmsep"])
+    summary = []
+    for n in STANDARD_COUNTS:
+        cnn, pls = chosen[(n, "cnn")], chosen[(n, "pls")]
+        difference = paired_rmsep_difference(test_2.target("assay"), cnn["_test_predictions"], pls["_test_predictions"])
+        summary.append({"standards": n, "cnn_method_by_validate_2": cnn["method"], "cnn_test_2": cnn["test_2"],
+                        "pls_method_by_validate_2": pls["method"], "pls_test_2": pls["test_2"], "cnn_minus_pls": difference})
+        print(f"n={n:2d} chosen on validate_2: CNN+{cnn['method']} {cnn['test_2']['rmsep']:.3f} vs PLS+{pls['method']} "
+              f"{pls['test_2']['rmsep']:.3f}: CNN − PLS {difference['difference']:+.3f} "
+              f"({difference['low']:+.3f}..{difference['high']:+.3f}) {difference['verdict']}")
+    for row in rows:
+        del row["_test_predictions"]
+    same = {"test_1_rmsep_reference_goal_mg": 5.0}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"cnn": "full" if args.full else "quick", "cnn_variant": args.variant, **same,
+                                       "rows": rows, "chosen_on_validate_2": summary}, indent=1))
+    print(f"-> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
