@@ -37,6 +37,8 @@ from trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
+PARITY_SPECTRA = 64  # real training spectra on which the ONNX export must match the Keras network
+
 
 def _data_choices(protocol: Protocol, settings: TrainSettings, interval_note: str, calibration: str) -> dict[str, str]:
     interval_use = f"prediction-interval calibration ({interval_note})"
@@ -238,7 +240,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     units = {t: protocol.unit(t) for t in targets}
     registry = ModelRegistry(settings.registry)
     version = publish_candidate(
-        registry, deployed.model, deployed.preprocessor, domain,
+        registry, deployed.model, deployed.preprocessor, domain, parity_features=train_features[:PARITY_SPECTRA],
         targets=list(targets), units=units, variant=settings.variant, target_mean=deployed.target_mean,
         target_scale=deployed.target_scale,
         model_kind="deep-chemometrics-cnn" if deployed.family == "cnn" else "pls",

@@ -4,6 +4,9 @@ Layout (no pickles anywhere; arrays in .npz read with ``allow_pickle=False``)::
 
     model.keras        Keras 3 native format, loaded with safe_mode (neural networks only: a linear
                        model such as PLS is two arrays in arrays.npz)
+    model.onnx         the same network as ONNX, checked against model.keras on real spectra when
+                       published; the worker serves it with ONNX Runtime (no TensorFlow) unless a GPU
+                       is present
     bundle.json        metadata: targets, units, input grid, preprocessing and domain scalars,
                        prediction-interval half-widths, metrics, dataset fingerprint, code version,
                        creation time
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nirstream import __version__
 from nirstream.core.domain import ApplicabilityDomain
 from nirstream.core.manifest import ArtifactError, verify_manifest, write_manifest
+from nirstream.core.onnx_model import serving_runtime
 from nirstream.core.linear_model import LinearModel
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
@@ -35,7 +39,9 @@ BUNDLE_FORMAT = 2  # 2: several targets and prediction intervals; format-1 metad
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
 ARRAYS_FILE = "arrays.npz"
+ONNX_FILE = "model.onnx"
 BUNDLE_FILES = (MODEL_FILE, METADATA_FILE, ARRAYS_FILE)
+ONNX_BUNDLE_FILES = (MODEL_FILE, ONNX_FILE, METADATA_FILE, ARRAYS_FILE)
 LINEAR_BUNDLE_FILES = (METADATA_FILE, ARRAYS_FILE)  # a linear model's weights live in arrays.npz
 
 
@@ -74,6 +80,7 @@ class BundleMetadata(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict, description="Settings and history summary")
     dataset_fingerprint: str = ""
     dataset_name: str = ""
+    onnx_parity: dict[str, float] | None = Field(default=None, description="model.onnx against model.keras on real spectra")
     code_version: str = __version__
     created_at: datetime = Field(default_factory=utc_now)
 
@@ -115,8 +122,15 @@ class ModelBundle:
     metadata: BundleMetadata
     preprocessor: SpectralPreprocessor
     domain: ApplicabilityDomain
-    model: Any  # keras.Model
+    model: Any  # keras.Model, OnnxModel or LinearModel
     path: Path | None = None
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model: keras, onnx or linear (a matrix product)."""
+        from nirstream.core.onnx_model import OnnxModel
+
+        return "linear" if isinstance(self.model, LinearModel) else "onnx" if isinstance(self.model, OnnxModel) else "keras"
 
     @property
     def version(self) -> str:
@@ -129,16 +143,17 @@ def write_bundle(
     model: Any,
     preprocessor: SpectralPreprocessor,
     domain: ApplicabilityDomain,
+    parity_features: np.ndarray | None = None,
     **metadata: Any,
 ) -> Path:
-    """Write a complete bundle into an empty or new ``directory`` and return its path."""
+    """Write a complete bundle into an empty or new ``directory`` and return its path. With ``parity_features``
+    (preprocessed real spectra) a network is also exported to ONNX and must match the Keras output on them."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if any(directory.iterdir()):
         raise BundleError(f"{directory} is not empty")
     prep_scalars, prep_arrays = preprocessor.state()
     domain_scalars, domain_arrays = domain.state()
-    meta = BundleMetadata(input_grid=preprocessor.grid_, preprocessing=prep_scalars, domain=domain_scalars, **metadata)
     arrays = {f"preprocessing.{k}": v for k, v in prep_arrays.items()} | {f"domain.{k}": v for k, v in domain_arrays.items()}
     if isinstance(model, LinearModel):
         arrays |= {"linear.weights": model.weights, "linear.bias": model.bias}
@@ -146,6 +161,12 @@ def write_bundle(
     else:
         model.save(directory / MODEL_FILE)
         files = BUNDLE_FILES
+        if parity_features is not None:
+            from nirstream.core.onnx_export import export_with_parity
+
+            metadata["onnx_parity"] = export_with_parity(model, directory / ONNX_FILE, parity_features)
+            files = ONNX_BUNDLE_FILES
+    meta = BundleMetadata(input_grid=preprocessor.grid_, preprocessing=prep_scalars, domain=domain_scalars, **metadata)
     (directory / METADATA_FILE).write_text(meta.model_dump_json(indent=2))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -156,11 +177,13 @@ def write_bundle(
 
 def verify_bundle(directory: str | Path) -> dict[str, Any]:
     """Check the manifest against the files; return the manifest or raise ``BundleError``."""
-    return verify_manifest(directory, (frozenset(BUNDLE_FILES), frozenset(LINEAR_BUNDLE_FILES)), "bundle", BundleError)
+    return verify_manifest(directory, (frozenset(BUNDLE_FILES), frozenset(ONNX_BUNDLE_FILES), frozenset(LINEAR_BUNDLE_FILES)),
+                           "bundle", BundleError)
 
 
-def load_bundle(directory: str | Path) -> ModelBundle:
-    """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem."""
+def load_bundle(directory: str | Path, runtime: str | None = None) -> ModelBundle:
+    """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem. A network is served by ONNX
+    Runtime when the bundle has ``model.onnx`` and ``serving_runtime(runtime)`` says onnx (no GPU), else by Keras."""
     directory = Path(directory)
     manifest = verify_bundle(directory)
     try:
@@ -173,7 +196,10 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         domain = ApplicabilityDomain.from_state(
             metadata.domain, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("domain.")}
         )
-        if MODEL_FILE in manifest["files"]:
+        if ONNX_FILE in manifest["files"] and serving_runtime(runtime) == "onnx":
+            model = _load_onnx(directory / ONNX_FILE)
+            n_inputs, n_outputs = model.input_shape[1], model.output_shape[-1]
+        elif MODEL_FILE in manifest["files"]:
             model = _load_keras(directory / MODEL_FILE)
             n_inputs, n_outputs = model.input_shape[1], model.output_shape[-1]
         else:
@@ -187,6 +213,15 @@ def load_bundle(directory: str | Path) -> ModelBundle:
     if n_outputs != len(metadata.targets):
         raise BundleError(f"{directory}: model has {n_outputs} outputs for {len(metadata.targets)} target(s)")
     return ModelBundle(metadata, preprocessor, domain, model, path=directory)
+
+
+def _load_onnx(path: Path) -> Any:
+    from nirstream.core.onnx_model import OnnxModel
+
+    try:
+        return OnnxModel(path)
+    except Exception as exc:  # onnxruntime raises its own types for a corrupt graph
+        raise BundleError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
 
 
 def _load_keras(path: Path) -> Any:

@@ -15,6 +15,7 @@ import numpy as np
 
 from nirstream.core.bundle import ModelBundle
 from nirstream.core.linear_model import LinearModel
+from nirstream.core.onnx_model import OnnxModel
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,11 @@ class Predictor:
         if isinstance(bundle.model, LinearModel):  # PLS and other linear models: a matrix product, no framework
             self.is_ensemble, self._input_shape = False, (bundle.model.n_inputs,)
             self._call = bundle.model.predict
+            return
+        if isinstance(bundle.model, OnnxModel):  # ONNX Runtime: exported with the members' outputs, no TensorFlow
+            self.is_ensemble, self._input_shape = bundle.model.n_outputs_total > 1, tuple(bundle.model.input_shape[1:])
+            model = bundle.model
+            self._call = (lambda x: model(x)) if self.is_ensemble else (lambda x: model(x)[0])
             return
         import tensorflow as tf
 

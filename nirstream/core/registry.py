@@ -81,12 +81,12 @@ class ModelRegistry:
         verify_bundle(self.path(version))
         return BundleMetadata.model_validate_json((self.path(version) / METADATA_FILE).read_text())
 
-    def load(self, version: str | None = None):
-        """Load (and verify) a version, the champion by default."""
+    def load(self, version: str | None = None, runtime: str | None = None):
+        """Load (and verify) a version, the champion by default; ``runtime`` onnx/keras/auto (see ``load_bundle``)."""
         version = version or self.champion()
         if version is None:
             raise BundleError(f"registry {self.base} has no champion yet: train a model first")
-        return load_bundle(self.path(version))
+        return load_bundle(self.path(version), runtime)
 
     # -- writing -------------------------------------------------------------------------
     def publish(self, write: Callable[[Path], Any], details: dict[str, Any] | None = None) -> str:
