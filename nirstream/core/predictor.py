@@ -139,8 +139,11 @@ class Predictor:
     def with_transfers(self, transfers: dict) -> Predictor:
         """The same loaded model (sharing its compiled graph) applying ``transfers`` (analyzer -> CalibrationTransfer)
         to those analyzers' spectra; an SBC fitted for another version is left out."""
+        applying = {a: t for a, t in transfers.items() if t.applies_to(self.version)}
+        if applying.keys() == self.transfers.keys() and all(applying[a] is self.transfers[a] for a in applying):
+            return self  # nothing changes: keep the very object (a rollback finds its warm predictor again)
         view = copy.copy(self)
-        view.transfers = {a: t for a, t in transfers.items() if t.applies_to(self.version)}
+        view.transfers = applying
         return view
 
     def predict(self, spectra: np.ndarray, analyzers: Sequence[str] | None = None) -> BatchPrediction:
