@@ -6,6 +6,8 @@ slope/bias correction, for 5, 10, 20 and 30 transfer standards.
 The CNN and PLS are trained as ``nirstream train --protocol cross-instrument`` does (``--quick`` CNN unless
 ``--full``; ``--family cnn`` and ``--family pls``), published to a scratch registry and served through ``Predictor``
 (the worker's code path) with the transfer fitted by ``trainer.transfer_fit`` (what ``nirstream transfer fit`` runs).
+``cnn+pairs`` is the CNN trained with ``--variant shape+emsc --instrument-pairs`` on the same n standards (their
+instrument 2 − instrument 1 differences augment the training spectra), retrained for each n.
 Standards: the first n tablets of a Kennard–Stone ordering of calibrate_2, with their calibrate_1 spectra; test_2
 and validate_2 are other tablets. validate_2 (instrument 2, 40 tablets) chooses the method per model and n; test_2
 (460 tablets) only reports: RMSEP with 95 % bootstrap intervals, and CNN − PLS paired differences.
@@ -37,6 +39,20 @@ METHODS = ("none", "sbc", "pds", "ds")
 ANALYZER = "instrument-2"
 
 
+def _write_pairs(folder: Path, master, slave) -> tuple[Path, Path]:
+    """The standards as the CSV files ``--instrument-pairs`` reads (a 'sample' column and wavelength columns)."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in (("master", master), ("slave", slave)):
+        frame = pd.DataFrame(data.X, columns=[f"{w:g}" for w in data.wavelengths])
+        frame.insert(0, "sample", list(data.sample_names))
+        frame.to_csv(folder / f"{name}.csv", index=False)
+        paths.append(folder / f"{name}.csv")
+    return paths[0], paths[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the paper-size CNN ensemble instead of --quick")
@@ -48,16 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     cal_1, cal_2 = one.split("calibrate"), two.split("calibrate")
     test_2, validate_2 = two.split("test"), two.split("validate")
     order = kennard_stone_order(cal_2.X)
-    predictors = {}
-    for family in ("cnn", "pls"):
-        registry = scratch / family
+    def train(name: str, family: str, **options) -> Predictor:
+        registry = scratch / name
         run_training(TrainSettings(protocol="cross-instrument", targets=["assay"], family=family, quick=not args.full,
-                                   variant=args.variant, registry=registry, report_dir=scratch / "reports"), verbose=0)
-        predictors[family] = Predictor(ModelRegistry(registry).load())
+                                   registry=registry, report_dir=scratch / "reports", **options), verbose=0)
+        return Predictor(ModelRegistry(registry).load())
+
+    fixed = {"cnn": train("cnn", "cnn", variant=args.variant), "pls": train("pls", "pls")}
     rows, chosen = [], {}
     for n in STANDARD_COUNTS:
         standards = order[:n]
         master, slave = cal_1.rows(standards), cal_2.rows(standards)
+        pairs = _write_pairs(scratch / f"pairs-{n}", master, slave)
+        predictors = {**fixed, "cnn+pairs": train(f"cnn-pairs-{n}", "cnn", variant="shape+emsc", instrument_pairs=pairs)}
         for family, predictor in predictors.items():
             for method in METHODS:
                 served = predictor if method == "none" else predictor.with_transfers(
@@ -77,13 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             chosen[(n, family)] = min(candidates, key=lambda r: r["validate_2_rmsep"])
     summary = []
     for n in STANDARD_COUNTS:
-        cnn, pls = chosen[(n, "cnn")], chosen[(n, "pls")]
-        difference = paired_rmsep_difference(test_2.target("assay"), cnn["_test_predictions"], pls["_test_predictions"])
-        summary.append({"standards": n, "cnn_method_by_validate_2": cnn["method"], "cnn_test_2": cnn["test_2"],
-                        "pls_method_by_validate_2": pls["method"], "pls_test_2": pls["test_2"], "cnn_minus_pls": difference})
-        print(f"n={n:2d} chosen on validate_2: CNN+{cnn['method']} {cnn['test_2']['rmsep']:.3f} vs PLS+{pls['method']} "
-              f"{pls['test_2']['rmsep']:.3f}: CNN − PLS {difference['difference']:+.3f} "
-              f"({difference['low']:+.3f}..{difference['high']:+.3f}) {difference['verdict']}")
+        pls = chosen[(n, "pls")]
+        for cnn_name in ("cnn", "cnn+pairs"):
+            cnn = chosen[(n, cnn_name)]
+            difference = paired_rmsep_difference(test_2.target("assay"), cnn["_test_predictions"], pls["_test_predictions"])
+            summary.append({"standards": n, "cnn": cnn_name, "cnn_method_by_validate_2": cnn["method"], "cnn_test_2": cnn["test_2"],
+                            "pls_method_by_validate_2": pls["method"], "pls_test_2": pls["test_2"], "cnn_minus_pls": difference})
+            print(f"n={n:2d} chosen on validate_2: {cnn_name}+{cnn['method']} {cnn['test_2']['rmsep']:.3f} vs "
+                  f"PLS+{pls['method']} {pls['test_2']['rmsep']:.3f}: CNN − PLS {difference['difference']:+.3f} "
+                  f"({difference['low']:+.3f}..{difference['high']:+.3f}) {difference['verdict']}")
     for row in rows:
         del row["_test_predictions"]
     same = {"test_1_rmsep_reference_goal_mg": 5.0}
