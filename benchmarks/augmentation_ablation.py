@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
 from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
-from trainer.cnn import NetworkCollapsed  # noqa: E402
+from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from trainer.protocols import load_protocol  # noqa: E402
 from trainer.train_settings import TrainSettings  # noqa: E402
 
@@ -50,19 +50,6 @@ def _pairs(folder: Path) -> tuple[Path, Path]:
         frame.to_csv(folder / f"{name}.csv", index=False)
         paths.append(folder / f"{name}.csv")
     return paths[0], paths[1]
-
-
-def _fit(settings: TrainSettings, protocol, tests: dict) -> tuple[np.ndarray, dict, bool]:
-    regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, 0)
-    try:
-        regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
-                      y_val=protocol.y(protocol.validation))
-    except NetworkCollapsed:
-        mean = protocol.y(protocol.train).mean(axis=0)
-        return np.tile(mean, (protocol.validation.n_samples, 1)), {n: np.tile(mean, (d.n_samples, 1)) for n, d in tests.items()}, True
-    k = len(protocol.targets)
-    return (np.reshape(regressor.predict(protocol.validation.X), (-1, k)),
-            {n: np.reshape(regressor.predict(d.X), (-1, k)) for n, d in tests.items()}, False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 tests = ({"test_1": load_protocol("same-instrument", ["assay"], full_grid=True).test, "test_2": protocol.test}
                          if name == "tablets" else {"test": protocol.test})
                 started = time.perf_counter()
-                fits[variant] = (*_fit(settings, protocol, tests), time.perf_counter() - started)
+                fits[variant] = (*fit_and_predict(settings, protocol, tests), time.perf_counter() - started)
             y_val = protocol.y(protocol.validation)
             for j, target in enumerate(protocol.targets):
                 for variant, (val, predicted, collapsed, seconds) in fits.items():

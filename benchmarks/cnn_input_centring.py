@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
-from trainer.cnn import NetworkCollapsed  # noqa: E402
+from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from trainer.protocols import DataSource  # noqa: E402
 from trainer.train_settings import TrainSettings  # noqa: E402
 
@@ -31,19 +31,6 @@ SETS = {
     "corn-m5": {"data": DataSource(path="corn-m5")},
     "tablets": {"protocol": "same-instrument", "targets": ["assay"]},
 }
-
-
-def _fit_predict(settings: TrainSettings, protocol) -> tuple[np.ndarray, np.ndarray, bool]:
-    regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, 0)
-    try:
-        regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,
-                      y_val=protocol.y(protocol.validation))
-    except NetworkCollapsed:
-        mean = protocol.y(protocol.train).mean(axis=0)
-        return (np.tile(mean, (protocol.validation.n_samples, 1)), np.tile(mean, (protocol.test.n_samples, 1)), True)
-    shape = (-1, len(protocol.targets))
-    return (np.reshape(regressor.predict(protocol.validation.X), shape), np.reshape(regressor.predict(protocol.test.X), shape),
-            False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings = TrainSettings(quick=True, seed=seed, centring=centring, **options)
                 protocol = settings.load_protocol()
                 started = time.perf_counter()
-                fits[centring] = (*_fit_predict(settings, protocol), time.perf_counter() - started)
+                validation, tests, collapsed = fit_and_predict(settings, protocol, {"test": protocol.test})
+                fits[centring] = (validation, tests["test"], collapsed, time.perf_counter() - started)
             y_val, y_test = protocol.y(protocol.validation), protocol.y(protocol.test)
             for j, target in enumerate(protocol.targets):
                 row = {"data": name, "target": target, "seed": seed, "unit": protocol.unit(target)}
