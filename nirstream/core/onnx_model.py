@@ -7,12 +7,10 @@ ensemble is exported with its members' outputs too, so one call gives the averag
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-RUNTIME_ENV = "NIRSTREAM_RUNTIME"  # auto | onnx | keras
 RUNTIMES = ("auto", "onnx", "keras")
 
 
@@ -22,10 +20,15 @@ def gpu_present() -> bool:
 
 
 def serving_runtime(requested: str | None = None) -> str:
-    """``onnx`` or ``keras``: the request, else ``$NIRSTREAM_RUNTIME``, else ``keras`` with a GPU and ``onnx`` without."""
-    choice = (requested or os.environ.get(RUNTIME_ENV) or "auto").lower()
+    """``onnx`` or ``keras``: the request, else the ``runtime`` setting (``NIRSTREAM_RUNTIME``); ``auto`` is ``keras``
+    with a GPU and ``onnx`` without."""
+    if requested is None:
+        from nirstream.core.settings import SharedSettings
+
+        requested = SharedSettings.load().runtime
+    choice = requested.lower()
     if choice not in RUNTIMES:
-        raise ValueError(f"{RUNTIME_ENV}={choice!r}: choose one of {', '.join(RUNTIMES)}")
+        raise ValueError(f"runtime {choice!r}: choose one of {', '.join(RUNTIMES)}")
     if choice == "auto":
         return "keras" if gpu_present() else "onnx"
     return choice
@@ -38,7 +41,7 @@ class OnnxModel:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("NIRSTREAM_ONNX_THREADS", "0"))  # 0: all cores
+        options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime uses every core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.path = Path(path)

@@ -68,6 +68,9 @@ class SharedSettings(BaseSettings):
     security: KafkaSecurity = KafkaSecurity()
     topics: TopicNames = TopicNames()
     registry: Path = Field(default=Path("models"), description="Model registry directory")
+    runtime: Literal["auto", "onnx", "keras"] = Field(
+        default="auto", description="What runs a network: onnx (ONNX Runtime, no TensorFlow), keras (TensorFlow), or "
+                                    "auto: keras when a GPU is present, else onnx when the bundle has model.onnx")
 
     @classmethod
     def settings_customise_sources(
