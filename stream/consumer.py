@@ -129,10 +129,22 @@ class BatchConsumer(Service):
         self.consuming = True
         self.metrics.ready.set(1)
         log.info("consuming %s as group %s", self.settings.topics.spectra, self.settings.group_id)
-        while not self.should_stop:
-            records = await self._next_batch()
-            if records:
-                await self._handle(records)
+        # Pipelined: batch k+1 is fetched, decoded, preprocessed and predicted (in a thread: NumPy and the model
+        # release the GIL) while batch k's predictions are being acknowledged; k+1 is published only after k is
+        # committed, so offsets are committed in order and a crash replays at most these two batches.
+        delivering: asyncio.Task | None = None
+        try:
+            while not self.should_stop:
+                records = await self._next_batch()
+                if not records:
+                    continue
+                prepared = await self._prepare(records)
+                if delivering is not None:
+                    await delivering
+                delivering = asyncio.create_task(self._deliver(*prepared))
+        finally:
+            if delivering is not None:
+                await delivering  # the last batch goes out and is committed before the consumer stops
 
     def _champion_named(self) -> bool:
         try:
@@ -164,14 +176,20 @@ class BatchConsumer(Service):
             for m in messages
         ]
 
-    async def _handle(self, records: list[InboundRecord]) -> None:
-        """Process, publish, commit, observe: a batch's offsets are committed only after all its outcomes went out."""
+    async def _prepare(self, records: list[InboundRecord]):
+        """Predict a batch (off the event loop) and join its lab values: everything but publishing and committing."""
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
         topics = self.settings.topics
-        predicted = process_batch([r for r in records if r.topic != topics.reference], predictor, self.policy)
+        predicted = await asyncio.to_thread(process_batch, [r for r in records if r.topic != topics.reference], predictor,
+                                            self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
                                  self.policy.worker_name)
+        return records, predictor, predicted, joined, started
+
+    async def _deliver(self, records, predictor, predicted, joined, started: float) -> None:
+        """Publish, commit, observe: a batch's offsets are committed only after all its outcomes went out."""
+        topics = self.settings.topics
         outgoing = ([Outgoing(topics.predictions, k, v) for k, v in predicted.predictions]
                     + [Outgoing(topics.deadletter, k, v) for k, v in predicted.dead_letters + joined.dead_letters]
                     + [Outgoing(topics.labelled, k, v) for k, v in joined.labelled])
