@@ -95,3 +95,17 @@ def test_shape_augmenter_chains_and_copies(tecator):
     np.testing.assert_array_equal(y, np.tile(tecator.target("fat"), 4))
     again, _ = ShapeAugmenter([AxisWarp(), SmoothBaseline()], n_copies=3, random_state=5).fit_resample(tecator.X, tecator.target("fat"))
     np.testing.assert_array_equal(X, again)
+
+
+def test_a_cnn_with_shape_augmentation_describes_itself_as_json(tecator):
+    """Reports and bundles record the augmenter's settings: nested steps by class, the transfer differences by shape."""
+    import json
+
+    from trainer.cnn import CNNRegressor
+    from trainer.variants import variant_steps
+
+    preprocessor, augmenter = variant_steps("shape+emsc", n_copies=2, instrument_differences=tecator.X[:3] - tecator.X[3:6])
+    described = json.loads(json.dumps(CNNRegressor(preprocessor, augmenter).settings()))
+    steps = described["augmenter"]["steps"]
+    assert [s["class"] for s in steps] == ["AxisWarp", "BandWidth", "SmoothBaseline", "ChannelGain", "InstrumentDifference"]
+    assert steps[-1]["differences"] == "array of shape (3, 100)"

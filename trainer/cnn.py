@@ -104,6 +104,21 @@ def _as_input(features: np.ndarray) -> np.ndarray:
 
 
 
+def _described(estimator) -> dict:
+    """An estimator's parameters as JSON-able values for reports and bundles: nested estimators by class and
+    parameters, arrays by shape (the wavelength grid and transfer differences are stored elsewhere)."""
+    def value(v):
+        if hasattr(v, "get_params"):
+            return {"class": type(v).__name__, **_described(v)}
+        if isinstance(v, list | tuple):
+            return [value(x) for x in v]
+        if isinstance(v, np.ndarray):
+            return f"array of shape {v.shape}"
+        return v
+
+    return {k: value(v) for k, v in estimator.get_params(deep=False).items() if k not in ("wavelengths", "random_state")}
+
+
 class NetworkCollapsed(RuntimeError):
     """Every seed tried predicted a near-constant: this network does not learn these data."""
 
@@ -194,8 +209,7 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
         params["filters"] = list(params["filters"])
         for step in ("preprocessor", "augmenter"):
             value = getattr(self, step)
-            params[step] = None if value is None else {k: v for k, v in value.get_params().items()
-                                                       if k != "wavelengths" and k != "random_state"}
+            params[step] = None if value is None else _described(value)
         return params
 
     def _scale_y(self, values) -> np.ndarray:
