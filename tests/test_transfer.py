@@ -207,3 +207,36 @@ def test_a_worker_applies_one_analyzers_transfer_and_swaps_it_while_another_stay
         check(*stream(max(predictions) + 1, 20), 0.98, "pds#2")
     finally:
         worker.stop()
+
+
+def test_transfer_fit_and_evaluate_from_the_command_line(tecator, pls_fat, tmp_path, capsys):
+    """CSV standards in, an active artifact out; evaluate --analyzer applies it: the shifted analyzer's fat RMSEP
+    falls back to what the model gets on the master's spectra."""
+    import pandas as pd
+
+    from nirstream.cli import main
+
+    registry = ModelRegistry(shutil.copytree(pls_fat.base, tmp_path / "registry"))
+    shift = 0.5 * np.linspace(-1, 1, tecator.n_channels) ** 2  # a bias of several % fat
+    columns = [f"{w:.10g}" for w in tecator.wavelengths]
+    standards = np.arange(0, 215, 7)
+    for name, X in (("master", tecator.X), ("slave", tecator.X + shift)):
+        frame = pd.DataFrame(X[standards], columns=columns)
+        frame.insert(0, "sample", [f"s{i}" for i in standards])
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    test = tecator.split("test")
+    slave_test = pd.DataFrame(test.X + shift, columns=columns)
+    slave_test.insert(0, "fat", test.target("fat"))
+    slave_test.to_csv(tmp_path / "line2-test.csv", index=False)
+    assert main(["transfer", "fit", "--analyzer", "line-2", "--master", str(tmp_path / "master.csv"), "--slave",
+                 str(tmp_path / "slave.csv"), "--method", "sbc", "--by", "test", "--registry", str(registry.base)]) == 0
+    assert "transfer 1 (sbc, 31 standards" in capsys.readouterr().out
+    figures = {}
+    for name, extra in (("without", []), ("with", ["--analyzer", "line-2"])):
+        output = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--data", str(tmp_path / "line2-test.csv"), "--target", "fat", "--output", str(output),
+                     "--registry", str(registry.base), *extra]) == 0
+        figures[name] = json.loads(output.read_text())["tests"]["data"]["fat"]["rmsep"]
+    master_rmsep = float(np.sqrt(np.mean((Predictor(registry.load()).predict(test.X).values[:, 0] - test.target("fat")) ** 2)))
+    assert figures["with"] == pytest.approx(master_rmsep, rel=1e-3) and figures["without"] > 1.2 * figures["with"]
+    assert registry.history()[-1].details["by"] == "test"
