@@ -97,10 +97,10 @@ class FailsOnMarkedSpectra(Predictor):
 
     MARK = 12345.678
 
-    def predict(self, spectra):
+    def predict(self, spectra, analyzers=None):
         if (np.asarray(spectra)[:, 0] == self.MARK).any():
             raise FloatingPointError("simulated failure inside the model call")
-        return super().predict(spectra)
+        return super().predict(spectra, analyzers)
 
 
 def test_a_failing_model_call_is_isolated_to_its_culprits(template_registry, tecator):
