@@ -58,6 +58,8 @@ def check(name: str, options: dict, full: bool, scratch: Path) -> list[dict]:
                 "not_worse_than_pls": deployed["rmsep"] - pls["tests"][test_name]["rmsep"] <= deployed["rmsep_ci95"]["high"] - deployed["rmsep"],
                 "paired_not_worse": difference["low"] <= 0, "beats_mean": deployed["rmsep_ci95"]["high"] < mean_rmsep,
                 "cnn_failure": summary.get("cnn_failure"), "elapsed_seconds": summary["elapsed_seconds"],
+                "cnn_test_rmsep": (summary["cnn"].get("tests") or {}).get(test_name, {}).get(target, {}).get("rmsep_ci95"),
+                "validation_rmsep": summary["deployed"]["validation_rmsep"],
             })
             r = rows[-1]
             print(f"{name:24s} {target:9s} {test_name:12s} {r['deployed_family'].upper():3s} "
