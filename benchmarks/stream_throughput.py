@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from nirstream.core.bundle import write_bundle  # noqa: E402
 from nirstream.core.codec import encode_binary  # noqa: E402
+from nirstream.core.cpu_threads import serve_with_one_blas_thread  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.domain import ApplicabilityDomain  # noqa: E402
 from nirstream.core.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
@@ -73,6 +74,7 @@ def messages(spectra: np.ndarray, grid: WavelengthGrid, count: int, analyzers: i
 
 
 def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 256) -> dict:
+    serve_with_one_blas_thread()  # as the worker does
     predictor = Predictor(registry.load(runtime=runtime))
     predictor.warm_up()
     records = [InboundRecord("t", 0, i, k, v, time.time()) for i, (k, v) in enumerate(msgs)]

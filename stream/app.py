@@ -91,6 +91,9 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run until SIGTERM/SIGINT; faust's worker handles signals and a graceful stop."""
+    from nirstream.core.cpu_threads import serve_with_one_blas_thread
+
+    serve_with_one_blas_thread()
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -7,6 +7,7 @@ ensemble is exported with its members' outputs too, so one call gives the averag
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ class OnnxModel:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime uses every core
+        # Every CPU the process may use: ONNX Runtime's own default (0) counts physical cores, one on a 2-vCPU machine,
+        # which halves throughput here (measured: 6,400 vs 10,600 spectra/s at batch 256)
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.path = Path(path)
