@@ -129,9 +129,10 @@ class BatchConsumer(Service):
         self.consuming = True
         self.metrics.ready.set(1)
         log.info("consuming %s as group %s", self.settings.topics.spectra, self.settings.group_id)
-        # Pipelined: batch k+1 is fetched, decoded, preprocessed and predicted (in a thread: NumPy and the model
-        # release the GIL) while batch k's predictions are being acknowledged; k+1 is published only after k is
-        # committed, so offsets are committed in order and a crash replays at most these two batches.
+        # Pipelined: batch k+1 is fetched, decoded, preprocessed and predicted while the broker acknowledges batch k's
+        # predictions; k+1 is published only after k is committed, so offsets are committed in order and a crash
+        # replays at most these two batches. (In the event loop's own thread: a worker thread measured slower, its
+        # per-message Python work and the loop's network I/O fight over the GIL.)
         delivering: asyncio.Task | None = None
         try:
             while not self.should_stop:
@@ -177,12 +178,11 @@ class BatchConsumer(Service):
         ]
 
     async def _prepare(self, records: list[InboundRecord]):
-        """Predict a batch (off the event loop) and join its lab values: everything but publishing and committing."""
+        """Predict a batch and join its lab values: everything but publishing and committing."""
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
         topics = self.settings.topics
-        predicted = await asyncio.to_thread(process_batch, [r for r in records if r.topic != topics.reference], predictor,
-                                            self.policy)
+        predicted = process_batch([r for r in records if r.topic != topics.reference], predictor, self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
                                  self.policy.worker_name)
         return records, predictor, predicted, joined, started
