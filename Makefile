@@ -21,7 +21,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-data: setup  ## fetch the IDRC 2002 tablet set once (sha256 verified)
+data: setup  ## fetch the IDRC 2002 tablet set and the corn set once (sha256 verified)
 	$(BIN)/nirstream data fetch
 
 demo: setup  ## set up, then run the main job: the live demo (see README)
