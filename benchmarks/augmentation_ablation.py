@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
+from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
 from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from trainer.protocols import load_protocol  # noqa: E402
@@ -43,13 +43,7 @@ def _pairs(folder: Path) -> tuple[Path, Path]:
     """20 Kennard–Stone transfer standards of calibrate_2 and the same tablets on instrument 1, as CSV files."""
     one, two = load_tablets(1).split("calibrate"), load_tablets(2).split("calibrate")
     rows = kennard_stone_order(two.X)[:N_STANDARDS]
-    paths = []
-    for name, data in (("master", one), ("slave", two)):
-        frame = pd.DataFrame(data.X[rows], columns=[f"{w:g}" for w in data.wavelengths])
-        frame.insert(0, "sample", [data.sample_names[i] for i in rows])
-        frame.to_csv(folder / f"{name}.csv", index=False)
-        paths.append(folder / f"{name}.csv")
-    return paths[0], paths[1]
+    return write_spectra_table(folder / "master.csv", one.rows(rows)), write_spectra_table(folder / "slave.csv", two.rows(rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
+from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
 from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from nirstream.core.predictor import Predictor  # noqa: E402
 from nirstream.core.registry import ModelRegistry  # noqa: E402
@@ -37,20 +38,6 @@ from trainer.transfer_fit import fit_transfer  # noqa: E402
 STANDARD_COUNTS = (5, 10, 20, 30)
 METHODS = ("none", "sbc", "pds", "ds")
 ANALYZER = "instrument-2"
-
-
-def _write_pairs(folder: Path, master, slave) -> tuple[Path, Path]:
-    """The standards as the CSV files ``--instrument-pairs`` reads (a 'sample' column and wavelength columns)."""
-    import pandas as pd
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in (("master", master), ("slave", slave)):
-        frame = pd.DataFrame(data.X, columns=[f"{w:g}" for w in data.wavelengths])
-        frame.insert(0, "sample", list(data.sample_names))
-        frame.to_csv(folder / f"{name}.csv", index=False)
-        paths.append(folder / f"{name}.csv")
-    return paths[0], paths[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in STANDARD_COUNTS:
         standards = order[:n]
         master, slave = cal_1.rows(standards), cal_2.rows(standards)
-        pairs = _write_pairs(scratch / f"pairs-{n}", master, slave)
+        pairs = (write_spectra_table(scratch / f"pairs-{n}" / "master.csv", master),
+                 write_spectra_table(scratch / f"pairs-{n}" / "slave.csv", slave))
         predictors = {**fixed, "cnn+pairs": train(f"cnn-pairs-{n}", "cnn", variant="shape+emsc", instrument_pairs=pairs)}
         for family, predictor in predictors.items():
             for method in METHODS:

@@ -3,7 +3,6 @@ a few transfer standards, the CNN must beat the deployable PLS on instrument 2's
 interval below 0 (measured with 20 standards: 4.5 vs 7.8 mg). Real spectra, the trainer's own code path."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from nirstream.core.figures_of_merit import paired_rmsep_difference
@@ -17,17 +16,13 @@ from tests.conftest import requires_tablets
 def test_the_cnn_trained_with_instrument_differences_beats_pls_on_the_other_instrument(tmp_path):
     from nirstream.core.datasets import load_tablets
     from nirstream.core.datasets.sample_split import kennard_stone_order
+    from nirstream.core.datasets.tabular import write_spectra_table
     from trainer.train_settings import TrainSettings
     from trainer.training_run import run_training
 
     one, two = load_tablets(1).split("calibrate"), load_tablets(2).split("calibrate")
     standards = kennard_stone_order(two.X)[:20]
-    pairs = []
-    for name, data in (("master", one), ("slave", two)):
-        frame = pd.DataFrame(data.X[standards], columns=[f"{w:.10g}" for w in data.wavelengths])
-        frame.insert(0, "sample", [data.sample_names[i] for i in standards])
-        frame.to_csv(tmp_path / f"{name}.csv", index=False)
-        pairs.append(tmp_path / f"{name}.csv")
+    pairs = [write_spectra_table(tmp_path / f"{name}.csv", data.rows(standards)) for name, data in (("master", one), ("slave", two))]
     common = {"protocol": "cross-instrument", "targets": ["assay"], "quick": True, "report_dir": tmp_path / "reports"}
     run_training(TrainSettings(family="cnn", variant="shape+emsc", instrument_pairs=tuple(pairs),
                                registry=tmp_path / "cnn", **common), verbose=0)

@@ -156,3 +156,19 @@ def load_table(
     path = Path(path)
     return table_dataset(read_frame(path), path.name, target_columns, split_column, id_column, units, name or path.stem,
                          spectra_only)
+
+
+def write_spectra_table(path: str | Path, data: SpectralDataset, id_column: str = "sample") -> Path:
+    """``data`` as the table ``load_table`` reads back: an id column, its reference columns, one column per wavelength
+    (names with ten significant digits, so an irregular-looking rounding never breaks the grid). CSV or Parquet by suffix."""
+    path = Path(path)
+    frame = pd.DataFrame(data.X, columns=[f"{w:.10g}" for w in data.wavelengths])
+    for j, target in reversed(list(enumerate(data.target_names))):
+        frame.insert(0, target, data.y[:, j])
+    frame.insert(0, id_column, list(data.sample_names))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
