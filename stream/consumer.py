@@ -139,7 +139,7 @@ class BatchConsumer(Service):
                 records = await self._next_batch()
                 if not records:
                     continue
-                prepared = await self._prepare(records)
+                prepared = self._prepare(records)
                 if delivering is not None:
                     await delivering
                 delivering = asyncio.create_task(self._deliver(*prepared))
@@ -177,7 +177,7 @@ class BatchConsumer(Service):
             for m in messages
         ]
 
-    async def _prepare(self, records: list[InboundRecord]):
+    def _prepare(self, records: list[InboundRecord]):
         """Predict a batch and join its lab values: everything but publishing and committing."""
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches

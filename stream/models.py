@@ -48,7 +48,7 @@ class ModelHolder:
         except BundleError as exc:
             self._refuse("transfer_pointer", str(exc))
             return
-        wanted = dict(self.transfers)
+        wanted, changed = dict(self.transfers), False
         for analyzer, number in active.items():
             current = self.transfers.get(analyzer)
             if (current is not None and current.path is not None and current.path.name == number) \
@@ -60,8 +60,9 @@ class ModelHolder:
                 self.refused_transfers.add((analyzer, number))
                 self._refuse("transfer", f"transfer {number} of analyzer {analyzer}: {exc}")
                 continue
+            changed = True
             log.info("analyzer %s: calibration transfer %s (%s) in service", analyzer, number, wanted[analyzer].metadata.method)
-        if wanted.keys() == self.transfers.keys() and all(wanted[a] is self.transfers[a] for a in wanted):
+        if not changed:
             return
         async with self._lock:
             self.transfers = wanted

@@ -81,10 +81,12 @@ class TrainSettings(BaseModel):
         from trainer.cnn import CNNRegressor
         from trainer.variants import variant_steps
 
+        differences = self._instrument_differences()  # read once, not per search trial
+
         def make(n_copies: int, augmentation_strength: float = 1.0, **params):
             preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
                                                     augmentation_strength=augmentation_strength, centring=self.centring,
-                                                    instrument_differences=self._instrument_differences())
+                                                    instrument_differences=differences)
             return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
 
         return make

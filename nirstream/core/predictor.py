@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class BatchPrediction:
     degenerate: np.ndarray  # per spectrum, why it cannot be predicted ('' when it can); such rows carry NaN values
     preprocess_seconds: float
     inference_seconds: float
-    transfer: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # per spectrum, '' when none
+    transfer: np.ndarray  # per spectrum, the calibration transfer applied ('' when none)
 
     def keep(self, rows: np.ndarray) -> BatchPrediction:
         """The predictions of the rows selected by a boolean mask."""
@@ -193,7 +193,7 @@ class Predictor:
         if not self.transfers or analyzers is None:
             return {}, spectra
         ids = np.asarray(analyzers, dtype=object)
-        transferred = {a: np.flatnonzero(ids == a) for a in self.transfers if (ids == a).any()}
+        transferred = {a: rows for a in self.transfers if (rows := np.flatnonzero(ids == a)).size}
         if not transferred:
             return {}, spectra
         spectra = np.array(spectra, dtype=np.float64)

@@ -135,13 +135,16 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
                              mode="interp")
 
     def _pretreat(self, windowed: np.ndarray) -> np.ndarray:
-        """Derivative then SNV, per spectrum (nothing learnt). A spectrum with no variation left gets NaN (screened)."""
-        pretreated = self._differentiate(windowed)
-        if self.snv:
-            spread = pretreated.std(axis=1, keepdims=True)
-            with np.errstate(all="ignore"):
-                pretreated = (pretreated - pretreated.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, np.nan)
-        return pretreated
+        """Derivative then SNV, per spectrum (nothing learnt)."""
+        return self._snv(self._differentiate(windowed))
+
+    def _snv(self, spectra: np.ndarray) -> np.ndarray:
+        """SNV if asked; a spectrum with no variation left gets NaN (screened)."""
+        if not self.snv:
+            return spectra
+        spread = spectra.std(axis=1, keepdims=True)
+        with np.errstate(all="ignore"):
+            return (spectra - spectra.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, np.nan)
 
     def learn_input_range(self, X) -> SpectralPreprocessor:
         """Set the input screen's limits from training spectra ``X`` (input grid, not augmented).
@@ -155,13 +158,14 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "window_")
         windowed = np.asarray(X, dtype=np.float64)[:, self.window_]
         self.spread_floor_ = float(SPREAD_FLOOR_FRACTION * windowed.std(axis=1).min())
+        differentiated = self._differentiate(windowed)
         # A straight line has no 2nd derivative (and a constant no 1st): nothing left for SNV or the model.
         self.derivative_floor_ = (0.0 if self.derivative is None else
-                                  float(SPREAD_FLOOR_FRACTION * self._differentiate(windowed).std(axis=1).min()))
+                                  float(SPREAD_FLOOR_FRACTION * differentiated.std(axis=1).min()))
         self.scale_floor_ = 0.0
         self.coefficient_low_ = self.coefficient_high_ = None
         if self.emsc_ is not None:
-            coefficients = self.emsc_.coefficients(self._pretreat(windowed))
+            coefficients = self.emsc_.coefficients(self._snv(differentiated))
             low, high = coefficients.min(axis=0), coefficients.max(axis=0)
             width = high - low
             self.coefficient_low_, self.coefficient_high_ = low - COEFFICIENT_MARGIN * width, high + COEFFICIENT_MARGIN * width
@@ -182,14 +186,15 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
             for i in np.flatnonzero(flat):
                 details[i] = (f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor "
                               f"{self.spread_floor_:.3g} learnt from training")
+            differentiated = self._differentiate(windowed)
             if self.derivative is not None:
-                derivative_spread = self._differentiate(windowed).std(axis=1)
+                derivative_spread = differentiated.std(axis=1)
                 lost = ~flat & ~(derivative_spread > self.derivative_floor_)
                 for i in np.flatnonzero(lost):
                     details[i] = (f"no band structure: spread {derivative_spread[i]:.3g} of the derivative at or below the "
                                   f"floor {self.derivative_floor_:.3g} learnt from training (a straight or constant spectrum)")
                 flat |= lost
-            pretreated = self._pretreat(windowed)
+            pretreated = self._snv(differentiated)
             if self.emsc_ is not None:
                 coefficients = pretreated @ self.emsc_.pseudo_inverse_.T
                 scale = coefficients[:, 0]
