@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 
-from nirstream.core.codec import Spectrum, decode_spectrum
+from nirstream.core.codec import Spectrum, decode_unchecked_values
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DEAD_LETTER_PREFIX_BYTES
 from nirstream.core.predictor import BatchPrediction, Predictor
-from nirstream.core.validation import saturated_rows
+from nirstream.core.validation import non_finite_detail, non_finite_rows, saturated_rows
 
 log = logging.getLogger(__name__)
 
@@ -124,24 +124,32 @@ def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> Non
 
 
 def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy, result: BatchResult) -> list:
-    accepted: list[tuple[InboundRecord, Spectrum]] = []
+    """The batch's usable spectra as (record, Spectrum) pairs whose values are rows of one float64 matrix; the rest
+    dead-lettered. Values are checked (finite, not saturated) once per batch, not per message."""
+    decoded: list[tuple[InboundRecord, Spectrum]] = []
     for record in records:
         try:
-            spectrum = decode_spectrum(record.value, policy.max_message_bytes)
+            spectrum = decode_unchecked_values(record.value, policy.max_message_bytes)
             _check(spectrum, predictor, policy)
-            accepted.append((record, spectrum))
+            decoded.append((record, spectrum))
         except SpectrumRejected as rejection:
             result.reject(record, rejection.reason, rejection.detail, policy.worker_name)
         except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
             result.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {describe_error(exc)}", policy.worker_name)
-    if accepted and policy.saturation_limit is not None:
-        saturated = saturated_rows(np.vstack([s.values for _, s in accepted]), policy.saturation_limit)
+    if not decoded:
+        return []
+    matrix = np.array([s.values for _, s in decoded], dtype=np.float64)  # one copy: float32 views -> float64 rows
+    bad = non_finite_rows(matrix)
+    for i in np.flatnonzero(bad):
+        result.reject(decoded[i][0], RejectReason.NON_FINITE, non_finite_detail(matrix[i]), policy.worker_name)
+    if policy.saturation_limit is not None:
+        saturated = ~bad & saturated_rows(matrix, policy.saturation_limit)
         detail = f"values reach the detector limit {policy.saturation_limit:g}"
-        for (record, _), is_bad in zip(accepted, saturated, strict=True):
-            if is_bad:
-                result.reject(record, RejectReason.SATURATED, detail, policy.worker_name)
-        accepted = [item for item, is_bad in zip(accepted, saturated, strict=True) if not is_bad]
-    return accepted
+        for i in np.flatnonzero(saturated):
+            result.reject(decoded[i][0], RejectReason.SATURATED, detail, policy.worker_name)
+        bad |= saturated
+    return [(record, Spectrum(spectrum.header, row)) for (record, spectrum), row, is_bad in zip(decoded, matrix, bad, strict=True)
+            if not is_bad]
 
 
 def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult,
@@ -187,38 +195,56 @@ def _drop_unpredictable(accepted: list, batch: BatchPrediction, result: BatchRes
     return [item for item, k in zip(accepted, keep, strict=True) if k], batch.keep(keep)
 
 
-def _encode_prediction(record: InboundRecord, spectrum: Spectrum, i: int, batch: BatchPrediction, predictor: Predictor,
-                       predicted_at: datetime, timings: dict, started_wall: float) -> bytes:
-    """A ``PredictionMessage``, encoded fast (orjson on a dict; tests/test_messages.py round-trips it)."""
-    header = spectrum.header
+def _encode_predictions(accepted: list, batch: BatchPrediction, predictor: Predictor, predicted_at: datetime,
+                        timings: dict, started_wall: float) -> list[bytes | Exception]:
+    """The batch's ``PredictionMessage``s (or the error that stopped one), encoded fast: what every message shares
+    (model, units, outlier limits, batch timings) is serialised once and spliced in, each row's own fields go through
+    orjson together (tests/test_messages.py round-trips the result)."""
     limits = predictor.bundle.domain.limits_
-    body = {
-        "schema_version": SCHEMA_VERSION,
-        "analyzer_id": header.analyzer_id,
-        "sequence": header.sequence,
-        "message_id": header.message_id,
-        "sample_id": header.sample_id,
-        "batch_id": header.batch_id,
-        "spectrum_timestamp": header.timestamp,
-        "predicted_at": predicted_at,
-        "model_version": predictor.version,
-        "predictions": dict(zip(predictor.targets, batch.values[i].tolist(), strict=True)),
-        "units": predictor.units,
-        "intervals": predictor.interval_map(batch.values[i]),
-        "ensemble_spread": predictor.spread_map(batch.spread[i]),
-        "transfer": batch.transfer[i] or None,
-        "outlier": {
-            "hotelling_t2": float(batch.hotelling_t2[i]),
-            "q_residual": float(batch.q_residual[i]),
-            "t2_limit_95": limits["t2_95"],
-            "t2_limit_99": limits["t2_99"],
-            "q_limit_95": limits["q_95"],
-            "q_limit_99": limits["q_99"],
-            "flag": str(batch.flags[i]),
-        },
-        "timings": {**timings, "queue_ms": round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)},
-    }
-    return orjson.dumps({k: v for k, v in body.items() if v is not None})
+    shared = _fields({"schema_version": SCHEMA_VERSION, "predicted_at": predicted_at, "model_version": predictor.version,
+                      "units": predictor.units})
+    shared_limits = _fields({"t2_limit_95": limits["t2_95"], "t2_limit_99": limits["t2_99"], "q_limit_95": limits["q_95"],
+                             "q_limit_99": limits["q_99"]})
+    shared_timings = _fields(timings)
+    targets = predictor.targets
+    values = batch.values.tolist()
+    intervals = _interval_rows(batch.values, predictor)
+    spreads = batch.spread.tolist() if predictor.is_ensemble else None
+    t2, q, flags = batch.hotelling_t2.tolist(), batch.q_residual.tolist(), [str(f) for f in batch.flags]
+    encoded: list[bytes | Exception] = []
+    for i, (record, spectrum) in enumerate(accepted):
+        header = spectrum.header
+        try:
+            own = {"analyzer_id": header.analyzer_id, "sequence": header.sequence, "message_id": header.message_id,
+                   "spectrum_timestamp": header.timestamp, "predictions": dict(zip(targets, values[i], strict=True))}
+            for name, value in (("sample_id", header.sample_id), ("batch_id", header.batch_id),
+                                ("intervals", intervals[i] if intervals else None),
+                                ("ensemble_spread", dict(zip(targets, spreads[i], strict=True)) if spreads else None),
+                                ("transfer", batch.transfer[i] or None)):
+                if value is not None:
+                    own[name] = value
+            outlier = _fields({"hotelling_t2": t2[i], "q_residual": q[i], "flag": flags[i]})
+            queue_ms = round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)
+            encoded.append(b"".join((b"{", shared, b",", _fields(own), b',"outlier":{', outlier, b",", shared_limits,
+                                     b'},"timings":{', shared_timings, b',"queue_ms":', orjson.dumps(queue_ms), b"}}")))
+        except Exception as exc:  # noqa: BLE001 - one unencodable prediction is dead-lettered, not the batch
+            encoded.append(exc)
+    return encoded
+
+
+def _fields(mapping: dict) -> bytes:
+    """A JSON object's members without its braces, to splice into a larger object."""
+    return orjson.dumps(mapping)[1:-1]
+
+
+def _interval_rows(values: np.ndarray, predictor: Predictor) -> list[dict] | None:
+    """Per spectrum: target -> {low, high, coverage} around its predictions."""
+    if predictor.intervals is None:
+        return None
+    lows, highs = predictor.interval_bounds(values)
+    coverage = predictor.intervals.coverage
+    return [{t: {"low": lo, "high": hi, "coverage": coverage} for t, lo, hi in zip(predictor.targets, low, high, strict=True)}
+            for low, high in zip(lows.tolist(), highs.tolist(), strict=True)]
 
 
 def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
@@ -262,14 +288,14 @@ def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPo
         "inference_ms": round(result.inference_seconds * 1e3, 3),
     }
     encoded = np.zeros(len(accepted), dtype=bool)
-    for i, (record, spectrum) in enumerate(accepted):
-        try:
-            result.predictions.append((record.key, _encode_prediction(record, spectrum, i, batch, predictor, predicted_at,
-                                                                      timings, started_wall)))
-            encoded[i] = True
-        except Exception as exc:  # noqa: BLE001
-            result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {describe_error(exc)}",
+    for i, ((record, _), message) in enumerate(zip(accepted, _encode_predictions(accepted, batch, predictor, predicted_at,
+                                                                                 timings, started_wall), strict=True)):
+        if isinstance(message, Exception):
+            result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {describe_error(message)}",
                           policy.worker_name)
+        else:
+            result.predictions.append((record.key, message))
+            encoded[i] = True
     result.values, result.flags = batch.values[encoded], batch.flags[encoded]
     result.accepted = [spectrum for (_, spectrum), ok in zip(accepted, encoded, strict=True) if ok]
     result.spectrum_times = np.array([s.header.timestamp.timestamp() for s in result.accepted])

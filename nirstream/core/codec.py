@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.validation import check_spectrum_values
+from nirstream.core.validation import check_spectrum_length, check_spectrum_values
 
 BINARY_MAGIC = b"NIRS"
 BINARY_FORMAT_VERSION = 1
@@ -81,6 +81,20 @@ def _validate_header(fields: Any) -> SpectrumHeader:
         raise SpectrumRejected(RejectReason.SCHEMA_INVALID, problems) from None
 
 
+def _header_from_json(raw: bytes) -> SpectrumHeader:
+    """The binary form's JSON header. pydantic parses valid headers straight from the bytes (the hot path, one pass
+    in Rust); anything it refuses is parsed again to give the precise reason (bad JSON, schema version, fields)."""
+    try:
+        return SpectrumHeader.model_validate_json(raw)
+    except ValidationError:
+        pass
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SpectrumRejected(RejectReason.MALFORMED_BINARY, f"header is not JSON: {exc}") from None
+    return _validate_header(fields)
+
+
 def _values_from_json(raw_values: Any) -> np.ndarray:
     if not isinstance(raw_values, list):
         raise SpectrumRejected(RejectReason.SCHEMA_INVALID, "'values' must be a list of numbers")
@@ -107,6 +121,14 @@ def decode_json(raw: bytes) -> Spectrum:
 
 
 def decode_binary(raw: bytes) -> Spectrum:
+    header, values = _split_binary(raw)
+    values = values.astype(np.float64)
+    check_spectrum_values(values, header.grid.count)
+    return Spectrum(header, values)
+
+
+def _split_binary(raw: bytes) -> tuple[SpectrumHeader, np.ndarray]:
+    """Header and the values as a float32 view of ``raw`` (length checked; finiteness is the caller's)."""
     if len(raw) < _PREFIX.size:
         raise SpectrumRejected(RejectReason.MALFORMED_BINARY, f"{len(raw)} bytes is shorter than the 12-byte prefix")
     magic, version, value_type, header_len, count = _PREFIX.unpack_from(raw)
@@ -121,24 +143,31 @@ def decode_binary(raw: bytes) -> Spectrum:
         raise SpectrumRejected(
             RejectReason.MALFORMED_BINARY, f"message is {len(raw)} bytes, prefix announces {expected_size}"
         )
-    try:
-        fields = orjson.loads(raw[_PREFIX.size : _PREFIX.size + header_len])
-    except orjson.JSONDecodeError as exc:
-        raise SpectrumRejected(RejectReason.MALFORMED_BINARY, f"header is not JSON: {exc}") from None
-    header = _validate_header(fields)
-    values = np.frombuffer(raw, dtype="<f4", count=count, offset=_PREFIX.size + header_len).astype(np.float64)
-    check_spectrum_values(values, header.grid.count)
-    return Spectrum(header, values)
+    header = _header_from_json(raw[_PREFIX.size : _PREFIX.size + header_len])
+    values = np.frombuffer(raw, dtype="<f4", count=count, offset=_PREFIX.size + header_len)
+    check_spectrum_length(values, header.grid.count)
+    return header, values
 
 
-def decode_spectrum(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
-    """Decode either encoding; raise ``SpectrumRejected`` with the reason for anything unusable."""
+def decode_unchecked_values(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
+    """As ``decode_spectrum``, but the values' finiteness is left to the caller, who checks a whole batch at once
+    (``validation.non_finite_rows``); binary values stay a float32 view of ``raw`` until the batch is stacked."""
+    _check_envelope(raw, max_bytes)
+    if raw[:4] == BINARY_MAGIC:
+        return Spectrum(*_split_binary(raw))
+    return decode_json(raw)
+
+
+def _check_envelope(raw: bytes | None, max_bytes: int) -> None:
     if raw is None or len(raw) == 0:
         raise SpectrumRejected(RejectReason.UNKNOWN_FORMAT, "empty message")
     if len(raw) > max_bytes:
         raise SpectrumRejected(RejectReason.OVERSIZE, f"{len(raw)} bytes exceeds the {max_bytes}-byte limit")
-    if raw[:4] == BINARY_MAGIC:
-        return decode_binary(raw)
-    if raw.lstrip()[:1] == b"{":
-        return decode_json(raw)
-    raise SpectrumRejected(RejectReason.UNKNOWN_FORMAT, "neither JSON (starts with '{') nor binary (starts with NIRS)")
+    if raw[:4] != BINARY_MAGIC and raw.lstrip()[:1] != b"{":
+        raise SpectrumRejected(RejectReason.UNKNOWN_FORMAT, "neither JSON (starts with '{') nor binary (starts with NIRS)")
+
+
+def decode_spectrum(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
+    """Decode either encoding; raise ``SpectrumRejected`` with the reason for anything unusable."""
+    _check_envelope(raw, max_bytes)
+    return decode_binary(raw) if raw[:4] == BINARY_MAGIC else decode_json(raw)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator, _fit_context
@@ -22,6 +21,8 @@ FLAG_OK, FLAG_WARNING, FLAG_OUTLIER = "ok", "warning", "outlier"
 
 
 def hotelling_t2_limit(n_components: int, n_samples: int, confidence: float) -> float:
+    from scipy import stats  # fitting only: the worker's cold start skips scipy.stats (~1 s)
+
     k, n = n_components, n_samples
     return float(k * (n - 1) * (n + 1) / (n * (n - k)) * stats.f.ppf(confidence, k, n - k))
 
@@ -30,6 +31,8 @@ def q_limit(training_q: np.ndarray, confidence: float) -> float:
     mean, var = float(training_q.mean()), float(training_q.var(ddof=1))
     if var <= 0:
         return mean
+    from scipy import stats  # fitting only, as above
+
     g, h = var / (2 * mean), 2 * mean**2 / var
     return float(g * stats.chi2.ppf(confidence, h))
 

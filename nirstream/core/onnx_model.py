@@ -46,6 +46,10 @@ class OnnxModel:
         # which halves throughput here (measured: 6,400 vs 10,600 spectra/s at batch 256)
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: they share the cores with the event loop, the broker client and, on
+        # small machines, the broker (benchmarks/runtime_choice.py: 6,190 vs 3,751 spectra/s at batch 256 on a busy
+        # 2-core machine, 3,520 vs 1,176 at batch 1)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.path = Path(path)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -119,17 +119,9 @@ class Predictor:
         self._input_shape = input_shape
         self._call = tf.function(lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True)
 
-    def interval_map(self, row: np.ndarray) -> dict[str, dict[str, float]] | None:
-        """Target -> {low, high, coverage} around one spectrum's predictions ``row`` (None: the bundle has no intervals)."""
-        if self._half_widths is None:
-            return None
-        coverage = self.intervals.coverage
-        return {t: {"low": float(v - h), "high": float(v + h), "coverage": coverage}
-                for t, v, h in zip(self.targets, row, self._half_widths, strict=True)}
-
-    def spread_map(self, row: np.ndarray) -> dict[str, float] | None:
-        """Target -> the ensemble members' standard deviation for one spectrum (None: not an ensemble)."""
-        return dict(zip(self.targets, row.tolist(), strict=True)) if self.is_ensemble else None
+    def interval_bounds(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper interval bounds around predictions ``values`` (n, targets); the bundle must have intervals."""
+        return values - self._half_widths, values + self._half_widths
 
     def warm_up(self) -> None:
         """Trace and run the graph once so the first real batch pays no compile cost."""

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from scipy.signal import savgol_filter
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -131,6 +130,8 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     def _differentiate(self, windowed: np.ndarray) -> np.ndarray:
         if self.derivative is None:
             return windowed
+        from scipy.signal import savgol_filter  # only derivative pretreatments need it: a lighter cold start otherwise
+
         return savgol_filter(windowed, self.smoothing_window_, SMOOTHING_POLYORDER, deriv=self.derivative, axis=1,
                              mode="interp")
 
