@@ -120,6 +120,7 @@ def _edit_a_byte(lines):
 
 TAMPERING = {
     "edited a byte of line 3": (_edit_a_byte, "line 3 (edited)"),
+    "garbled line 3": (lambda lines: lines[:2] + [b"{not json\n"] + lines[3:], "line 3 (edited)"),
     "deleted line 3": (lambda lines: lines[:2] + lines[3:], "line 3 (removed)"),
     "swapped lines 2 and 3": (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], "line 2 (reordered)"),
     "cut the last line": (lambda lines: lines[:-1], "line 5 (truncated)"),

@@ -88,14 +88,17 @@ class LogLine:
 
 
 def parse_lines(data: bytes) -> list[LogLine]:
+    """One ``LogLine`` per newline-separated line (numbered as ``wc -l`` and editors count), the last maybe incomplete."""
     lines, offset = [], 0
-    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+    pieces = data.split(b"\n")
+    for number, raw in enumerate(pieces[:-1] + ([pieces[-1]] if pieces[-1] else []), start=1):
         try:
             fields = json.loads(raw)
-        except ValueError:
+        except ValueError:  # not JSON, or not UTF-8
             fields = None
-        lines.append(LogLine(number, offset, fields if isinstance(fields, dict) else None, raw.endswith(b"\n")))
-        offset += len(raw)
+        complete = offset + len(raw) < len(data)
+        lines.append(LogLine(number, offset, fields if isinstance(fields, dict) else None, complete))
+        offset += len(raw) + 1
     return lines
 
 
@@ -126,7 +129,7 @@ class ChainReport:
     records: int = 0
     chained: int = 0
     legacy: int = 0
-    head: str | None = None  # the anchor's hash (or the last record's, before any anchor)
+    head: str | None = None  # the last chained record's hash: what to keep elsewhere
     problems: list[ChainProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     lines: list[LogLine] = field(default_factory=list, repr=False)  # what was verified, for display
@@ -165,7 +168,11 @@ def _chain_problems(lines: list[LogLine], data: bytes) -> list[ChainProblem]:
         if not isinstance(line.fields.get("hash"), str) or not isinstance(line.fields.get("prev"), str):
             problems.append(ChainProblem(n, "edited", f"line {n} lacks its prev or hash field: edited"))
             continue
-        if record_hash(line.fields) != line.fields["hash"]:
+        try:
+            matches = record_hash(line.fields) == line.fields["hash"]
+        except ValueError:  # NaN or Infinity: never written by a writer
+            matches = False
+        if not matches:
             problems.append(ChainProblem(n, "edited", f"line {n} was edited: its content does not match its hash"))
         if index > 0 and lines[index - 1].fields is None:
             continue  # its predecessor is unreadable (reported): nothing to compare with
@@ -231,7 +238,7 @@ def verify_chain(data: bytes, anchor: Anchor | None, expect_head: str | None = N
     lines = parse_lines(data)
     chained = [line for line in lines if line.chained]
     report = ChainReport(records=len(lines), chained=len(chained), legacy=sum(line.legacy for line in lines), lines=lines)
-    report.head = anchor.hash if anchor else (str(chained[-1].fields.get("hash")) if chained else None)
+    report.head = str(chained[-1].fields.get("hash")) if chained else None
     report.problems = _chain_problems(lines, data)
     if anchor_error:
         report.problems.append(ChainProblem(len(lines), "anchor", f"the head anchor is unreadable: {anchor_error}"))
