@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nirstream.core.manifest import manifest_checksum
 from nirstream.core.predictor import Predictor
 from nirstream.core.registry import ModelRegistry
 from tests.conftest import requires_tablets
@@ -19,7 +20,7 @@ from trainer.training_run import run_training
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("trained")
     settings = TrainSettings(protocol="tecator", targets=["water", "fat", "protein"], quick=True, family="cnn",
-                             registry=base / "registry", report_dir=base / "reports")
+                             registry=base / "registry", report_dir=base / "reports", by="nightly-retrain")
     return settings, run_training(settings, verbose=0)
 
 
@@ -27,6 +28,9 @@ def test_first_model_is_published_promoted_and_reported(trained, tecator):
     settings, summary = trained
     registry = ModelRegistry(settings.registry)
     assert summary["version"] == "1" and registry.champion() == "1"
+    checksum = manifest_checksum(registry.path("1"))  # the audit trail: who (train's --by), the bundle's checksum
+    assert [(e.event, e.by, e.checksum) for e in registry.history()] == [("published", "nightly-retrain", checksum),
+                                                                          ("promoted", "nightly-retrain", checksum)]
     report_dir = settings.report_dir / "tecator-v1"
     plots = [f"predicted_vs_reference_{t}.png" for t in ("water", "fat", "protein")]
     for name in ("report.html", "report.json", "training_curves.png", "kernel_activations.png", *plots):
@@ -64,7 +68,8 @@ def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_reason(tra
     registry = ModelRegistry(settings.registry)
     assert summary["version"] == "2" and registry.champion() == "1"
     assert registry.status("2") == "rejected"
-    assert "does not beat champion 1" in registry.history()[-1].reason
+    assert "does not beat champion 1" in registry.history()[-1].reason and registry.history()[-1].by == "nightly-retrain"
+    assert registry.audit.verify().intact
 
 
 def test_extra_labelled_spectra_join_the_training_set(trained, tecator, tmp_path):

@@ -239,4 +239,4 @@ def test_transfer_fit_and_evaluate_from_the_command_line(tecator, pls_fat, tmp_p
         figures[name] = json.loads(output.read_text())["tests"]["data"]["fat"]["rmsep"]
     master_rmsep = float(np.sqrt(np.mean((Predictor(registry.load()).predict(test.X).values[:, 0] - test.target("fat")) ** 2)))
     assert figures["with"] == pytest.approx(master_rmsep, rel=1e-3) and figures["without"] > 1.2 * figures["with"]
-    assert registry.history()[-1].details["by"] == "test"
+    assert registry.history()[-1].by == "test"

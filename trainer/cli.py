@@ -122,6 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--extra-training", type=Path, help="CSV/Parquet of labelled plant spectra added to the training set (every row)")
     train.add_argument("--from-topic", metavar="TOPIC",
                        help="add the labelled plant spectra of this topic (e.g. nirstream.labelled; needs --bootstrap-servers)")
+    train.add_argument("--by", help="who trains, recorded with the publish/promote/reject in the registry's audit trail "
+                       "(default $NIRSTREAM_USER, else user@host)")
     train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic "
                             "(SASL/TLS from NIRSTREAM_SECURITY__*, as for the worker)")
     _registry_argument(train)
@@ -163,14 +165,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--version", help="the model it is fitted with (default: the champion)")
     fit.add_argument("--half-window", type=int, help="pds: channels each side of each master channel (default 5)")
     fit.add_argument("--components", type=int, help="pds: PLS components per window (default 2)")
-    fit.add_argument("--by", help="who fits it, for the registry's history (default $USER)")
-    fit.add_argument("--reason", default="", help="why, for the registry's history")
+    fit.add_argument("--by", help="who fits it, for the artifact and the registry's audit trail (default "
+                     "$NIRSTREAM_USER, else user@host)")
+    fit.add_argument("--reason", default="", help="why, for the registry's audit trail")
     fit.add_argument("--bootstrap-servers", help="announce it on the models topic of this Kafka so workers apply it at "
                      "once (they also poll the registry); SASL/TLS from NIRSTREAM_SECURITY__*")
     _registry_argument(fit)
     fit.set_defaults(handler=_transfer_fit)
 
-    models = subparsers.add_parser("models", help="list, show, promote or roll back registry versions",
+    models = subparsers.add_parser("models", help="list, show, promote or roll back registry versions; its audit trail",
                                    description="Manage the file-system model registry.")
     actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="versions with status and held-out RMSEP", description="List versions.")
@@ -181,13 +184,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _registry_argument(show)
     show.set_defaults(handler=_models_show)
     for name, text in (("promote", "make VERSION the champion (verifies it first)"), ("rollback", "return to the previous champion")):
-        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ". Who, when, why and the "
+                                    "bundle's checksum are recorded in the registry's audit trail (nirstream models history).")
         if name == "promote":
             action.add_argument("version")
-        action.add_argument("--reason", default=f"manual {name}")
+        action.add_argument("--reason", default=f"manual {name}", help=f"why, for the audit trail (default 'manual {name}')")
+        action.add_argument("--by", help="who, for the audit trail (default $NIRSTREAM_USER, else user@host)")
         action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__*)")
         _registry_argument(action)
         action.set_defaults(handler=_models_change)
+    history = actions.add_parser(
+        "history", help="the registry's audit trail: who promoted, rejected, rolled back or published what, verified",
+        description=("Show every publish, promotion, rejection, rollback and calibration-transfer publish in the "
+                     "registry's history.jsonl (when, event, version or analyzer, who, the artifact's checksum, why) and "
+                     "verify its hash chain and head anchor (history.head). Exits 2 and names the first bad line when a "
+                     "record was edited, removed, reordered or inserted, or the log was truncated. Records from before "
+                     "the audit trail are shown as legacy (unchained). Keep the printed head hash elsewhere and pass it "
+                     "to --expect-head later: that also catches a rewrite of the whole chain and its anchor."))
+    history.add_argument("--json", action="store_true", help="records and verification as JSON")
+    history.add_argument("--verify", action="store_true", help="verification only, no table (for scripts and alerts)")
+    history.add_argument("--expect-head", metavar="HASH", help="a head hash printed earlier (at least 12 hex characters): "
+                         "fail unless it is still a record of the chain")
+    _registry_argument(history)
+    history.set_defaults(handler=_models_history)
 
 
 def _load_config_file(path: Path | None) -> dict:
@@ -231,6 +250,7 @@ def _train(args: argparse.Namespace) -> int:
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
         "family": args.family, "search_budget": args.budget, "calibration": args.calibration,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
+        "by": args.by,
         "instrument_pairs": tuple(args.instrument_pairs) if args.instrument_pairs else None,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
@@ -335,8 +355,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _transfer_fit(args: argparse.Namespace) -> int:
-    import getpass
-
+    from nirstream.core.audit import current_actor
     from nirstream.core.datasets import load_table
     from nirstream.core.predictor import Predictor
     from trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
@@ -346,7 +365,7 @@ def _transfer_fit(args: argparse.Namespace) -> int:
     master, slave = (load_table(path, id_column=args.id_column, spectra_only=True) for path in (args.master, args.slave))
     transfer = fit_transfer(args.method, predictor, master, slave, args.analyzer,
                             half_window=args.half_window or PDS_HALF_WINDOW, components=args.components or PDS_COMPONENTS,
-                            by=args.by or getpass.getuser())
+                            by=current_actor(args.by))
     number = registry.publish_transfer(transfer, args.reason)
     if args.bootstrap_servers:
         from nirstream.core.settings import SharedSettings
@@ -416,11 +435,56 @@ def _models_change(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     if args.models_command == "promote":
-        registry.promote(args.version, args.reason)
+        registry.promote(args.version, args.reason, by=args.by)
         version = args.version
     else:
-        version = registry.rollback(args.reason)
+        version = registry.rollback(args.reason, by=args.by)
     print(f"champion is now version {version}")
+    anchor = registry.audit.anchor()
+    if anchor is not None:
+        print(f"audit trail: {anchor.count} records, head {anchor.hash}")
     if args.bootstrap_servers:
         announce(args.bootstrap_servers, SharedSettings.load().topics.models, version, registry.base, args.reason)
     return 0
+
+
+def _history_subject(record: dict) -> str:
+    details = record.get("details") or {}
+    if record.get("event") == "transfer_published":
+        return f"{details.get('analyzer', '?')} transfer {details.get('number', '?')} (v{record.get('version', '?')})"
+    return f"v{record.get('version', '?')}"
+
+
+def _models_history(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    report = registry.audit.verify(args.expect_head)
+    if args.json:
+        records = [{"line": line.number, "status": "unreadable" if line.fields is None or not line.complete
+                    else "legacy" if line.legacy else "chained", **(line.fields or {})} for line in report.lines]
+        print(json.dumps({"registry": str(registry.base), "records": records, "verification": report.as_dict()}, indent=2))
+        return 0 if report.intact else 2
+    if not args.verify:
+        if not report.lines:
+            print(f"registry {registry.base} has no history yet")
+        else:
+            print(f"{'line':>5}  {'when (UTC)':19s}  {'event':18s}  {'subject':26s}  {'by':20s}  {'checksum':12s}  reason")
+        for line in report.lines:
+            if line.fields is None or not line.complete:
+                print(f"{line.number:>5}  (unreadable line)")
+                continue
+            record = line.fields
+            by = "(legacy)" if line.legacy else record.get("by") or "-"
+            when = str(record.get("at", ""))[:19].replace("T", " ")
+            print(f"{line.number:>5}  {when:19s}  {record.get('event', '?'):18s}  {_history_subject(record):26s}  {by:20s}  "
+                  f"{str(record.get('checksum') or '-')[:12]:12s}  {record.get('reason', '')}")
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.intact:
+        legacy = f" ({report.legacy} legacy)" if report.legacy else ""
+        print(f"chain intact: {report.records} records{legacy}" + (f", head {report.head}" if report.head else ""))
+        return 0
+    first, *others = report.problems
+    print(f"nirstream: error: audit trail broken at line {first.line} ({first.kind}): {first.message}", file=sys.stderr)
+    for problem in others:
+        print(f"  also line {problem.line} ({problem.kind}): {problem.message}", file=sys.stderr)
+    return 2

@@ -84,7 +84,7 @@ def decide_promotion(registry: ModelRegistry, candidate: Predictor, X_gate: np.n
 
 
 def publish_candidate(registry: ModelRegistry, model, preprocessor: SpectralPreprocessor, domain: ApplicabilityDomain,
-                      **metadata) -> str:
+                      by: str | None = None, **metadata) -> str:
     """Write a fitted model (a CNN's network or a ``LinearModel``) with the very preprocessor it was fitted with as a
-    new version."""
-    return registry.publish(lambda directory: write_bundle(directory, model, preprocessor, domain, **metadata))
+    new version (``by``: who, for the registry's audit trail)."""
+    return registry.publish(lambda directory: write_bundle(directory, model, preprocessor, domain, **metadata), by=by)

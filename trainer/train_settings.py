@@ -54,6 +54,8 @@ class TrainSettings(BaseModel):
     family: str = Field(default="auto", pattern="^(auto|cnn|pls)$",
                         description="Model family to deploy: auto (lower validation RMSEP), cnn or pls")
     bootstrap_servers: str | None = None
+    by: str | None = Field(default=None, description="Who trains, for the registry's audit trail (default "
+                                                     "NIRSTREAM_USER, else user@host)")
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
                               description="Default: NIRSTREAM_TOPICS__MODELS")
     extra_training: Path | None = Field(default=None, description="CSV/Parquet of labelled plant spectra added to training (every row)")

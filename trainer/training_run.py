@@ -240,7 +240,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     units = {t: protocol.unit(t) for t in targets}
     registry = ModelRegistry(settings.registry)
     version = publish_candidate(
-        registry, deployed.model, deployed.preprocessor, domain, parity_features=train_features[:PARITY_SPECTRA],
+        registry, deployed.model, deployed.preprocessor, domain, by=settings.by, parity_features=train_features[:PARITY_SPECTRA],
         targets=list(targets), units=units, variant=settings.variant, target_mean=deployed.target_mean,
         target_scale=deployed.target_scale,
         model_kind="deep-chemometrics-cnn" if deployed.family == "cnn" else "pls",
@@ -265,11 +265,11 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         decision.reason += (f" (no-skill check skipped: the {gate_name} targets spread less than half as much as the "
                             f"training targets: {', '.join(gate_narrow)})")
     if decision.promote:
-        registry.promote(version, decision.reason)
+        registry.promote(version, decision.reason, by=settings.by)
         if settings.bootstrap_servers:
             announce(settings.bootstrap_servers, settings.models_topic, version, registry.base, decision.reason)
     else:
-        registry.reject(version, decision.reason)
+        registry.reject(version, decision.reason, by=settings.by)
     log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
 
     differences = _differences_from_baseline_pls(protocol, cnn_predictions, pls_predictions, settings.seed)

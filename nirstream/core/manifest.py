@@ -25,6 +25,11 @@ def write_manifest(directory: Path, files: Iterable[str], **fields: Any) -> None
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
 
 
+def manifest_checksum(directory: str | Path) -> str:
+    """The artifact's checksum: sha256 of its manifest, which lists every file's sha256 (so it covers them all)."""
+    return sha256_file(Path(directory) / MANIFEST_FILE)
+
+
 def verify_manifest(directory: str | Path, allowed: Iterable[frozenset[str]], what: str = "artifact",
                     error: type[Exception] = ArtifactError) -> dict[str, Any]:
     """Check the manifest against the files (one of the ``allowed`` file sets); return it or raise ``error``."""

@@ -3,7 +3,9 @@
 * publish: the bundle is written into a hidden temporary directory, then renamed to the next
   integer version (rename is atomic, so a reader never sees half a bundle);
 * the ``champion.json`` pointer is replaced atomically (write temp file, ``os.replace``);
-* every event (published, promoted, rejected, rolled back) is appended to ``history.jsonl``.
+* every event (published, promoted, rejected, rolled back, transfer published) is appended to ``history.jsonl``
+  with who, when, why and the artifact's checksum: a hash-chained audit trail with its ``history.head`` anchor
+  (``nirstream/core/audit.py``), written under a file lock so that concurrent writers keep one chain.
 
 Works without Kafka; announcing promotions to running workers is the caller's business.
 """
@@ -20,7 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nirstream.core.audit import AuditAppender, AuditLog, current_actor
 from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
+from nirstream.core.files import write_atomically
+from nirstream.core.manifest import MANIFEST_FILE, manifest_checksum
 from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
@@ -30,16 +35,27 @@ ACTIVE_TRANSFER_FILE = "active.json"
 
 
 class RegistryEvent(BaseModel):
+    """One line of ``history.jsonl``. Lines from before the audit trail lack ``by``, ``checksum``, ``prev``, ``hash``."""
+
     event: str  # published | promoted | rejected | rolled_back | transfer_published
-    version: str
+    version: str  # the model version (a transfer's: the model it was fitted with; analyzer and number in details)
     reason: str = ""
-    at: str = ""
+    at: str = ""  # UTC, ISO 8601
+    by: str = ""  # --by, else NIRSTREAM_USER, else user@host
+    checksum: str = ""  # sha256 of the artifact's MANIFEST.json (bundle or transfer)
     details: dict[str, Any] = {}
+    prev: str | None = None  # the previous record's hash (see nirstream/core/audit.py)
+    hash: str | None = None  # sha256 of this record's canonical JSON without ``hash``
+
+    @property
+    def legacy(self) -> bool:
+        return self.hash is None
 
 
 class ModelRegistry:
     def __init__(self, base: str | Path):
         self.base = Path(base)
+        self.audit = AuditLog(self.base / HISTORY_FILE)  # the history is the audit trail: one log
 
     # -- reading -------------------------------------------------------------------------
     def versions(self) -> list[str]:
@@ -62,10 +78,8 @@ class ModelRegistry:
             raise BundleError(f"{pointer} is unreadable: {exc}") from None
 
     def history(self) -> list[RegistryEvent]:
-        path = self.base / HISTORY_FILE
-        if not path.exists():
-            return []
-        return [RegistryEvent.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+        """Every event, oldest first (not verified: ``self.audit.verify()`` checks the chain)."""
+        return [RegistryEvent.model_validate(record) for record in self.audit.records()]
 
     def status(self, version: str) -> str:
         events = [e for e in self.history() if e.version == str(version)]
@@ -89,7 +103,7 @@ class ModelRegistry:
         return load_bundle(self.path(version), runtime)
 
     # -- writing -------------------------------------------------------------------------
-    def publish(self, write: Callable[[Path], Any], details: dict[str, Any] | None = None) -> str:
+    def publish(self, write: Callable[[Path], Any], details: dict[str, Any] | None = None, by: str | None = None) -> str:
         """Call ``write(tmpdir)`` to fill a new bundle, verify it, and give it the next version."""
         self.base.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.base))
@@ -107,30 +121,35 @@ class ModelRegistry:
                         raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._record("published", version, details=details or {})
+        with self.audit.writing() as audit:
+            self._record(audit, "published", version, "", by, self._checksum(self.path(version)), details or {})
         return version
 
-    def promote(self, version: str, reason: str = "") -> None:
+    def promote(self, version: str, reason: str = "", by: str | None = None) -> None:
         version = str(version)
         verify_bundle(self.path(version))
-        previous = self.champion()
-        self._point_champion(version, previous)
-        self._record("promoted", version, reason, {"previous": previous})
+        with self.audit.writing() as audit:  # pointer and record under one lock: concurrent promotions stay in order
+            previous = self.champion()
+            self._point_champion(version, previous)
+            self._record(audit, "promoted", version, reason, by, self._checksum(self.path(version)), {"previous": previous})
 
-    def reject(self, version: str, reason: str) -> None:
-        self._record("rejected", str(version), reason)
+    def reject(self, version: str, reason: str, by: str | None = None) -> None:
+        version = str(version)
+        with self.audit.writing() as audit:
+            self._record(audit, "rejected", version, reason, by, self._checksum(self.path(version)))
 
-    def rollback(self, reason: str = "manual rollback") -> str:
+    def rollback(self, reason: str = "manual rollback", by: str | None = None) -> str:
         """Make the previous champion champion again; return its version."""
-        current = self.champion()
-        promotions = [e.version for e in self.history() if e.event in ("promoted", "rolled_back")]
-        candidates = [v for v in reversed(promotions) if v != current and self.path(v).exists()]
-        if not candidates:
-            raise BundleError("no earlier champion to roll back to")
-        target = candidates[0]
-        verify_bundle(self.path(target))
-        self._point_champion(target, current)
-        self._record("rolled_back", target, reason, {"from": current})
+        with self.audit.writing() as audit:
+            current = self.champion()
+            promotions = [r["version"] for r in audit.records if r.get("event") in ("promoted", "rolled_back")]
+            candidates = [v for v in reversed(promotions) if v != current and self.path(v).exists()]
+            if not candidates:
+                raise BundleError("no earlier champion to roll back to")
+            target = candidates[0]
+            verify_bundle(self.path(target))
+            self._point_champion(target, current)
+            self._record(audit, "rolled_back", target, reason, by, self._checksum(self.path(target)), {"from": current})
         return target
 
     # -- calibration transfers, one active per analyzer --------------------------------------
@@ -155,41 +174,43 @@ class ModelRegistry:
         number = number or self.active_transfers().get(analyzer)
         return None if number is None else load_transfer(self.transfer_path(analyzer, number))
 
-    def publish_transfer(self, transfer, reason: str = "") -> str:
-        """Write a transfer artifact as the analyzer's next number, verify it, make it the active one."""
+    def publish_transfer(self, transfer, reason: str = "", by: str | None = None) -> str:
+        """Write a transfer artifact as the analyzer's next number, verify it, make it the active one.
+        Who: ``by``, else the transfer's own ``metadata.by``, else the current actor."""
         from nirstream.core.transfer import load_transfer, write_transfer
 
         folder = self.base / TRANSFERS_DIR / transfer.analyzer
         folder.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
-        try:
-            write_transfer(scratch / "transfer", transfer)
-            load_transfer(scratch / "transfer")
-            numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
-            number = str(max(numbers, default=0) + 1)
-            os.rename(scratch / "transfer", folder / number)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        self._write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
-        meta = transfer.metadata
-        self._record("transfer_published", meta.model_version, reason,
-                     {"analyzer": meta.analyzer, "number": number, "method": meta.method, "by": meta.by,
-                      "standards": len(meta.standards)})
+        with self.audit.writing() as audit:  # numbering and activation in the lock: two fits for one analyzer stay apart
+            try:
+                write_transfer(scratch / "transfer", transfer)
+                load_transfer(scratch / "transfer")
+                numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+                number = str(max(numbers, default=0) + 1)
+                os.rename(scratch / "transfer", folder / number)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
+            meta = transfer.metadata
+            self._record(audit, "transfer_published", meta.model_version, reason, by or meta.by or None,
+                         self._checksum(folder / number),
+                         {"analyzer": meta.analyzer, "number": number, "method": meta.method,
+                          "standards": len(meta.standards)})
         return number
-
-    def _write_atomically(self, path: Path, payload: str) -> None:
-        handle, temporary = tempfile.mkstemp(prefix=".pointer-", dir=path.parent)
-        with os.fdopen(handle, "w") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
 
     def _point_champion(self, version: str, previous: str | None) -> None:
         payload = json.dumps({"version": version, "previous": previous, "at": utc_now().isoformat()})
-        self._write_atomically(self.base / CHAMPION_FILE, payload)
+        write_atomically(self.base / CHAMPION_FILE, payload)
 
-    def _record(self, event: str, version: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
-        entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), details=details or {})
-        with (self.base / HISTORY_FILE).open("a") as out:
-            out.write(entry.model_dump_json() + "\n")
+    @staticmethod
+    def _checksum(artifact: Path) -> str:
+        """The artifact's manifest checksum ('' for a version whose folder is gone, e.g. rejected and deleted)."""
+        return manifest_checksum(artifact) if (artifact / MANIFEST_FILE).exists() else ""
+
+    @staticmethod
+    def _record(audit: AuditAppender, event: str, version: str, reason: str, by: str | None, checksum: str,
+                details: dict[str, Any] | None = None) -> None:
+        entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), by=current_actor(by),
+                              checksum=checksum, details=details or {})
+        audit.append(json.loads(entry.model_dump_json(exclude={"prev", "hash"})))

@@ -68,6 +68,8 @@ class SharedSettings(BaseSettings):
     security: KafkaSecurity = KafkaSecurity()
     topics: TopicNames = TopicNames()
     registry: Path = Field(default=Path("models"), description="Model registry directory")
+    user: str | None = Field(default=None, description="Who changes the registry, for its audit trail (a command's --by "
+                                                       "wins); default the OS user at this host")
     runtime: Literal["auto", "onnx", "keras"] = Field(
         default="auto", description="What runs a network: onnx (ONNX Runtime, no TensorFlow), keras (TensorFlow), or "
                                     "auto: keras when a GPU is present, else onnx when the bundle has model.onnx")
