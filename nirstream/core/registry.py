@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nirstream.core.atomic_files import write_atomically
 from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
 from nirstream.core.messages.common import utc_now
 
@@ -170,24 +171,16 @@ class ModelRegistry:
             os.rename(scratch / "transfer", folder / number)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
+        write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
         meta = transfer.metadata
         self._record("transfer_published", meta.model_version, reason,
                      {"analyzer": meta.analyzer, "number": number, "method": meta.method, "by": meta.by,
                       "standards": len(meta.standards)})
         return number
 
-    def _write_atomically(self, path: Path, payload: str) -> None:
-        handle, temporary = tempfile.mkstemp(prefix=".pointer-", dir=path.parent)
-        with os.fdopen(handle, "w") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-
     def _point_champion(self, version: str, previous: str | None) -> None:
         payload = json.dumps({"version": version, "previous": previous, "at": utc_now().isoformat()})
-        self._write_atomically(self.base / CHAMPION_FILE, payload)
+        write_atomically(self.base / CHAMPION_FILE, payload)
 
     def _record(self, event: str, version: str, reason: str = "", details: dict[str, Any] | None = None) -> None:
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), details=details or {})
