@@ -134,6 +134,7 @@ def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_re
         "garbage.jdx": np.random.default_rng(1).bytes(400),
         "empty.jdx": b"",
         "nan.jdx": text.replace(repr(float(tecator.X[rows[0]][50])).encode(), b"nan", 1),
+        "huge.jdx": text * 5,  # over the limit set below
         "shifted.jdx": write_jcamp(tmp_path / ".s", "s", tecator.wavelengths + 10.0, tecator.X[0]).read_bytes(),  # 10 nm off
     }
     for k, (name, content) in enumerate(bad.items()):
@@ -141,7 +142,8 @@ def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_re
         age(tmp_path / name, 3.5 + k)  # among the good files in time
     grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
 
-    summary = asyncio.run(run_bridge(bridge_config(tmp_path, topics.spectra, expected_grid=grid), broker.bootstrap_servers))
+    config = bridge_config(tmp_path, topics.spectra, expected_grid=grid, max_file_bytes=3 * len(text))
+    summary = asyncio.run(run_bridge(config, broker.bootstrap_servers))
 
     spectra = spectra_on(broker.bootstrap_servers, topics.spectra, len(rows))
     assert len(spectra) == len(rows)
@@ -155,7 +157,7 @@ def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_re
     assert sorted(summary.published) == sorted(names) and sorted(summary.rejected) == sorted(bad)
     assert sorted(p.name for p in (tmp_path / "published").iterdir()) == sorted(names)
     expected_reasons = {"truncated.jdx": "unreadable", "garbage.jdx": "unreadable", "empty.jdx": "unreadable",
-                        "nan.jdx": "non_finite", "shifted.jdx": "wrong_grid"}
+                        "nan.jdx": "non_finite", "shifted.jdx": "wrong_grid", "huge.jdx": "oversize"}
     for name, reason in expected_reasons.items():
         assert (tmp_path / "rejected" / name).read_bytes() == bad[name]
         assert f"reason: {reason}\n" in (tmp_path / "rejected" / f"{name}.reason.txt").read_text()

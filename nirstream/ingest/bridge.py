@@ -92,12 +92,6 @@ def spectrum_message(config: BridgeConfig, name: str, data: bytes, sequence: int
     try:
         spectrum = reader(name, data)
         grid, values = on_regular_grid(spectrum.values, spectrum.wavelengths)
-        expected = config.expected_grid
-        if expected is not None and (grid.count != expected.count or max(abs(grid.start_nm - expected.start_nm),
-                                                                         abs(grid.end_nm - expected.end_nm)) > 0.01):
-            raise FileRejected(RejectReason.WRONG_GRID.value,
-                               f"{grid.count} channels {grid.start_nm:g}-{grid.end_nm:g} nm; expected {expected.count} "
-                               f"channels {expected.start_nm:g}-{expected.end_nm:g} nm (--expect-grid)")
         check_spectrum_values(values, grid.count)
         header = SpectrumHeader(analyzer_id=config.analyzer_id, sequence=sequence, timestamp=modified, grid=grid,
                                 message_id=message_id(config.analyzer_id, name, sha256), sample_id=spectrum.sample_id)
@@ -110,6 +104,17 @@ def spectrum_message(config: BridgeConfig, name: str, data: bytes, sequence: int
         raise FileRejected(RejectReason.SCHEMA_INVALID.value, problems) from None
     except ValueError as exc:  # an axis WavelengthGrid cannot describe
         raise FileRejected(RejectReason.WRONG_GRID.value, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a file that trips a reader bug is rejected, never a crash loop
+        log.exception("reading %s failed", name)
+        raise FileRejected(RejectReason.PROCESSING_ERROR.value, f"{type(exc).__name__}: {exc}") from None
+    expected = config.expected_grid
+    if expected is not None:
+        try:
+            grid.require_match(expected)  # the worker's rule for a model's grid
+        except SpectrumRejected:
+            raise FileRejected(RejectReason.WRONG_GRID.value,
+                               f"{grid.count} channels {grid.start_nm:g}-{grid.end_nm:g} nm; --expect-grid is "
+                               f"{expected.count} channels {expected.start_nm:g}-{expected.end_nm:g} nm") from None
     raw = encode_binary(header, np.asarray(values))
     if len(raw) > DEFAULT_MAX_MESSAGE_BYTES:
         raise FileRejected(RejectReason.OVERSIZE.value,

@@ -59,6 +59,8 @@ def file_text(name: str, data: bytes) -> str:
 def _sorted_spectrum(name: str, x: np.ndarray, y: np.ndarray, sample_id: str) -> FileSpectrum:
     if x.ndim != 1 or x.shape != y.shape or x.size < 2:
         raise DataFileError(f"{name}: expected one x/y spectrum with at least two points, got x {x.shape} and y {y.shape}")
+    if not np.isfinite(x).all():
+        raise DataFileError(f"{name}: the wavelength axis has NaN or infinite values")
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
     if np.any(np.diff(x) == 0):
