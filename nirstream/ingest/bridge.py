@@ -190,7 +190,7 @@ class FileBridge:
             return None
         sha256 = hashlib.sha256(data).hexdigest()
         last = self.state.last
-        if last is not None and (last.name, last.sha256) == (candidate.name, sha256):
+        if last is not None and (last.name, last.sha256, last.mtime_ns) == (candidate.name, sha256, candidate.mtime_ns):
             log.info("%s was acknowledged before the last stop; moving it to %s/", candidate.name, PUBLISHED_DIR)
             return self._move(candidate.path, self.published_dir)
         modified = datetime.fromtimestamp(candidate.mtime_ns / 1e9, UTC)
@@ -205,8 +205,8 @@ class FileBridge:
         ids = message_id(self.config.analyzer_id, candidate.name, sha256)
         self.state = self.state.model_copy(update={
             "next_sequence": sequence + 1, "published": self.state.published + 1,
-            "last": PublishedFile(name=candidate.name, sha256=sha256, message_id=ids, sequence=sequence,
-                                  published_at=utc_now())})
+            "last": PublishedFile(name=candidate.name, sha256=sha256, mtime_ns=candidate.mtime_ns, message_id=ids,
+                                  sequence=sequence, published_at=utc_now())})
         self.store.save(self.state)
         self._move(candidate.path, self.published_dir)
         self.summary.published.append(candidate.name)

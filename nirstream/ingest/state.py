@@ -1,8 +1,8 @@
 """What the bridge has published, on disk, so that a restart neither re-sends nor skips.
 
 One small JSON file per analyzer in the state folder, replaced atomically after the broker
-acknowledged each file: the next sequence number and the last acknowledged file (name and
-content sha256). The acknowledged file is then moved to ``published/``; if the bridge stops
+acknowledged each file: the next sequence number and the last acknowledged file (name, content
+sha256, modification time). The acknowledged file is then moved to ``published/``; if the bridge stops
 between the acknowledgement and the move, the state names the file, and the restarted bridge
 moves it without sending it again. A lock file keeps a second bridge off the same state.
 """
@@ -24,6 +24,7 @@ class PublishedFile(BaseModel):
 
     name: str
     sha256: str
+    mtime_ns: int  # with name and sha256: the very file, not a later identical export
     message_id: str
     sequence: int
     published_at: datetime
