@@ -73,6 +73,10 @@ class BridgeHalted(ValueError):
     """The bridge cannot go on without risking a file sent twice or skipped."""
 
 
+class _ReadLater(Exception):
+    """A file that cannot be read now but may be later."""
+
+
 class FileRejected(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -160,13 +164,16 @@ class FileBridge:
         try:
             while not self.stop.is_set():
                 scan = self.scanner.scan()
-                for candidate in scan.ready:
-                    if self.stop.is_set():
-                        break
-                    await self._take(candidate)
-                if scan.ready:
-                    continue  # look again at once: files may have arrived meanwhile
-                if self.config.once and scan.waiting == 0:
+                try:
+                    for candidate in scan.ready:
+                        if self.stop.is_set():
+                            break
+                        await self._take(candidate)
+                    if scan.ready:
+                        continue  # look again at once: files may have arrived meanwhile
+                except _ReadLater:
+                    pass  # the files after it wait too: order is kept
+                if self.config.once and not scan.ready and scan.waiting == 0:
                     break
                 try:
                     await asyncio.wait_for(self.stop.wait(), timeout=self.config.poll_seconds)
@@ -188,6 +195,9 @@ class FileBridge:
         except FileNotFoundError:
             log.info("%s disappeared before it was read", candidate.name)
             return None
+        except OSError as exc:  # e.g. still locked by the analyzer on an SMB share: not the file's fault
+            log.warning("cannot read %s yet (%s); trying again after a poll", candidate.name, exc)
+            raise _ReadLater from None
         sha256 = hashlib.sha256(data).hexdigest()
         last = self.state.last
         if last is not None and (last.name, last.sha256, last.mtime_ns) == (candidate.name, sha256, candidate.mtime_ns):
