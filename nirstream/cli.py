@@ -93,12 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands contributed by the trainer, the stream worker and the development tools."""
+    """Subcommands contributed by the trainer, the stream worker, the file bridge and the development tools."""
     from devtools import cli as devtools_cli
+    from nirstream.ingest import cli as ingest_cli
     from stream import cli as stream_cli
     from trainer import cli as trainer_cli
 
-    return [trainer_cli.register, stream_cli.register, devtools_cli.register]
+    return [trainer_cli.register, stream_cli.register, ingest_cli.register, devtools_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,18 +21,12 @@ import time
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    CorruptRecordException,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-)
+from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from nirstream.core.bundle import BundleError
 from nirstream.core.errors import RejectReason
+from nirstream.core.send_errors import PERMANENT_SEND_ERRORS
 from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 from stream.lab_join import join_lab_values
 from stream.metrics import WorkerMetrics
@@ -43,8 +37,6 @@ from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
-# Send errors about the record itself: the same record fails the same way however often it is retried.
-PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, CorruptRecordException)
 MAX_PUBLISH_BACKOFF_SECONDS = 30.0
 
 

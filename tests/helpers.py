@@ -78,3 +78,18 @@ def tiny_cnn(n_copies: int = 2, **params):
     preprocessor, augmenter = variant_steps("augment+emsc", n_copies=n_copies)
     tiny = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64, "early_stopping_start": 0}
     return CNNRegressor(preprocessor, augmenter, **(tiny | params))
+
+
+def write_jcamp(path: Path, title: str, wavelengths: np.ndarray, values: np.ndarray, wavenumbers: bool = False,
+                sample_id: str | None = None) -> Path:
+    """A JCAMP-DX 4.24 file in (XY..XY) form, as instruments export it; full precision (the ``jcamp`` package reads
+    but its writer rounds to 4 decimals). ``sample_id`` adds a ``##$SAMPLE ID`` line."""
+    x = (1e7 / wavelengths if wavenumbers else wavelengths).tolist()
+    values = np.asarray(values).tolist()
+    lines = [f"##TITLE={title}", "##JCAMP-DX=4.24", "##DATA TYPE=NEAR INFRARED SPECTRUM",
+             *([f"##$SAMPLE ID={sample_id}"] if sample_id is not None else []),
+             f"##XUNITS={'1/CM' if wavenumbers else 'NANOMETERS'}", "##YUNITS=ABSORBANCE", "##XFACTOR=1", "##YFACTOR=1",
+             f"##FIRSTX={x[0]!r}", f"##LASTX={x[-1]!r}", f"##NPOINTS={len(x)}", "##XYPOINTS=(XY..XY)"]
+    lines += [f"{a!r}, {b!r}" for a, b in zip(x, values, strict=True)]
+    path.write_text("\n".join([*lines, "##END="]) + "\n")
+    return path

@@ -11,6 +11,7 @@ from nirstream.core.figures_of_merit import paired_rmsep_difference, rmsep_inter
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.resampling import onto_model_grid, resample
 from trainer.intervals import calibrate_intervals, empirical_coverage
+from tests.helpers import write_jcamp
 from trainer.protocols import DataSource, protocol_from_data
 
 TARGETS = ["water", "fat", "protein"]
@@ -28,17 +29,6 @@ def tecator_frame(tecator, split=True) -> pd.DataFrame:
         frame.insert(0, "set", labels)
     frame.insert(0, "sample", tecator.sample_names)
     return frame
-
-
-def write_jcamp(path, title: str, wavelengths: np.ndarray, values: np.ndarray, wavenumbers: bool = False) -> None:
-    """A JCAMP-DX 4.24 file in (XY..XY) form, as instruments export it; full precision."""
-    x = (1e7 / wavelengths if wavenumbers else wavelengths).tolist()
-    values = np.asarray(values).tolist()
-    lines = [f"##TITLE={title}", "##JCAMP-DX=4.24", "##DATA TYPE=NEAR INFRARED SPECTRUM",
-             f"##XUNITS={'1/CM' if wavenumbers else 'NANOMETERS'}", "##YUNITS=ABSORBANCE", "##XFACTOR=1", "##YFACTOR=1",
-             f"##FIRSTX={x[0]!r}", f"##LASTX={x[-1]!r}", f"##NPOINTS={len(x)}", "##XYPOINTS=(XY..XY)"]
-    lines += [f"{a!r}, {b!r}" for a, b in zip(x, values, strict=True)]
-    path.write_text("\n".join([*lines, "##END="]) + "\n")
 
 
 def test_every_file_mistake_is_named_with_its_column_and_rows(tecator, tmp_path):

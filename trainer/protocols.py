@@ -19,7 +19,7 @@ from nirstream.core.datasets.catalog import NAMED_DATASETS, open_named
 from nirstream.core.datasets.jcamp_files import load_jcamp
 from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, MIN_SAMPLES, kennard_stone_split
 from nirstream.core.datasets.tabular import TABLE_SUFFIXES, DataFileError, load_table
-from nirstream.core.resampling import is_regular, regular_grid, resample
+from nirstream.core.resampling import is_regular, on_regular_grid
 
 # The paper uses the first 600 channels, 600-1798 nm: the rest is noisy detector edge.
 TABLET_RANGE_NM = (600.0, 1798.0)
@@ -137,8 +137,9 @@ class DataSource(BaseModel):
         if is_regular(data.wavelengths):
             return data
         # e.g. JCAMP-DX in wavenumbers: spectrum messages carry a regular grid, so the model gets one
-        grid = regular_grid(data.wavelengths).wavelengths()
-        return replace(data, X=resample(data.X, data.wavelengths, grid), wavelengths=grid,
+        regular, X = on_regular_grid(data.X, data.wavelengths)
+        grid = regular.wavelengths()
+        return replace(data, X=X, wavelengths=grid,
                        name=f"{data.name} (irregular axis linearly resampled onto {grid.size} regular channels "
                             f"{grid[0]:g}-{grid[-1]:g} nm)")
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nirstream.core.atomic_files import write_atomically
 from nirstream.core.audit import AuditAppender, AuditLog, current_actor
 from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
-from nirstream.core.files import write_atomically
 from nirstream.core.manifest import MANIFEST_FILE, manifest_checksum
 from nirstream.core.messages.common import utc_now
 

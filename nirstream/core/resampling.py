@@ -38,6 +38,16 @@ def resample(spectra: np.ndarray, wavelengths: np.ndarray, onto: np.ndarray) -> 
     return np.vstack([np.interp(onto, wavelengths, row) for row in spectra])
 
 
+def on_regular_grid(spectra: np.ndarray, wavelengths: np.ndarray) -> tuple[WavelengthGrid, np.ndarray]:
+    """(grid, spectra) for spectra on increasing ``wavelengths``: as they are when the axis is regular, else linearly
+    resampled onto the regular grid of the same span and channel count (e.g. JCAMP-DX in wavenumbers)."""
+    if is_regular(wavelengths):
+        return WavelengthGrid.from_wavelengths(wavelengths), np.asarray(spectra, dtype=np.float64)
+    grid = regular_grid(wavelengths)
+    resampled = resample(spectra, wavelengths, grid.wavelengths())
+    return grid, resampled.reshape(np.shape(spectra))
+
+
 def onto_model_grid(spectra: np.ndarray, wavelengths: np.ndarray, grid: WavelengthGrid,
                     window_nm: tuple[float | None, float | None] = (None, None), tolerance_nm: float = 0.01) -> np.ndarray:
     """Spectra ready for a model whose input grid is ``grid`` and which looks at ``window_nm`` of it.

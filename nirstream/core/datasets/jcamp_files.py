@@ -1,14 +1,13 @@
 """Spectra as JCAMP-DX files (a folder or a zip of ``.jdx``/``.dx``), reference values in a CSV by sample id.
 
-Read with the maintained ``jcamp`` package (it decodes the compressed ASDF forms instruments
-write). The sample id of a spectrum is its file name without the suffix. Abscissae in
-wavenumbers (``##XUNITS=1/CM``) are converted to nm and the channels put in increasing
-wavelength order; every file must share the first file's grid.
+Each file is read by ``spectrum_file.read_jcamp``, the reader the analyzer file bridge uses too
+(maintained ``jcamp`` package; nm, µm or 1/cm axes converted to nm, channels in increasing
+wavelength order). The sample id of a spectrum is its ``##$SAMPLE ID``, else its file name
+without the suffix. Every file must share the first file's grid.
 """
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,44 +16,21 @@ import numpy as np
 import pandas as pd
 
 from nirstream.core.datasets.base import SpectralDataset
+from nirstream.core.datasets.spectrum_file import JCAMP_SUFFIXES, read_jcamp
 from nirstream.core.datasets.tabular import DataFileError, read_frame, table_dataset
 
-JCAMP_SUFFIXES = {".jdx", ".dx", ".jcamp"}
 
-
-def _texts(path: Path) -> Iterator[tuple[str, str]]:
-    """(file name, text) of every JCAMP file in a folder or a zip, sorted by name."""
+def _files(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(file name, content) of every JCAMP file in a folder or a zip, sorted by name."""
     if path.is_dir():
         for file in sorted(p for p in path.iterdir() if p.suffix.lower() in JCAMP_SUFFIXES):
-            yield file.name, file.read_text(errors="replace")
+            yield file.name, file.read_bytes()
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for member in sorted(n for n in archive.namelist() if Path(n).suffix.lower() in JCAMP_SUFFIXES):
-                yield member, archive.read(member).decode("utf-8", errors="replace")
+                yield member, archive.read(member)
     else:
         raise DataFileError(f"{path}: expected a folder or a .zip of JCAMP-DX files")
-
-
-def _spectrum(name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """(wavelengths in nm, increasing; values) of one JCAMP-DX file."""
-    import jcamp
-
-    try:
-        parsed = jcamp.read(io.StringIO(text))
-        x, y = np.asarray(parsed["x"], dtype=np.float64), np.asarray(parsed["y"], dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - the reader raises many types on malformed files
-        raise DataFileError(f"{name}: not a readable JCAMP-DX spectrum ({type(exc).__name__}: {exc})") from None
-    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
-        raise DataFileError(f"{name}: expected one x/y spectrum, got x {x.shape} and y {y.shape}")
-    units = str(parsed.get("xunits", "nanometers")).strip().upper()
-    if units in {"1/CM", "CM-1", "CM^-1", "WAVENUMBERS"}:
-        x = 1e7 / x  # wavenumber (cm⁻¹) -> wavelength (nm)
-    elif units == "MICROMETERS":
-        x = x * 1e3
-    elif units not in {"NANOMETERS", "NM"}:
-        raise DataFileError(f"{name}: ##XUNITS={units} (expected NANOMETERS, MICROMETERS or 1/CM)")
-    order = np.argsort(x)
-    return x[order], y[order]
 
 
 def load_jcamp(
@@ -71,20 +47,21 @@ def load_jcamp(
     if not path.exists():
         raise FileNotFoundError(f"no such folder or zip: {path}")
     ids, spectra, grid = [], [], None
-    for file_name, text in _texts(path):
-        wavelengths, values = _spectrum(file_name, text)
+    for file_name, data in _files(path):
+        spectrum = read_jcamp(file_name, data)
+        wavelengths, values = spectrum.wavelengths, spectrum.values
         if grid is None:
             grid = wavelengths
         elif wavelengths.shape != grid.shape or not np.allclose(wavelengths, grid, rtol=0, atol=1e-6 * np.ptp(grid)):
             raise DataFileError(f"{file_name}: wavelength grid differs from the first file's "
                                 f"({wavelengths.size} channels {wavelengths[0]:g}-{wavelengths[-1]:g} nm vs "
                                 f"{grid.size} channels {grid[0]:g}-{grid[-1]:g} nm)")
-        ids.append(Path(file_name).stem)
+        ids.append(spectrum.sample_id)
         spectra.append(values)
     if grid is None:
         raise DataFileError(f"{path}: no .jdx or .dx files")
     if len(set(ids)) != len(ids):
-        raise DataFileError(f"{path}: several files with the same sample id (file name without suffix)")
+        raise DataFileError(f"{path}: several files with the same sample id (##$SAMPLE ID, else file name without suffix)")
     labels = read_frame(references)
     if id_column not in labels.columns:
         raise DataFileError(f"{references.name}: no id column {id_column!r}; columns are {list(labels.columns)}")

@@ -40,7 +40,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     raise DataFileError(f"{path.name}: expected a .csv or .parquet file")
 
 
-def _rows(mask: np.ndarray, limit: int = 10) -> str:
+def row_numbers(mask: np.ndarray, limit: int = 10) -> str:
     rows = (np.flatnonzero(mask) + 1).tolist()
     return ", ".join(map(str, rows[:limit])) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
@@ -54,12 +54,12 @@ def _numeric_block(frame: pd.DataFrame, what: str, source: str) -> np.ndarray:
             bad = converted.isna().to_numpy() & values.notna().to_numpy()
             if bad.any():
                 example = values[bad].iloc[0]
-                raise DataFileError(f"{source}: {what} column {column!r} is not numeric: {example!r} in row(s) {_rows(bad)}")
+                raise DataFileError(f"{source}: {what} column {column!r} is not numeric: {example!r} in row(s) {row_numbers(bad)}")
     values = np.ascontiguousarray(frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64))
     finite = np.isfinite(values)
     if not finite.all():
         columns = [str(c) for c, ok in zip(frame.columns, finite.all(axis=0), strict=True) if not ok]
-        raise DataFileError(f"{source}: {what} missing (NaN) or infinite in row(s) {_rows(~finite.all(axis=1))} "
+        raise DataFileError(f"{source}: {what} missing (NaN) or infinite in row(s) {row_numbers(~finite.all(axis=1))} "
                             f"(column(s) {', '.join(columns[:5])}{' ...' if len(columns) > 5 else ''})")
     return values
 
@@ -118,12 +118,12 @@ def table_dataset(
     if split_column is not None:
         labels = frame[split_column]
         if labels.isna().any():
-            raise DataFileError(f"{source}: split column {split_column!r} is empty in row(s) {_rows(labels.isna().to_numpy())}")
+            raise DataFileError(f"{source}: split column {split_column!r} is empty in row(s) {row_numbers(labels.isna().to_numpy())}")
         labels = labels.astype(str).to_numpy()
         splits = {s: np.flatnonzero(labels == s) for s in dict.fromkeys(labels)}
     if id_column is not None:
         if frame[id_column].isna().any():
-            raise DataFileError(f"{source}: id column {id_column!r} is empty in row(s) {_rows(frame[id_column].isna().to_numpy())}")
+            raise DataFileError(f"{source}: id column {id_column!r} is empty in row(s) {row_numbers(frame[id_column].isna().to_numpy())}")
         names = frame[id_column].astype(str)
     else:
         names = pd.Series(range(1, len(frame) + 1)).astype(str)

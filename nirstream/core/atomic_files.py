@@ -1,4 +1,5 @@
-"""Crash-safe small-file writes: a reader sees the old content or the new one, never half of either."""
+"""Replace a small file so that a reader, or a process restarted after a crash, sees the old or the new
+content, never half of it: write a temporary file beside it, fsync, ``os.replace``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, payload: str) -> None:
-    """Write a temporary file beside ``path``, flush it to disk, then ``os.replace`` it over ``path``."""
-    handle, temporary = tempfile.mkstemp(prefix=".pointer-", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as out:
             out.write(payload)

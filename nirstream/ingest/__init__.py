@@ -1,0 +1,4 @@
+"""The analyzer file bridge (``nirstream ingest``): spectrum files an analyzer writes to a folder, published
+once each, in order, to the spectra topic. Parts: ``scanner`` (which files are complete, in what order),
+``state`` (what the broker has acknowledged, on disk), ``publisher`` (send, wait for acks, retry),
+``bridge`` (read, encode, publish or reject, move)."""

@@ -1,0 +1,321 @@
+"""The analyzer file bridge against the real broker and file system: real tecator spectra as JCAMP-DX and CSV
+files; each published once, in order, with the file's values; broken files rejected with a reason; restarts
+(kill -9 included) neither skip nor re-send beyond the one file in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devtools.embedded_broker import EmbeddedBroker, free_port
+from nirstream.core.codec import decode_spectrum
+from nirstream.core.datasets.spectrum_file import read_jcamp, read_spectrum_csv, write_spectrum_csv
+from nirstream.core.datasets.tabular import DataFileError
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.ingest.bridge import STATE_DIR, BridgeConfig, FileBridge, message_id
+from nirstream.ingest.publisher import SpectrumPublisher
+from nirstream.ingest.scanner import FolderScanner
+from nirstream.ingest.state import BridgeState
+from tests.helpers import as_float32, write_jcamp
+from tests.streaming import collect, run
+
+ANALYZER = "line-1"
+HOUR_AGO = time.time() - 3600
+
+
+def age(path: Path, seconds_after_start: float) -> Path:
+    """Give ``path`` a modification time in the past: the bridge orders by it and takes old files at first sight."""
+    os.utime(path, (HOUR_AGO + seconds_after_start, HOUR_AGO + seconds_after_start))
+    return path
+
+
+def write_tecator_jcamp(folder: Path, tecator, rows, start_second: float = 0) -> list[str]:
+    """One JCAMP-DX file per row; names run against the time order, so only ordering by time passes."""
+    names = []
+    for k, row in enumerate(rows):
+        name = f"{999 - row:03d}-{tecator.sample_names[row]}.jdx"
+        write_jcamp(folder / ".writing", tecator.sample_names[row], tecator.wavelengths, tecator.X[row])
+        age(folder / ".writing", start_second + k)
+        os.replace(folder / ".writing", folder / name)  # as an analyzer does: whole files appear
+        names.append(name)
+    return names
+
+
+def bridge_config(folder: Path, topic: str, **changes) -> BridgeConfig:
+    return BridgeConfig(**({"folder": folder, "analyzer_id": ANALYZER, "file_format": "jcamp", "topic": topic,
+                            "poll_seconds": 0.1, "settle_seconds": 60.0, "once": True} | changes))
+
+
+async def run_bridge(config: BridgeConfig, bootstrap: str):
+    stop = asyncio.Event()
+    return await FileBridge(config, SpectrumPublisher({"bootstrap_servers": bootstrap}, config.topic, stop), stop).run()
+
+
+def spectra_on(bootstrap: str, topic: str, expected: int):
+    """Every message on ``topic`` (expected of them, and a moment more to catch extras), decoded."""
+    return [decode_spectrum(m.value) for m in run(collect(bootstrap, topic, expected, timeout=90, settle=1.0))]
+
+
+def state_of(folder: Path) -> BridgeState:
+    return BridgeState.model_validate_json((folder / STATE_DIR / f"{ANALYZER}.json").read_text())
+
+
+# -- parts ---------------------------------------------------------------------------------------------------
+
+def test_a_file_is_taken_once_unchanged_for_a_poll_and_never_overtaken_by_a_newer_one(tmp_path):
+    now = [100.0]
+    scanner = FolderScanner(tmp_path, frozenset({".jdx"}), poll_seconds=2.0, settle_seconds=60.0, clock=lambda: now[0])
+    growing = tmp_path / "a.jdx"
+    growing.write_text("##TITLE=half")
+    (tmp_path / "c.tmp").write_text("not a spectrum suffix: never listed")
+    assert scanner.scan().ready == []  # first sight of a fresh file: not known to be complete
+    now[0] += 2.0
+    with growing.open("a") as out:
+        out.write("\n##XYPOINTS")  # still being written: size and mtime change
+    assert scanner.scan().ready == []
+    now[0] += 2.0
+    assert [c.name for c in scanner.scan().ready] == ["a.jdx"]  # unchanged for one poll
+    renamed_in = tmp_path / "b.jdx"  # written earlier under another name, renamed in now: an older mtime
+    renamed_in.write_text("##TITLE=whole\n##END=\n")
+    os.utime(renamed_in, (time.time() - 5, time.time() - 5))
+    scan = scanner.scan()
+    assert scan.ready == [] and scan.waiting == 2  # a is complete but waits behind the older, newly seen b
+    now[0] += 2.0
+    assert [c.name for c in scanner.scan().ready] == ["b.jdx", "a.jdx"]
+    age(growing, 0)
+    fresh = FolderScanner(tmp_path, frozenset({".jdx"}), poll_seconds=2.0, settle_seconds=60.0, clock=lambda: now[0])
+    assert [c.name for c in fresh.scan().ready] == ["a.jdx"]  # older than the settle time: complete at first sight
+
+
+def test_one_reader_gives_the_sample_id_and_refuses_truncated_or_binary_files(tecator, tmp_path):
+    plain = write_jcamp(tmp_path / "T-7.jdx", "free text title", tecator.wavelengths, tecator.X[7])
+    spectrum = read_jcamp(plain.name, plain.read_bytes())
+    assert spectrum.sample_id == "T-7"  # the file name, not the title
+    np.testing.assert_array_equal(spectrum.values, tecator.X[7])
+    labelled = write_jcamp(tmp_path / "x.jdx", "t", tecator.wavelengths, tecator.X[7], sample_id="LOT7-S42")
+    assert read_jcamp(labelled.name, labelled.read_bytes()).sample_id == "LOT7-S42"
+    text = plain.read_bytes()
+    with pytest.raises(DataFileError, match="NPOINTS=100 but 49 points"):
+        read_jcamp("cut.jdx", text[: text.index(b"##END=")].rsplit(b"\n", 52)[0] + b"\n##END=\n")
+    with pytest.raises(DataFileError, match="no ##END="):
+        read_jcamp("cut.jdx", text[: len(text) // 2])
+    with pytest.raises(DataFileError, match="binary content"):
+        read_jcamp("junk.jdx", np.random.default_rng(0).bytes(300))
+    with pytest.raises(DataFileError, match="empty file"):
+        read_jcamp("empty.jdx", b"")
+    csv = write_spectrum_csv(tmp_path / "s.csv", tecator.wavelengths[::-1], tecator.X[3][::-1], sample_id="S-3")
+    from_csv = read_spectrum_csv(csv.name, csv.read_bytes())
+    assert from_csv.sample_id == "S-3"
+    np.testing.assert_array_equal(from_csv.wavelengths, tecator.wavelengths)  # sorted into increasing order
+    np.testing.assert_array_equal(from_csv.values, tecator.X[3])
+    with pytest.raises(DataFileError, match=r"column 'value' is not a number in row\(s\) 2: 'abc'"):
+        read_spectrum_csv("bad.csv", b"wavelength_nm,value\n850,1.5\n852,abc\n")
+    with pytest.raises(DataFileError, match="header must be wavelength_nm,value"):
+        read_spectrum_csv("bad.csv", b"x,y\n850,1.5\n852,1.6\n")
+
+
+# -- the bridge on the real broker ---------------------------------------------------------------------------
+
+def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_rejected(broker, topics, tecator, tmp_path):
+    rows = list(range(12))
+    names = write_tecator_jcamp(tmp_path, tecator, rows)
+    text = (tmp_path / names[0]).read_bytes()
+    bad = {
+        "truncated.jdx": text[: len(text) // 2],  # cut mid-data, no ##END=
+        "garbage.jdx": np.random.default_rng(1).bytes(400),
+        "empty.jdx": b"",
+        "nan.jdx": text.replace(repr(float(tecator.X[rows[0]][50])).encode(), b"nan", 1),
+        "huge.jdx": text * 5,  # over the limit set below
+        "shifted.jdx": write_jcamp(tmp_path / ".s", "s", tecator.wavelengths + 10.0, tecator.X[0]).read_bytes(),  # 10 nm off
+    }
+    for k, (name, content) in enumerate(bad.items()):
+        (tmp_path / name).write_bytes(content)
+        age(tmp_path / name, 3.5 + k)  # among the good files in time
+    grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
+
+    config = bridge_config(tmp_path, topics.spectra, expected_grid=grid, max_file_bytes=3 * len(text))
+    summary = asyncio.run(run_bridge(config, broker.bootstrap_servers))
+
+    spectra = spectra_on(broker.bootstrap_servers, topics.spectra, len(rows))
+    assert len(spectra) == len(rows)
+    assert [s.header.sequence for s in spectra] == list(range(len(rows)))
+    assert [s.header.sample_id for s in spectra] == [Path(n).stem for n in names]  # time order, not name order
+    for spectrum, row, name in zip(spectra, rows, names, strict=True):
+        np.testing.assert_array_equal(spectrum.values, as_float32(tecator.X[row]))
+        assert spectrum.header.grid == grid and spectrum.header.analyzer_id == ANALYZER
+        assert spectrum.header.message_id.startswith(f"{ANALYZER}:file:")
+        assert spectrum.header.timestamp.timestamp() == pytest.approx((tmp_path / "published" / name).stat().st_mtime)
+    assert sorted(summary.published) == sorted(names) and sorted(summary.rejected) == sorted(bad)
+    assert sorted(p.name for p in (tmp_path / "published").iterdir()) == sorted(names)
+    expected_reasons = {"truncated.jdx": "unreadable", "garbage.jdx": "unreadable", "empty.jdx": "unreadable",
+                        "nan.jdx": "non_finite", "shifted.jdx": "wrong_grid", "huge.jdx": "oversize"}
+    for name, reason in expected_reasons.items():
+        assert (tmp_path / "rejected" / name).read_bytes() == bad[name]
+        assert f"reason: {reason}\n" in (tmp_path / "rejected" / f"{name}.reason.txt").read_text()
+    assert not any(p.is_file() and not p.name.startswith(".") for p in tmp_path.iterdir())  # all taken
+
+    again = asyncio.run(run_bridge(bridge_config(tmp_path, topics.spectra), broker.bootstrap_servers))
+    assert again.published == [] and again.rejected == []
+    assert state_of(tmp_path).next_sequence == len(rows)
+
+
+def test_csv_files_are_published_with_their_sample_ids(broker, topics, tecator, tmp_path):
+    for k, row in enumerate(range(20, 24)):
+        age(write_spectrum_csv(tmp_path / f"m{k}.csv", tecator.wavelengths, tecator.X[row],
+                               sample_id=f"LAB-{row}" if k % 2 else None), k)
+    (tmp_path / "broken.csv").write_text("wavelength_nm,value\n850,0.1\n852,oops\n")
+    age(tmp_path / "broken.csv", 10)
+    (tmp_path / "ignored.jdx").write_text("another format: not this bridge's files")
+
+    summary = asyncio.run(run_bridge(bridge_config(tmp_path, topics.spectra, file_format="csv"), broker.bootstrap_servers))
+
+    spectra = spectra_on(broker.bootstrap_servers, topics.spectra, 4)
+    assert [s.header.sample_id for s in spectra] == ["m0", "LAB-21", "m2", "LAB-23"]
+    for spectrum, row in zip(spectra, range(20, 24), strict=True):
+        np.testing.assert_array_equal(spectrum.values, as_float32(tecator.X[row]))
+    assert summary.rejected == ["broken.csv"]
+    assert "column 'value' is not a number in row(s) 2" in (tmp_path / "rejected" / "broken.csv.reason.txt").read_text()
+    assert (tmp_path / "ignored.jdx").exists()
+
+
+def test_a_wavenumber_file_reaches_the_topic_as_training_reads_it(broker, topics, tecator, tmp_path):
+    """One reader, one regular-grid rule: what the bridge publishes is what `nirstream train --data` fits on."""
+    from trainer.protocols import DataSource
+
+    spectra_dir = tmp_path / "spectra"
+    spectra_dir.mkdir()
+    wavelengths = 1e7 / np.linspace(1e7 / 1050, 1e7 / 850, 100)  # an instrument's regular wavenumber axis
+    values = np.interp(wavelengths, tecator.wavelengths, tecator.X[9])
+    age(write_jcamp(spectra_dir / "T-9.dx", "t", wavelengths, values, wavenumbers=True), 0)
+    (tmp_path / "lab.csv").write_text("sample,fat\nT-9,12.5\n")
+    trained_on = DataSource(path=spectra_dir, references=tmp_path / "lab.csv").load()
+
+    asyncio.run(run_bridge(bridge_config(spectra_dir, topics.spectra), broker.bootstrap_servers))
+
+    [published] = spectra_on(broker.bootstrap_servers, topics.spectra, 1)
+    assert "resampled" in trained_on.name  # 1/cm -> nm is an irregular axis: both put it on the same regular grid
+    np.testing.assert_allclose(published.header.grid.wavelengths(), trained_on.wavelengths, rtol=1e-12)
+    np.testing.assert_array_equal(published.values, as_float32(trained_on.X[0]))
+    assert published.header.sample_id == trained_on.sample_names[0] == "T-9"
+
+
+def test_a_crash_between_ack_and_state_resends_only_that_file_with_the_same_id(broker, topics, tecator, tmp_path):
+    config = bridge_config(tmp_path, topics.spectra)
+    write_tecator_jcamp(tmp_path, tecator, [0, 1])
+    asyncio.run(run_bridge(config, broker.bootstrap_servers))
+    state_before = (tmp_path / STATE_DIR / f"{ANALYZER}.json").read_text()
+    [third] = write_tecator_jcamp(tmp_path, tecator, [2], start_second=10)
+    asyncio.run(run_bridge(config, broker.bootstrap_servers))
+
+    # The broker acknowledged the third file, then the process died before saving the state: the state is the
+    # one before it and the file still in the folder (os.replace keeps its modification time).
+    (tmp_path / STATE_DIR / f"{ANALYZER}.json").write_text(state_before)
+    os.replace(tmp_path / "published" / third, tmp_path / third)
+    asyncio.run(run_bridge(config, broker.bootstrap_servers))
+    # Acknowledged and saved, then died before the move: the state names the file, so it is moved, not sent.
+    os.replace(tmp_path / "published" / third, tmp_path / third)
+    summary = asyncio.run(run_bridge(config, broker.bootstrap_servers))
+
+    assert summary.published == [] and (tmp_path / "published" / third).exists()
+    raw = [m.value for m in run(collect(broker.bootstrap_servers, topics.spectra, 4, timeout=90, settle=1.0))]
+    assert len(raw) == 4 and raw[2] == raw[3]  # the one re-sent file: byte-identical, same sequence and message id
+    resent = decode_spectrum(raw[3]).header
+    third_sha = state_of(tmp_path).last.sha256
+    assert resent.sequence == 2 and resent.message_id == message_id(ANALYZER, third, third_sha)
+    assert state_of(tmp_path).next_sequence == 3
+
+
+def test_kill_9_mid_stream_and_restart_skips_nothing_and_resends_at_most_the_file_in_flight(broker, topics, tecator, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    first = write_tecator_jcamp(inbox, tecator, range(80))
+
+    def bridge(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nirstream", "ingest", "--watch", str(inbox), "--analyzer", ANALYZER,
+             "--format", "jcamp", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topics.spectra,
+             "--poll-seconds", "0.2", *extra],
+            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    process = bridge()
+    try:
+        deadline = time.monotonic() + 120
+        while not ((inbox / STATE_DIR / f"{ANALYZER}.json").exists() and state_of(inbox).published >= 5):
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the bridge acknowledged no 5 files in 120 s"
+            time.sleep(0.01)  # polling the state file for the event
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    acknowledged = state_of(inbox).published
+    later = write_tecator_jcamp(inbox, tecator, range(80, 100), start_second=1000)
+    restarted = bridge("--once")
+    output, _ = restarted.communicate(timeout=180)
+    assert restarted.returncode == 0, output
+
+    names = first + later
+    spectra = spectra_on(broker.bootstrap_servers, topics.spectra, len(names))
+    ids = [s.header.message_id for s in spectra]
+    duplicates = len(ids) - len(set(ids))
+    assert duplicates <= 1, f"{duplicates} re-sent files; the bound is the one in flight at the kill"
+    by_id = {}
+    for spectrum in spectra:
+        if spectrum.header.message_id in by_id:  # a re-send is the same message
+            assert by_id[spectrum.header.message_id].header == spectrum.header
+        by_id[spectrum.header.message_id] = spectrum
+    assert list(by_id.values()) == sorted(by_id.values(), key=lambda s: s.header.sequence)  # in order
+    assert [s.header.sample_id for s in by_id.values()] == [Path(n).stem for n in names]  # none skipped
+    for spectrum, row in zip(by_id.values(), range(100), strict=True):
+        np.testing.assert_array_equal(spectrum.values, as_float32(tecator.X[row]))
+    assert sorted(p.name for p in (inbox / "published").iterdir()) == sorted(names)
+    print(f"killed after {acknowledged} acknowledged files; {duplicates} re-sent")
+
+
+def test_a_broker_that_is_down_delays_the_files_and_loses_none(topics, tecator, tmp_path, caplog):
+    port = free_port()
+    write_tecator_jcamp(tmp_path, tecator, [5, 6])
+
+    async def scenario():
+        task = asyncio.create_task(run_bridge(bridge_config(tmp_path, topics.spectra), f"127.0.0.1:{port}"))
+        deadline = time.monotonic() + 60
+        while not any("cannot publish" in r.getMessage() for r in caplog.records):
+            assert not task.done() and time.monotonic() < deadline
+            await asyncio.sleep(0.05)  # polling the log for the failed attempt
+        assert not (tmp_path / "published").exists() or not any((tmp_path / "published").iterdir())
+        late = await asyncio.to_thread(EmbeddedBroker.start, port)
+        try:
+            summary = await asyncio.wait_for(task, timeout=90)
+            return late, summary
+        except BaseException:
+            late.stop()
+            raise
+
+    with caplog.at_level(logging.WARNING, logger="nirstream.ingest.publisher"):
+        late, summary = asyncio.run(scenario())
+    with late:
+        spectra = spectra_on(late.bootstrap_servers, topics.spectra, 2)
+    assert len(summary.published) == 2
+    assert [s.header.sequence for s in spectra] == [0, 1]
+    np.testing.assert_array_equal(spectra[1].values, as_float32(tecator.X[6]))
+
+
+def test_cli_refuses_a_missing_folder_and_a_bad_analyzer_id(tmp_path):
+    def ingest(*args):
+        return subprocess.run([sys.executable, "-m", "nirstream", "ingest", "--format", "jcamp", "--once", *args],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+
+    missing = ingest("--watch", str(tmp_path / "nowhere"), "--analyzer", ANALYZER)
+    assert missing.returncode == 2 and "nirstream: error: no such folder to watch" in missing.stderr
+    bad_id = ingest("--watch", str(tmp_path), "--analyzer", "line 1/x")
+    assert bad_id.returncode == 2 and "--analyzer 'line 1/x'" in bad_id.stderr
