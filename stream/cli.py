@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "(NIRSTREAM_OPCUA__PRIVATE_KEY)")
     opcua.add_argument("--trusted-clients",
                        help="folder of client certificates (or their CA certificates) allowed to connect; without it "
-                            "any valid client certificate is accepted (NIRSTREAM_OPCUA__TRUSTED_CLIENTS)")
+                            "every client certificate is accepted (NIRSTREAM_OPCUA__TRUSTED_CLIENTS)")
     opcua.add_argument("--stale-seconds", type=float,
                        help="a value with no newer prediction for this long turns Bad (NIRSTREAM_OPCUA__STALE_SECONDS; "
                             "default 60)")

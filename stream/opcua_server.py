@@ -94,6 +94,7 @@ class ProcessValueServer:
         await self.server.init()
         self.server.set_endpoint(self.options.endpoint)
         self.server.set_server_name("nirstream OPC UA server")
+        self.server.set_identity_tokens([ua.AnonymousIdentityToken])  # read-only values: no user accounts to manage
         await self.server.set_application_uri(certificate_uri or DEFAULT_APPLICATION_URI)
         self.namespace = await self.server.register_namespace(self.options.namespace_uri)
         # a numeric id: no analyzer's string id can equal it

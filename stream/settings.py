@@ -51,8 +51,8 @@ class OpcUaOptions(BaseModel):
     certificate: Path | None = Field(default=None, description="Server certificate (DER or PEM) for SignAndEncrypt")
     private_key: Path | None = Field(default=None, description="Its private key (PEM or DER, unencrypted)")
     trusted_clients: Path | None = Field(
-        default=None, description="Folder of client certificates (or their CAs) allowed to connect; unset: any client "
-                                  "certificate that is valid, with the URI it names")
+        default=None, description="Folder of client certificates (or their CAs) allowed to connect; unset: every client "
+                                  "certificate is accepted")
     stale_seconds: float = Field(default=60.0, gt=0, description="A value with no newer prediction for this long turns Bad")
     max_outputs: int = Field(default=10_000, ge=1, description="Most analyzer/target outputs in the address space; "
                                                                "predictions for further ones are skipped and counted")

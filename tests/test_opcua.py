@@ -146,6 +146,8 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
                 browsed = await client.nodes.objects.get_child([f"{ns}:{name}" for name in
                                                                 ("nirstream", "line-1", "Channel1", "fat", "Value")])
                 assert browsed.nodeid == value.nodeid
+                with pytest.raises(ua.UaStatusCodeError):
+                    await value.write_value(0.0)  # read-only for clients
                 assert service.feed.bad_messages == 2  # skipped and counted; the service runs on
 
                 recorder = Recorder()
