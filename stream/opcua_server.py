@@ -57,7 +57,7 @@ def browse_name_text(name: str) -> str:
 
 @dataclass
 class Output:
-    """One analyzer/target output: its variables and the last values written to them."""
+    """One analyzer/target output: its variables' NodeIds and what the staleness check needs."""
 
     value: ua.NodeId
     low: ua.NodeId

@@ -1,7 +1,7 @@
 """Follows the predictions topic for a live view (``nirstream opcua``): from the end of each partition, in
 batches, without a consumer group (nothing is committed: a restart starts at the end again).
 
-A record that is not a valid ``PredictionMessage`` is skipped, counted and logged; nothing a producer sends,
+A record that is not a valid ``PredictionMessage`` with finite numbers is skipped, counted and logged; nothing a producer sends,
 and no failure of the handler, stops the loop.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
@@ -92,6 +93,7 @@ class PredictionFeed:
         self.received += 1
         try:
             prediction = PredictionMessage.model_validate_json(message.value or b"")
+            _require_finite(prediction)
         except (ValidationError, ValueError) as exc:
             self.bad_messages += 1
             if _worth_logging(self.bad_messages):
@@ -105,6 +107,14 @@ class PredictionFeed:
             if _worth_logging(self.handler_failures):
                 log.exception("publishing the prediction %s failed (%d failures so far)", prediction.message_id,
                               self.handler_failures)
+
+
+def _require_finite(prediction: PredictionMessage) -> None:
+    """The schema admits NaN and infinity (JSON's NaN literal); a process value must be a number."""
+    numbers = [*prediction.predictions.values()]
+    numbers += [bound for interval in (prediction.intervals or {}).values() for bound in (interval.low, interval.high)]
+    if not all(math.isfinite(number) for number in numbers):
+        raise ValueError(f"prediction {prediction.message_id} holds a value that is not a finite number")
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

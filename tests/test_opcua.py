@@ -129,8 +129,10 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
         await create_topic(broker.bootstrap_servers, topics.predictions)
         async with RunningService(settings) as service:
             first = prediction("line-1", 1, {"fat": fat, "water": water})
-            await produce(broker.bootstrap_servers, topics.predictions,
-                          [(b"line-1", b"\x00garbage"), (b"line-1", b'{"analyzer_id": "line-1"}'), *encoded(first)])
+            not_a_number = first.model_dump_json().replace(f'"fat":{fat}', '"fat":NaN', 1).encode()  # the schema admits NaN
+            assert b"NaN" in not_a_number
+            bad_records = [(b"line-1", b"\x00garbage"), (b"line-1", b'{"analyzer_id": "line-1"}'), (b"line-1", not_a_number)]
+            await produce(broker.bootstrap_servers, topics.predictions, [*bad_records, *encoded(first)])
             async with Client(settings.opcua.endpoint, timeout=30) as client:
                 ns = await client.get_namespace_index(NAMESPACE)
                 value = client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "fat", "Value"), ns))
@@ -148,7 +150,7 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
                 assert browsed.nodeid == value.nodeid
                 with pytest.raises(ua.UaStatusCodeError):
                     await value.write_value(0.0)  # read-only for clients
-                assert service.feed.bad_messages == 2  # skipped and counted; the service runs on
+                assert service.feed.bad_messages == len(bad_records)  # skipped and counted; the service runs on
 
                 recorder = Recorder()
                 subscription = await client.create_subscription(50, recorder)
@@ -280,3 +282,23 @@ def test_node_ids_are_stable_and_distinct_for_any_name():
     names = ["fat %", "fat_%", "fat/water", "fat%2Fwater", "Ω", "a b"]
     ids = {node_id_string("line-1", "Channel1", name) for name in names}
     assert len(ids) == len(names) and all(i.count("/") == 2 for i in ids)
+
+
+def test_address_space_is_bounded_and_takes_any_target_name():
+    async def scenario():
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", max_outputs=2))
+        await server.start()
+        try:
+            names = {"fat %": 12.5, "fat/water": 0.4, "protein": 17.0}
+            assert await server.publish(prediction("line-3", 1, names)) == 2
+            assert set(server.outputs) == {("line-3", "fat %"), ("line-3", "fat/water")} and server.skipped_outputs == 1
+            ns = server.namespace
+            for name, expected in list(names.items())[:2]:
+                path = [f"{ns}:{part}" for part in ("nirstream", "line-3", "Channel1", name, "Value")]
+                node = await server.server.nodes.objects.get_child(path)
+                assert node.nodeid.Identifier == node_id_string("line-3", "Channel1", name, "Value")
+                assert await node.read_value() == expected
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
