@@ -103,7 +103,10 @@ class ProcessValueServer:
         await root.write_attribute(ua.AttributeIds.Description, ua.DataValue(ua.Variant(
             ua.LocalizedText("nirstream's analyzers (ADI: the DeviceSet of AnalyserDeviceType objects)"))))
         self._root = root.nodeid
-        await self.server.start()
+        try:
+            await self.server.start()
+        except OSError as exc:  # e.g. the port is taken: a clear error, not a traceback
+            raise ValueError(f"cannot listen on {self.options.endpoint}: {exc}") from None
         log.info("OPC UA server listening on %s (security %s, namespace %s)", self.options.endpoint,
                  self.options.security_mode, self.options.namespace_uri)
 

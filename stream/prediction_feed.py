@@ -1,8 +1,8 @@
 """Follows the predictions topic for a live view (``nirstream opcua``): from the end of each partition, in
 batches, without a consumer group (nothing is committed: a restart starts at the end again).
 
-A record that is not a valid ``PredictionMessage`` with finite numbers is skipped, counted and logged; nothing a producer sends,
-and no failure of the handler, stops the loop.
+A record that is not a valid ``PredictionMessage`` with finite numbers is skipped, counted and logged; nothing a
+producer sends, and no failure of the handler, stops the loop.
 """
 
 from __future__ import annotations

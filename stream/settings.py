@@ -42,7 +42,8 @@ class OpcUaOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    endpoint: str = Field(default="opc.tcp://0.0.0.0:4840/nirstream/", pattern=r"^opc\.tcp://[^/:]+:\d+(/.*)?$",
+    endpoint: str = Field(default="opc.tcp://0.0.0.0:4840/nirstream/",
+                          pattern=r"^opc\.tcp://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+):\d+(/.*)?$",
                           description="Where the server listens (opc.tcp://HOST:PORT/PATH)")
     namespace_uri: str = Field(default="urn:nirstream", min_length=1, description="Namespace of nirstream's nodes")
     security_mode: Literal["None", "SignAndEncrypt"] = Field(
