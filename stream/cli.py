@@ -1,4 +1,4 @@
-"""``nirstream worker``."""
+"""``nirstream worker`` and ``nirstream opcua``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(handler=_worker)
 
+    opcua = subparsers.add_parser(
+        "opcua",
+        help="OPC UA server for the control system: the latest prediction per analyzer and target as process values",
+        description=(
+            "Follow the predictions topic from its end and serve the latest prediction of every analyzer and target "
+            "as OPC UA process values (address space after the Analyser Devices model: "
+            "nirstream/<analyzer>/Channel1/<target>/Value, IntervalLow, IntervalHigh, ModelVersion, Flag), with "
+            "the spectrum's measurement time as source timestamp and status Good, Uncertain (prediction flagged "
+            "warning or outlier) or Bad (no newer prediction within --stale-seconds). Settings come from "
+            "NIRSTREAM_* environment variables (NIRSTREAM_OPCUA__ENDPOINT ...; Kafka SASL/TLS as for the worker) "
+            "and an optional TOML file ([opcua] table); flags override both. See README: OPC UA for the control system."
+        ),
+    )
+    opcua.add_argument("--config", help="TOML settings file (see README: Configuration)")
+    opcua.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
+    opcua.add_argument("--endpoint",
+                       help="where to listen (NIRSTREAM_OPCUA__ENDPOINT; default opc.tcp://0.0.0.0:4840/nirstream/)")
+    opcua.add_argument("--security-mode", choices=["None", "SignAndEncrypt"],
+                       help="None for trials, SignAndEncrypt (Basic256Sha256) for plants; needs --certificate and "
+                            "--private-key (NIRSTREAM_OPCUA__SECURITY_MODE; default None)")
+    opcua.add_argument("--certificate", help="server certificate, PEM or DER; its subjectAltName URI becomes the "
+                                             "server's application URI (NIRSTREAM_OPCUA__CERTIFICATE)")
+    opcua.add_argument("--private-key", help="the certificate's private key, PEM or DER, unencrypted "
+                                             "(NIRSTREAM_OPCUA__PRIVATE_KEY)")
+    opcua.add_argument("--trusted-clients",
+                       help="folder of client certificates (or their CA certificates) allowed to connect; without it "
+                            "every client certificate is accepted (NIRSTREAM_OPCUA__TRUSTED_CLIENTS)")
+    opcua.add_argument("--stale-seconds", type=float,
+                       help="a value with no newer prediction for this long turns Bad (NIRSTREAM_OPCUA__STALE_SECONDS; "
+                            "default 60)")
+    opcua.add_argument("--namespace-uri", help="namespace of nirstream's nodes (NIRSTREAM_OPCUA__NAMESPACE_URI; "
+                                               "default urn:nirstream)")
+    opcua.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    opcua.set_defaults(handler=_opcua)
+
 
 def _worker(args: argparse.Namespace) -> int:
     from stream.app import run_worker
@@ -41,4 +76,21 @@ def _worker(args: argparse.Namespace) -> int:
         web_port=args.web_port,
     )
     run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def _opcua(args: argparse.Namespace) -> int:
+    import logging
+
+    from stream.opcua_app import run_opcua
+    from stream.settings import OpcUaSettings
+
+    logging.getLogger().setLevel(args.loglevel.upper())
+    logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))  # its info lines are chatter
+    options = {"endpoint": args.endpoint, "security_mode": args.security_mode, "certificate": args.certificate,
+               "private_key": args.private_key, "trusted_clients": args.trusted_clients,
+               "stale_seconds": args.stale_seconds, "namespace_uri": args.namespace_uri}
+    settings = OpcUaSettings.load(args.config, bootstrap_servers=args.bootstrap_servers,
+                                  opcua={k: v for k, v in options.items() if v is not None})
+    run_opcua(settings)
     return 0

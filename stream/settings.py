@@ -1,15 +1,19 @@
 """The worker's settings: the shared tree (Kafka, security, topics, registry; ``nirstream.core.settings``)
-plus batching, monitoring and web settings. Same sources and precedence: explicit arguments >
-``NIRSTREAM_*`` environment > ``--config`` TOML file (unknown keys refused) > defaults.
+plus batching, monitoring and web settings; ``OpcUaSettings``: the same tree plus the OPC UA server's.
+Same sources and precedence: explicit arguments > ``NIRSTREAM_*`` environment > ``--config`` TOML file
+(unknown keys refused) > defaults.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from nirstream.core.settings import SharedSettings, TopicNames
 
-__all__ = ["Settings", "TopicNames"]
+__all__ = ["OpcUaOptions", "OpcUaSettings", "Settings", "TopicNames"]
 
 
 class Settings(SharedSettings):
@@ -31,3 +35,32 @@ class Settings(SharedSettings):
     join_capacity: int = Field(default=20_000, ge=1, description="Most predictions (with spectra) kept for the lab join")
     rmsep_window: int = Field(default=100, ge=2, description="Joined pairs in the rolling RMSEP/bias")
     worker_name: str = Field(default="", description="Shown in dead letters and logs; host:pid when empty")
+
+
+class OpcUaOptions(BaseModel):
+    """The OPC UA server's own settings (``NIRSTREAM_OPCUA__*``, TOML table ``[opcua]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = Field(default="opc.tcp://0.0.0.0:4840/nirstream/",
+                          pattern=r"^opc\.tcp://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+):\d+(/.*)?$",
+                          description="Where the server listens (opc.tcp://HOST:PORT/PATH)")
+    namespace_uri: str = Field(default="urn:nirstream", min_length=1, description="Namespace of nirstream's nodes")
+    security_mode: Literal["None", "SignAndEncrypt"] = Field(
+        default="None", description="None (trials) or SignAndEncrypt with Basic256Sha256 (plants; needs the certificate "
+                                    "and private key)")
+    certificate: Path | None = Field(default=None, description="Server certificate (DER or PEM) for SignAndEncrypt")
+    private_key: Path | None = Field(default=None, description="Its private key (PEM or DER, unencrypted)")
+    trusted_clients: Path | None = Field(
+        default=None, description="Folder of client certificates (or their CAs) allowed to connect; unset: every client "
+                                  "certificate is accepted")
+    stale_seconds: float = Field(default=60.0, gt=0, description="A value with no newer prediction for this long turns Bad")
+    max_outputs: int = Field(default=10_000, ge=1, description="Most analyzer/target outputs in the address space; "
+                                                               "predictions for further ones are skipped and counted")
+    max_batch_size: int = Field(default=500, ge=1, description="Most prediction records per read")
+
+
+class OpcUaSettings(SharedSettings):
+    """``nirstream opcua``: the shared tree (Kafka, security, topics) plus the OPC UA server's options."""
+
+    opcua: OpcUaOptions = OpcUaOptions()

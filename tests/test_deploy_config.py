@@ -176,7 +176,7 @@ def compose() -> dict:
 def test_compose_services_volumes_ports_and_files():
     config = compose()
     services = config["services"]
-    assert {"kafka", "kafka-init", "worker", "trainer", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"kafka", "kafka-init", "worker", "opcua", "trainer", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
 
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:") and "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
@@ -187,6 +187,10 @@ def test_compose_services_volumes_ports_and_files():
     assert services["trainer"]["profiles"] == ["train"] and "nirstream train" in services["trainer"]["command"][0]
     assert services["simulator"]["profiles"] == ["simulate"] and "--analyzer line-1=tablets1:test" in services["simulator"]["command"][0]
     assert "models:/models" in services["trainer"]["volumes"] and "models:/models" in services["worker"]["volumes"]
+    opcua = services["opcua"]
+    assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
+    assert "4840:4840" in opcua["ports"] and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
+    assert opcua["environment"]["NIRSTREAM_OPCUA__PRIVATE_KEY"] is None  # passed through, never written here
 
     declared_volumes = set(config["volumes"])
     host_ports = []

@@ -1,0 +1,304 @@
+"""``nirstream opcua`` against the real parts: the embedded broker, the asyncua server fed by the predictions topic,
+and a real asyncua client that subscribes to a value (plain, and over Basic256Sha256 SignAndEncrypt)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from asyncua import Client, ua
+from asyncua.crypto import cert_gen
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from devtools.embedded_broker import free_port
+from nirstream.core.messages.prediction import OutlierStatistics, PredictionInterval, PredictionMessage
+from stream.opcua_app import OpcUaService
+from stream.opcua_server import ProcessValueServer, node_id_string
+from stream.settings import OpcUaOptions, OpcUaSettings
+from tests.streaming import produce
+
+NAMESPACE = "urn:nirstream"
+TIMEOUT = 90.0  # generous: the machine is slow and shared
+
+
+def prediction(analyzer: str, sequence: int, values: dict[str, float], flag: str = "ok",
+               intervals: bool = True) -> PredictionMessage:
+    """A prediction as the worker publishes it (the schema's own model), for a spectrum measured just now."""
+    limits = {"t2_limit_95": 11.2, "t2_limit_99": 16.3, "q_limit_95": 0.02, "q_limit_99": 0.03}
+    return PredictionMessage(
+        analyzer_id=analyzer, sequence=sequence, message_id=f"{analyzer}:{sequence}", model_version="7",
+        spectrum_timestamp=datetime.now(UTC).replace(microsecond=sequence * 1000 % 1_000_000),
+        predictions=values, units={target: "%" for target in values},
+        intervals={t: PredictionInterval(low=v - 1.5, high=v + 2.0, coverage=0.9) for t, v in values.items()} if intervals else None,
+        outlier=OutlierStatistics(hotelling_t2=3.0 if flag == "ok" else 30.0, q_residual=0.01, flag=flag, **limits),
+    )
+
+
+def encoded(*messages: PredictionMessage) -> list[tuple[bytes, bytes]]:
+    return [(m.analyzer_id.encode(), m.model_dump_json().encode()) for m in messages]
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+
+
+async def until(condition, what: str, timeout: float = TIMEOUT):
+    """Poll an (async) condition until it returns something other than None or False (an index 0 counts); fail
+    naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        result = await result if asyncio.iscoroutine(result) else result
+        if result is not None and result is not False:
+            return result
+        await asyncio.sleep(0.05)  # polling interval, not a synchronisation
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class Recorder:
+    """asyncua subscription handler: every DataValue the server notifies."""
+
+    def __init__(self):
+        self.values: list[ua.DataValue] = []
+
+    def datachange_notification(self, node, val, data) -> None:
+        self.values.append(data.monitored_item.Value)
+
+    def find(self, value: float, severity: str, after: int = 0) -> int | None:
+        """Index of the first notification from ``after`` on with ``value`` and status severity."""
+        for i, seen in enumerate(self.values[after:], start=after):
+            if seen.Value.Value == value and _severity(seen.StatusCode) == severity:
+                return i
+        return None
+
+
+def _severity(status: ua.StatusCode) -> str:
+    return "good" if status.is_good() else "uncertain" if status.is_uncertain() else "bad"
+
+
+class RunningService:
+    """The OPC UA service as an asyncio task of the test, ready once its feed knows where the topic ends."""
+
+    def __init__(self, settings: OpcUaSettings):
+        self.service = OpcUaService(settings)
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> OpcUaService:
+        self.task = asyncio.create_task(self.service.run(self.stop))
+        await until(lambda: self.service.ready.is_set() or self.task.done(), "the OPC UA service to be ready")
+        if self.task.done():
+            self.task.result()  # raises its error
+        return self.service
+
+    async def __aexit__(self, *exc) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, TIMEOUT)
+
+
+def settings_for(broker, topics, **options) -> OpcUaSettings:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"
+    return OpcUaSettings(bootstrap_servers=broker.bootstrap_servers, topics=topics,
+                         opcua=OpcUaOptions(endpoint=endpoint, **options))
+
+
+def test_client_receives_values_with_source_time_and_status_good_uncertain_then_bad_when_stale(broker, topics, tecator):
+    fat, water = (float(tecator.target(t)[0]) for t in ("fat", "water"))
+    settings = settings_for(broker, topics, stale_seconds=1.5)
+
+    async def scenario():
+        await create_topic(broker.bootstrap_servers, topics.predictions)
+        async with RunningService(settings) as service:
+            first = prediction("line-1", 1, {"fat": fat, "water": water})
+            not_a_number = first.model_dump_json().replace(f'"fat":{fat}', '"fat":NaN', 1).encode()  # the schema admits NaN
+            assert b"NaN" in not_a_number
+            bad_records = [(b"line-1", b"\x00garbage"), (b"line-1", b'{"analyzer_id": "line-1"}'), (b"line-1", not_a_number)]
+            await produce(broker.bootstrap_servers, topics.predictions, [*bad_records, *encoded(first)])
+            async with Client(settings.opcua.endpoint, timeout=30) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                value = client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "fat", "Value"), ns))
+
+                async def node_exists():
+                    try:
+                        return (await value.read_data_value(raise_on_bad_status=False)).Value.Value == fat
+                    except ua.UaStatusCodeError:
+                        return False
+
+                await until(node_exists, "the fat output's node")
+                # the ADI-like browse path leads to the same bookmarkable NodeId
+                browsed = await client.nodes.objects.get_child([f"{ns}:{name}" for name in
+                                                                ("nirstream", "line-1", "Channel1", "fat", "Value")])
+                assert browsed.nodeid == value.nodeid
+                with pytest.raises(ua.UaStatusCodeError):
+                    await value.write_value(0.0)  # read-only for clients
+                assert service.feed.bad_messages == len(bad_records)  # skipped and counted; the service runs on
+
+                recorder = Recorder()
+                subscription = await client.create_subscription(50, recorder)
+                await subscription.subscribe_data_change(value, queuesize=100)
+                await until(lambda: len(recorder.values) > 0, "the subscription's first notification")
+
+                good = prediction("line-1", 2, {"fat": fat + 1.25, "water": water})
+                await produce(broker.bootstrap_servers, topics.predictions, encoded(good))
+                at_good = await until(lambda: recorder.find(fat + 1.25, "good"), "the Good value")
+                assert utc(recorder.values[at_good].SourceTimestamp) == good.spectrum_timestamp
+                assert recorder.values[at_good].StatusCode.value == ua.StatusCodes.Good
+
+                flagged = prediction("line-1", 3, {"fat": fat + 2.5, "water": water}, flag="outlier")
+                await produce(broker.bootstrap_servers, topics.predictions, encoded(flagged))
+                at_flagged = await until(lambda: recorder.find(fat + 2.5, "uncertain", at_good), "the Uncertain value")
+                assert utc(recorder.values[at_flagged].SourceTimestamp) == flagged.spectrum_timestamp
+
+                output = [client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "fat", name), ns))
+                          for name in ("IntervalLow", "IntervalHigh", "ModelVersion", "Flag")]
+                low, high, version, flag = [await node.read_data_value(raise_on_bad_status=False) for node in output]
+                if _severity(low.StatusCode) != "bad":  # not already stale on a slow machine
+                    interval = flagged.intervals["fat"]
+                    assert (low.Value.Value, high.Value.Value) == (interval.low, interval.high)
+                    assert low.StatusCode.is_uncertain() and version.StatusCode.is_good()
+                assert (version.Value.Value, flag.Value.Value) == ("7", "outlier")
+                water_value = client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "water", "Value"), ns))
+                assert (await water_value.read_data_value(raise_on_bad_status=False)).Value.Value == water
+
+                # no further prediction: the value turns Bad (null, as OPC UA requires of Bad values), source time kept
+                at_stale = await until(lambda: recorder.find(None, "bad", at_flagged), "the stale value to turn Bad")
+                stale = recorder.values[at_stale]
+                assert stale.StatusCode.value == ua.StatusCodes.BadNoCommunication
+                assert utc(stale.SourceTimestamp) == flagged.spectrum_timestamp
+                assert service.server.outputs[("line-1", "fat")].stale
+
+                # a worker's replay of an already published prediction changes nothing
+                assert await service.server.publish(good) == 0
+
+    asyncio.run(scenario())
+
+
+def _certificate(folder: Path, name: str, uri: str, usage) -> tuple[Path, Path]:
+    key = cert_gen.generate_private_key()
+    names = [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = cert_gen.generate_self_signed_app_certificate(key, name, {}, names, [usage], days=2)
+    cert_path, key_path = folder / f"{name}.der", folder / f"{name}.pem"
+    cert_path.write_bytes(certificate.public_bytes(Encoding.DER))
+    key_path.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    return cert_path, key_path
+
+
+def test_sign_and_encrypt_with_a_self_signed_certificate_and_trusted_clients_only(broker, topics, tecator, tmp_path):
+    server_cert, server_key = _certificate(tmp_path, "server", "urn:nirstream:test-server", ExtendedKeyUsageOID.SERVER_AUTH)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    client_cert, client_key = _certificate(trusted, "client", "urn:nirstream:test-client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    stranger_cert, stranger_key = _certificate(tmp_path, "stranger", "urn:nirstream:test-client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    client_key.rename(tmp_path / client_key.name)  # only certificates in the trust folder
+    client_key = tmp_path / client_key.name
+    fat = float(tecator.target("fat")[1])
+    settings = settings_for(broker, topics, security_mode="SignAndEncrypt", certificate=server_cert,
+                            private_key=server_key, trusted_clients=trusted)
+
+    async def secure_client(cert: Path, key: Path) -> Client:
+        client = Client(settings.opcua.endpoint, timeout=30)
+        client.application_uri = "urn:nirstream:test-client"
+        await client.set_security(SecurityPolicyBasic256Sha256, certificate=str(cert), private_key=str(key),
+                                  server_certificate=str(server_cert), mode=ua.MessageSecurityMode.SignAndEncrypt)
+        return client
+
+    async def scenario():
+        await create_topic(broker.bootstrap_servers, topics.predictions)
+        async with RunningService(settings):
+            endpoints = await Client(settings.opcua.endpoint, timeout=30).connect_and_get_server_endpoints()
+            assert {(e.SecurityPolicyUri, e.SecurityMode) for e in endpoints} == {
+                (SecurityPolicyBasic256Sha256.URI, ua.MessageSecurityMode.SignAndEncrypt)}  # no unencrypted endpoint
+            assert endpoints[0].Server.ApplicationUri == "urn:nirstream:test-server"  # from the certificate
+
+            await produce(broker.bootstrap_servers, topics.predictions, encoded(prediction("line-2", 1, {"fat": fat})))
+            client = await secure_client(client_cert, client_key)
+            async with client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                value = client.get_node(ua.NodeId(node_id_string("line-2", "Channel1", "fat", "Value"), ns))
+
+                async def read():
+                    try:
+                        return await value.read_data_value(raise_on_bad_status=False)
+                    except ua.UaStatusCodeError:
+                        return None
+
+                data = await until(read, "the value over SignAndEncrypt")
+                assert data.Value.Value == fat and data.StatusCode.is_good()
+
+            stranger = await secure_client(stranger_cert, stranger_key)
+            with pytest.raises(ua.uaerrors.BadCertificateUntrusted):
+                await stranger.connect()  # its certificate is not in the trust folder
+            await stranger.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_security_settings_are_checked_before_serving(tmp_path):
+    async def start(**options):
+        await ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/", **options)).start()
+
+    with pytest.raises(ValueError, match="needs --certificate and --private-key"):
+        asyncio.run(start(security_mode="SignAndEncrypt"))
+    with pytest.raises(ValueError, match="need --security-mode SignAndEncrypt"):
+        asyncio.run(start(certificate=tmp_path / "server.der"))
+    not_a_certificate = tmp_path / "server.der"
+    not_a_certificate.write_bytes(b"not a certificate")
+    (tmp_path / "key.pem").write_bytes(b"not a key")
+    with pytest.raises(ValueError, match="is not a PEM or DER certificate"):
+        asyncio.run(start(security_mode="SignAndEncrypt", certificate=not_a_certificate, private_key=tmp_path / "key.pem"))
+
+
+def test_cli_reports_missing_certificate_files_clearly(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nirstream", "opcua", "--security-mode", "SignAndEncrypt",
+         "--certificate", str(tmp_path / "missing.der"), "--private-key", str(tmp_path / "missing.pem")],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 2, result.stderr
+    assert f"nirstream: error: OPC UA certificate file {tmp_path / 'missing.der'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_node_ids_are_stable_and_distinct_for_any_name():
+    assert node_id_string("line-1", "Channel1", "fat", "Value") == "line-1/Channel1/fat/Value"
+    names = ["fat %", "fat_%", "fat/water", "fat%2Fwater", "Ω", "a b"]
+    ids = {node_id_string("line-1", "Channel1", name) for name in names}
+    assert len(ids) == len(names) and all(i.count("/") == 2 for i in ids)
+
+
+def test_address_space_is_bounded_and_takes_any_target_name():
+    async def scenario():
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", max_outputs=2))
+        await server.start()
+        try:
+            names = {"fat %": 12.5, "fat/water": 0.4, "protein": 17.0}
+            assert await server.publish(prediction("line-3", 1, names)) == 2
+            assert set(server.outputs) == {("line-3", "fat %"), ("line-3", "fat/water")} and server.skipped_outputs == 1
+            ns = server.namespace
+            for name, expected in list(names.items())[:2]:
+                path = [f"{ns}:{part}" for part in ("nirstream", "line-3", "Channel1", name, "Value")]
+                node = await server.server.nodes.objects.get_child(path)
+                assert node.nodeid.Identifier == node_id_string("line-3", "Channel1", name, "Value")
+                assert await node.read_value() == expected
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
