@@ -251,3 +251,11 @@ def test_dockerfile_is_non_root_with_cpu_default_and_gpu_target():
         body = text.split(f"AS {stage}", 1)[1].split("\nFROM ", 1)[0]
         assert "USER nirstream" in body
     assert "HEALTHCHECK" in text and "tensorflow[and-cuda]" in text
+
+
+def test_dockerfile_copies_every_package_the_install_includes():
+    # `pip install .` in the image installs only the folders copied before it: a missing one breaks the entry point
+    text = (DEPLOY / "Dockerfile").read_text()
+    included = re.search(r'include = \[(.*?)\]', (DEPLOY.parent / "pyproject.toml").read_text()).group(1)
+    for package in re.findall(r'"(\w+)\*"', included):
+        assert re.search(rf"^COPY {package} \./{package}$", text, re.M), f"Dockerfile does not copy {package}/"
