@@ -5,6 +5,7 @@ For each serving runtime (ONNX Runtime, the default without a GPU, and TensorFlo
 (b) the worker draining a pre-filled topic through the embedded broker, end to end
     (predictions acknowledged, offsets committed), its resident memory, and its cold start to /ready;
 (c) the same worker with max_batch_size=1: one model call per spectrum (ONNX only);
+(e) two workers in one consumer group draining the same topic, against one (ONNX only);
 (d) p50/p99 end-to-end latency at steady rates of 1,000 and 3,000 spectra/s (analyzer timestamp -> prediction).
 
     python benchmarks/stream_throughput.py [--spectra 20000] [--output benchmarks/results/stream.json]
@@ -145,23 +146,30 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_worker(broker, registry, msgs, workdir: Path, max_batch: int, runtime: str) -> dict:
+def bench_worker(broker, registry, msgs, workdir: Path, max_batch: int, runtime: str, workers: int = 1) -> dict:
+    """Workers (one consumer group) draining a pre-filled topic: spectra/s from the first to the last prediction."""
     topics = unique_topics()
     asyncio.run(produce(broker.bootstrap_servers, topics.spectra, msgs))  # pre-filled before the worker starts
     started = time.monotonic()
-    worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, workdir / f"worker-{runtime}-{max_batch}.log",
-                           extra_env={"NIRSTREAM_MAX_BATCH_SIZE": str(max_batch), "NIRSTREAM_RUNTIME": runtime}).start()
+    group = f"bench-{topics.spectra}"
+    running = [WorkerProcess(broker.bootstrap_servers, registry.base, topics,
+                             workdir / f"worker-{runtime}-{max_batch}-{workers}-{n}.log", group_id=group,
+                             extra_env={"NIRSTREAM_MAX_BATCH_SIZE": str(max_batch), "NIRSTREAM_RUNTIME": runtime}).start()
+               for n in range(workers)]
     try:
-        worker.wait_ready()
+        for worker in running:
+            worker.wait_ready()
         cold_start = time.monotonic() - started
         seconds, _ = asyncio.run(drain(broker.bootstrap_servers, topics.predictions, len(msgs), timeout=600))
-        rss = _rss_mib(worker.process.pid)
-        worker.stop()
-        done = asyncio.run(committed(broker.bootstrap_servers, worker.group_id, topics.spectra, 4))
+        rss = max(_rss_mib(worker.process.pid) for worker in running)
+        for worker in running:
+            worker.stop()
+        done = asyncio.run(committed(broker.bootstrap_servers, group, topics.spectra, 4))
     finally:
-        worker.stop()
+        for worker in running:
+            worker.stop()
     return {"spectra_per_second": len(msgs) / seconds, "committed_offsets": done, "spectra": len(msgs),
-            "worker_rss_mib": rss, "cold_start_seconds": cold_start}
+            "worker_rss_mib": rss, "cold_start_seconds": cold_start, "workers": workers}
 
 
 def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, seconds: float, runtime: str) -> dict:
@@ -225,6 +233,10 @@ def main() -> int:
                 c = figures["c_worker_per_message"] = bench_worker(broker, registry, msgs[: args.per_message_spectra], workdir,
                                                                    1, runtime)
                 print(f"[{runtime}] (c) one model call per spectrum: {c['spectra_per_second']:,.0f} spectra/s", flush=True)
+                e = figures["e_two_workers_drain"] = bench_worker(broker, registry, msgs, workdir, 256, runtime, workers=2)
+                e["over_one_worker"] = e["spectra_per_second"] / b["spectra_per_second"]
+                print(f"[{runtime}] (e) two workers in one group: {e['spectra_per_second']:,.0f} spectra/s "
+                      f"({e['over_one_worker']:.2f}x one worker)", flush=True)
             for rate in args.rates:
                 d = figures[f"latency_{rate:.0f}"] = bench_latency(broker, registry, spectra, grid, workdir, rate, args.seconds,
                                                                    runtime)
@@ -237,6 +249,7 @@ def main() -> int:
                        "a_pipeline_over_model": lean["a_in_process_batch256"]["pipeline_over_model"]},
             **{f"latency_{rate:.0f}": lean[f"latency_{rate:.0f}"] for rate in args.rates},
             "worker_rss_mib": lean["b_worker_drain"]["worker_rss_mib"],
+            **({"two_workers_over_one": lean["e_two_workers_drain"]["over_one_worker"]} if "e_two_workers_drain" in lean else {}),
             "cold_start_seconds": lean["b_worker_drain"]["cold_start_seconds"],
         })
         if "keras" in results["runtimes"] and args.runtimes[0] != "keras":

@@ -80,6 +80,15 @@ def _with_member_outputs(model):
     return keras.Model(model.inputs, [model.output, *(member.output for member in members)]), True
 
 
+def use_full_float32() -> None:
+    """Predict in full float32 on GPUs. TensorFloat-32 (TensorFlow's default on Ampere and later) moved the paper-size
+    network's outputs by 1e-3 of their scale on an H100, 100x the ONNX parity tolerance; without it 1e-6
+    (benchmarks/results/gpu-keras-parity.json). Training may keep it: only predictions must agree."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
 class Predictor:
     """Wraps a bundle's model in a ``tf.function``; batches are zero-padded to a few fixed sizes.
 
@@ -113,6 +122,7 @@ class Predictor:
             return
         import tensorflow as tf
 
+        use_full_float32()
         input_shape = tuple(bundle.model.input_shape[1:])
         model, self.is_ensemble = _with_member_outputs(bundle.model)
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
