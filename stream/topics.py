@@ -31,9 +31,13 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        configs = topic_configs(settings)
+        plan, configs, t = topic_plan(settings), topic_configs(settings), settings.topics
+        if t.lab_join not in existing and t.spectra in existing:
+            # partition p of the changelog keeps the state of spectra partition p: match the spectra topic as it is
+            [spectra] = await admin.describe_topics([t.spectra])
+            plan[t.lab_join] = len(spectra["partitions"])
         missing = [NewTopic(name, partitions, 1, topic_configs=configs.get(name))
-                   for name, partitions in topic_plan(settings).items() if name not in existing]
+                   for name, partitions in plan.items() if name not in existing]
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])

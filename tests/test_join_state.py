@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.messages.common import WavelengthGrid
@@ -165,14 +166,21 @@ def test_the_lab_join_writes_each_state_in_its_records_partition_and_joined_reco
     assert (partition, key, orjson.loads(value)["message_id"]) == (3, b"S1", "line-3:1")
 
 
-def test_the_reader_reads_each_partition_to_its_end_whatever_the_batching(broker, topics):
-    settings = Settings(bootstrap_servers=broker.bootstrap_servers, topics=topics, spectra_partitions=3)
-    run(ensure_topics(settings))  # the changelog with its configs: the embedded broker takes them, and ignores them
+def test_the_changelog_matches_the_spectra_topic_and_is_read_to_its_end_whatever_the_batching(broker, topics):
+    settings = Settings(bootstrap_servers=broker.bootstrap_servers, topics=topics, spectra_partitions=5)
 
-    async def write() -> None:
+    async def create_and_write() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topics.spectra, 3, 1)])  # created before, with another count
+        finally:
+            await admin.close()
+        await ensure_topics(settings)  # the changelog with its configs: the embedded broker takes them, and ignores them
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
         await producer.start()
         try:
+            partitions = len(await producer.partitions_for(topics.lab_join))
             await (await producer.send(topics.lab_join, b"single", key=b"S0", partition=0))
             for round_ in (1, 2):  # then several records per produce batch, the last one with a tombstone
                 sends = [await producer.send(topics.lab_join, b"%d" % (round_ * 10 + i), key=b"S%d" % i, partition=i % 2)
@@ -182,8 +190,9 @@ def test_the_reader_reads_each_partition_to_its_end_whatever_the_batching(broker
                 await asyncio.gather(*sends)
         finally:
             await producer.stop()
+        return partitions
 
-    run(write())
+    assert run(create_and_write()) == 3  # as many as the spectra topic has
     latest = run(read_latest(settings.kafka_client_options(), topics.lab_join, [0, 1, 2]))
     assert latest == {0: {b"S0": b"20", b"S2": b"22", b"S4": b"24"}, 1: {b"S1": b"21", b"S3": None}, 2: {}}
 
@@ -237,3 +246,15 @@ def test_a_worker_killed_mid_join_is_replaced_and_its_successor_publishes_each_p
     # the waiting prediction and the waiting lab value (restored again if the group rebalanced once more)
     assert second.metric("nirstream_join_restored_total") >= 2
     assert "restored 2 lab-join entries" in second.log_path.read_text()
+
+
+def test_the_retraining_export_keeps_the_first_of_a_repeated_pair():
+    from nirstream.core.messages.labelled import LabelledPair
+    from trainer.labelled import labelled_frame
+
+    grid = WavelengthGrid(start_nm=850.0, step_nm=2.0, count=3)
+    pair = LabelledPair(sample_id="S1", analyzer_id="line-1", message_id="line-1:1", model_version="1", predicted={"fat": 1.0},
+                        reference={"fat": 1.5}, error={"fat": -0.5}, flag="ok", measured_at=datetime(2026, 11, 25, tzinfo=UTC),
+                        grid=grid, values=[1.0, 2.0, 3.0])
+    other = pair.model_copy(update={"sample_id": "S2", "message_id": "line-1:2"})
+    assert list(labelled_frame([pair, other, pair], ["fat"], grid)["sample_id"]) == ["S1", "S2"]
