@@ -18,11 +18,11 @@ their changelog partitions from the beginning to the end (the last record per sa
 delete, entries older than the retention are left out) and resumes them; on revocation it lets the batches in
 flight be committed and forgets the revoked partitions' entries.
 
-Why not a faust table: faust tables restore through faust's own consumer, which this worker switches off
-(``enable_kafka_consumer = False`` in ``app.py``: it reads batches with aiokafka), and a table is updated per
-event, not with the batch's offsets. The changelog here is the same idea, sized to the batch pipeline. On
-Kafka the topic is compacted (``topics.topic_configs``); the embedded broker keeps every record, so a
-restore reads more there, but reads the same state.
+Why not a faust table: faust tables are restored and kept by faust's own consumer, which this worker switches
+off (``enable_kafka_consumer = False`` in ``app.py``: it reads batches with aiokafka, ``consumer.py``), and a
+table's changelog follows faust's per-event commits, not this pipeline's batch offsets. The changelog here is
+the same idea, sized to the batch pipeline. On Kafka the topic is compacted (``topics.topic_configs``); the
+embedded broker keeps every record, so a restore reads more there, but reads the same state.
 """
 
 from __future__ import annotations
@@ -197,10 +197,7 @@ class JoinStateKeeper(ConsumerRebalanceListener):
         """Stop a restore in progress (its partitions stay paused; a new assignment restores them again)."""
         if self.restoring:
             self._restoring.cancel()
-            try:
-                await self._restoring
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._restoring])
 
     async def _restore(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted({tp.partition for tp in assigned})

@@ -16,7 +16,7 @@ from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.predictor import Predictor
 from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
-from stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end
+from stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end, require_partitions
 from stream.lab_join import join_lab_values
 from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
 from stream.settings import Settings
@@ -197,55 +197,89 @@ def test_the_changelog_matches_the_spectra_topic_and_is_read_to_its_end_whatever
     assert latest == {0: {b"S0": b"20", b"S2": b"22", b"S4": b"24"}, 1: {b"S1": b"21", b"S3": None}, 2: {}}
 
 
+def test_a_changelog_with_fewer_partitions_than_the_spectra_is_refused_by_name(broker, topics):
+    settings = Settings(bootstrap_servers=broker.bootstrap_servers, topics=topics, spectra_partitions=2)
+
+    async def start() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topics.lab_join, 1, 1)])  # made by hand, too small
+        finally:
+            await admin.close()
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await producer.start()
+        try:
+            await require_partitions(producer, settings)  # what the worker does before it consumes
+        finally:
+            await producer.stop()
+
+    with pytest.raises(ValueError, match=rf"topic {topics.lab_join} has 1 partition\(s\), .* 2: "):
+        run(start())
+
+
 async def everything(bootstrap: str, topic: str, partitions: int = 4) -> list:
     return [m async for m in read_to_end({"bootstrap_servers": bootstrap}, topic, range(partitions))]
 
 
-def spectrum(tecator, index: int) -> tuple[bytes, bytes]:
-    header = SpectrumHeader(analyzer_id="line-1", sequence=index, grid=WavelengthGrid.from_wavelengths(tecator.wavelengths),
-                            sample_id=f"T-{index}")
-    return b"line-1", encode_binary(header, tecator.X[index])
+def spectrum(tecator, index: int, line: int) -> tuple[int, bytes, bytes]:
+    """Partition, key and value of a spectrum with a sample id: analyzer line-q on partition q, as a partitioner would."""
+    header = SpectrumHeader(analyzer_id=f"line-{line}", sequence=index, sample_id=f"T-{index}",
+                            grid=WavelengthGrid.from_wavelengths(tecator.wavelengths))
+    return line, header.analyzer_id.encode(), encode_binary(header, tecator.X[index])
 
 
-def lab_value(tecator, index: int) -> tuple[bytes, bytes]:
-    reference = ReferenceMessage(sample_id=f"T-{index}", analyzer_id="line-1", values={"fat": float(tecator.target("fat")[index])})
-    return b"line-1", reference.model_dump_json().encode()
+def lab_value(tecator, index: int, line: int) -> tuple[int, bytes, bytes]:
+    reference = ReferenceMessage(sample_id=f"T-{index}", analyzer_id=f"line-{line}", values={"fat": float(tecator.target("fat")[index])})
+    return line, f"line-{line}".encode(), reference.model_dump_json().encode()
+
+
+async def produce_to(bootstrap: str, topic: str, messages: list[tuple[int, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, value, key=key, partition=p) for p, key, value in messages])
+    finally:
+        await producer.stop()
 
 
 @pytest.mark.reliability
 def test_a_worker_killed_mid_join_is_replaced_and_its_successor_publishes_each_pair_once(broker, topics, tecator, start_worker):
     bootstrap = broker.bootstrap_servers
+    lines = range(4)  # one analyzer per partition; sample q waits with its prediction, sample 10 + q with its lab value
     first = start_worker()
-    # sample 3: prediction first; sample 4: lab value first
-    run(produce(bootstrap, topics.spectra, [spectrum(tecator, 3)]))
-    run(produce(bootstrap, topics.reference, [lab_value(tecator, 4)]))
-    [prediction] = decoded(run(collect(bootstrap, topics.predictions, 1)))
-    assert wait_for_commits(bootstrap, first.group_id, topics.spectra, 1) == 1
-    assert wait_for_commits(bootstrap, first.group_id, topics.reference, 1) == 1
-    first.kill()  # SIGKILL: its memory is gone, its join state is in the changelog
+    run(produce_to(bootstrap, topics.spectra, [spectrum(tecator, q, q) for q in lines]))
+    run(produce_to(bootstrap, topics.reference, [lab_value(tecator, 10 + q, q) for q in lines]))
+    predictions = {p["sample_id"]: p for p in decoded(run(collect(bootstrap, topics.predictions, 4)))}
+    assert wait_for_commits(bootstrap, first.group_id, topics.spectra, 4) == 4
+    assert wait_for_commits(bootstrap, first.group_id, topics.reference, 4) == 4
 
-    run(produce(bootstrap, topics.reference, [lab_value(tecator, 3)]))
-    run(produce(bootstrap, topics.spectra, [spectrum(tecator, 4)]))
-    second = start_worker()  # same group: it takes the partitions over once the dead member's session ends
-    assert len(run(collect(bootstrap, topics.labelled, 2, timeout=120))) >= 2
-    assert wait_for_commits(bootstrap, second.group_id, topics.reference, 2, timeout=120) == 2
-    assert wait_for_commits(bootstrap, second.group_id, topics.spectra, 2, timeout=120) == 2
+    second = start_worker()  # same group: the partitions are split, each restores its half
+    assert "partitions revoked: forgot 8 lab-join entries" in first.log_path.read_text()
+    first.kill()  # SIGKILL: its memory is gone, its join state is in the changelog
+    run(produce_to(bootstrap, topics.reference, [lab_value(tecator, q, q) for q in lines]))
+    run(produce_to(bootstrap, topics.spectra, [spectrum(tecator, 10 + q, q) for q in lines]))
+    # the second worker takes the dead one's partitions over once its session ends
+    assert len(run(collect(bootstrap, topics.labelled, 8, timeout=120))) >= 8
+    assert wait_for_commits(bootstrap, second.group_id, topics.reference, 8, timeout=120) == 8
+    assert wait_for_commits(bootstrap, second.group_id, topics.spectra, 8, timeout=120) == 8
     pairs = decoded(run(everything(bootstrap, topics.labelled)))  # all it published: pairs go out before commits
-    assert sorted(p["sample_id"] for p in pairs) == ["T-3", "T-4"]  # each once
-    by_sample = {p["sample_id"]: p for p in pairs}
-    assert by_sample["T-3"]["message_id"] == prediction["message_id"] == "line-1:3"
-    assert by_sample["T-3"]["predicted"]["fat"] == prediction["predictions"]["fat"]  # predicted by the first worker
-    for index in (3, 4):
-        pair = by_sample[f"T-{index}"]
+    assert sorted(p["sample_id"] for p in pairs) == sorted(f"T-{i}" for q in lines for i in (q, 10 + q))  # each once
+    for pair in pairs:
+        index = int(pair["sample_id"][2:])
+        assert pair["message_id"] == f"{pair['analyzer_id']}:{index}"
         assert pair["reference"]["fat"] == pytest.approx(tecator.target("fat")[index])
         np.testing.assert_allclose(pair["values"], as_float32(tecator.X[index]), rtol=1e-6)  # the spectrum kept
-    errors = [p["error"]["fat"] for p in pairs]
-    assert second.metric("nirstream_reference_pairs_total", analyzer="line-1") == 2
-    assert second.metric("nirstream_rolling_rmsep", analyzer="line-1", target="fat") == \
-           pytest.approx(np.sqrt(np.mean(np.square(errors))), rel=1e-6)
-    # the waiting prediction and the waiting lab value (restored again if the group rebalanced once more)
-    assert second.metric("nirstream_join_restored_total") >= 2
-    assert "restored 2 lab-join entries" in second.log_path.read_text()
+        if index < 10:  # predicted by the first worker, joined by the second
+            assert pair["predicted"]["fat"] == predictions[pair["sample_id"]]["predictions"]["fat"]
+    for q in lines:
+        errors = [p["error"]["fat"] for p in pairs if p["analyzer_id"] == f"line-{q}"]
+        assert second.metric("nirstream_reference_pairs_total", analyzer=f"line-{q}") == 2
+        assert second.metric("nirstream_rolling_rmsep", analyzer=f"line-{q}", target="fat") == \
+               pytest.approx(np.sqrt(np.mean(np.square(errors))), rel=1e-6)
+    assert "restored 8 lab-join entries of partitions [0, 1, 2, 3]" in second.log_path.read_text()
+    assert second.metric("nirstream_join_restored_total") >= 4 + 8  # its half, then everything
 
 
 def test_the_retraining_export_keeps_the_first_of_a_repeated_pair():
