@@ -8,7 +8,8 @@ offsets are committed only after every prediction and dead letter of the batch i
 acknowledged. A send that fails for a reason retrying cannot fix (message too large, invalid
 record) is handled per record: a compact dead letter says what could not be published. Other send
 failures (broker away) are retried with back-off, the batch kept in memory, never re-read in a loop;
-meanwhile ``/ready`` is false and ``nirstream_publish_retries_total`` counts.
+meanwhile ``/ready`` is false and ``nirstream_publish_retries_total`` counts. The lab join's state goes to its
+changelog with the batch and is restored when partitions are assigned (``join_state``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
@@ -28,6 +30,7 @@ from nirstream.core.bundle import BundleError
 from nirstream.core.errors import RejectReason
 from nirstream.core.send_errors import PERMANENT_SEND_ERRORS
 from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from stream.join_state import JoinStateKeeper, require_partitions
 from stream.lab_join import join_lab_values
 from stream.metrics import WorkerMetrics
 from stream.models import ModelHolder
@@ -43,8 +46,9 @@ MAX_PUBLISH_BACKOFF_SECONDS = 30.0
 class Outgoing(NamedTuple):
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (lab-join changelog)
     replacement: bool = False  # already the dead letter that stands in for an unpublishable message
+    partition: int | None = None  # None: by key (the lab-join changelog names it: that of the record it came from)
 
 
 class BatchConsumer(Service):
@@ -68,10 +72,13 @@ class BatchConsumer(Service):
         self.publishing_ok = True
         self.batches_done = 0
         self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
+        self.join_state = JoinStateKeeper(settings, self.monitor, metrics, self._drain)
+        self._delivering: asyncio.Task | None = None  # the newest batch going out (it awaits the one before it)
 
     @property
     def ready(self) -> bool:
-        return self.holder.current is not None and self.consuming and self.broker_reachable and self.publishing_ok
+        return (self.holder.current is not None and self.consuming and self.broker_reachable and self.publishing_ok
+                and not self.join_state.restoring)
 
     async def on_start(self) -> None:
         options = self.settings.kafka_client_options()
@@ -80,9 +87,8 @@ class BatchConsumer(Service):
             **options, acks="all", linger_ms=2, enable_idempotence=False, max_request_size=4 * self.settings.max_message_bytes
         )
         await self.producer.start()
+        await require_partitions(self.producer, self.settings)
         self.consumer = AIOKafkaConsumer(
-            self.settings.topics.spectra,
-            self.settings.topics.reference,  # co-partitioned with spectra: see monitoring.py
             **options,
             group_id=self.settings.group_id,
             enable_auto_commit=False,
@@ -92,11 +98,16 @@ class BatchConsumer(Service):
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=max(1 << 20, 2 * self.settings.max_message_bytes),
             fetch_max_bytes=max(50 << 20, 2 * self.settings.max_message_bytes),
+            partition_assignment_strategy=(RangePartitionAssignor,),  # partition p of both topics to the same worker
         )
+        self.join_state.consumer = self.consumer
+        # reference is co-partitioned with spectra (see monitoring.py); the listener restores and drops the join state
+        self.consumer.subscribe([self.settings.topics.spectra, self.settings.topics.reference], listener=self.join_state)
 
     async def on_stop(self) -> None:
         self.consuming = False
         self.metrics.ready.set(0)
+        await self.join_state.close()
         if self.consumer is not None:
             await self.consumer.stop()  # the last batch was committed before the loop ended
         if self.producer is not None:
@@ -125,19 +136,23 @@ class BatchConsumer(Service):
         # predictions; k+1 is published only after k is committed, so offsets are committed in order and a crash
         # replays at most these two batches. (In the event loop's own thread: a worker thread measured slower, its
         # per-message Python work and the loop's network I/O fight over the GIL.)
-        delivering: asyncio.Task | None = None
         try:
             while not self.should_stop:
                 records = await self._next_batch()
                 if not records:
                     continue
                 prepared = self._prepare(records)
-                if delivering is not None:
-                    await delivering
-                delivering = asyncio.create_task(self._deliver(*prepared))
+                previous = self._delivering
+                self._delivering = asyncio.create_task(self._deliver_after(previous, *prepared))
+                if previous is not None:
+                    await previous
         finally:
-            if delivering is not None:
-                await delivering  # the last batch goes out and is committed before the consumer stops
+            await self._drain()  # the last batch goes out and is committed before the consumer stops
+
+    async def _drain(self) -> None:
+        """Wait until every prepared batch is published and committed (also before partitions are revoked)."""
+        if self._delivering is not None:
+            await asyncio.shield(self._delivering)  # a cancelled waiter must not cancel the delivery
 
     def _champion_named(self) -> bool:
         try:
@@ -149,12 +164,16 @@ class BatchConsumer(Service):
         """Up to max_batch_size records, waiting at most batch_timeout_ms after the first one."""
         limit = self.settings.max_batch_size
         fetched = await self.consumer.getmany(timeout_ms=200, max_records=limit)
+        epoch = self.join_state.epoch
         records = self._flatten(fetched)
         if not records:
             return records
         deadline = time.monotonic() + self.settings.batch_timeout_ms / 1000
         while len(records) < limit and (remaining := deadline - time.monotonic()) > 0:
             more = self._flatten(await self.consumer.getmany(timeout_ms=int(remaining * 1000), max_records=limit - len(records)))
+            if self.join_state.epoch != epoch:
+                # A rebalance in between: the records before it are read again from the committed offsets
+                records, epoch = [], self.join_state.epoch
             if not more:
                 break
             records.extend(more)
@@ -174,19 +193,31 @@ class BatchConsumer(Service):
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
         topics = self.settings.topics
-        predicted = process_batch([r for r in records if r.topic != topics.reference], predictor, self.policy)
+        spectra = [r for r in records if r.topic != topics.reference]
+        predicted = process_batch(spectra, predictor, self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
-                                 self.policy.worker_name)
+                                 self.policy.worker_name, partition_of_key={r.key: r.partition for r in spectra})
         return records, predictor, predicted, joined, started
 
+    async def _deliver_after(self, previous: asyncio.Task | None, *prepared) -> None:
+        if previous is not None:
+            await previous  # batches go out in order, so offsets are committed in order
+        await self._deliver(*prepared)
+
     async def _deliver(self, records, predictor, predicted, joined, started: float) -> None:
-        """Publish, commit, observe: a batch's offsets are committed only after all its outcomes went out."""
+        """Publish, commit, observe: a batch's offsets are committed only after all its outcomes and its lab-join
+        state went out; the "joined" records only after the pairs they stand for (a crash between the two replays
+        a pair with the same message id instead of losing it)."""
         topics = self.settings.topics
         outgoing = ([Outgoing(topics.predictions, k, v) for k, v in predicted.predictions]
                     + [Outgoing(topics.deadletter, k, v) for k, v in predicted.dead_letters + joined.dead_letters]
-                    + [Outgoing(topics.labelled, k, v) for k, v in joined.labelled])
+                    + [Outgoing(topics.labelled, k, v) for k, v in joined.labelled]
+                    + [Outgoing(topics.lab_join, k, v, partition=p) for p, k, v in joined.state_records])
         if not await self._publish(outgoing):
             return  # stopping while the broker was away: the batch is re-read after the restart
+        joined_records = [Outgoing(topics.lab_join, k, v, partition=p) for p, k, v in joined.joined_records]
+        if joined_records and not await self._publish(joined_records):
+            return
         await self._commit(records)
         self.metrics.observe_batch(len(records), predicted, joined, time.perf_counter() - started, predictor.targets)
         self.metrics.observe_lab_join(joined, self.monitor)
@@ -227,9 +258,9 @@ class BatchConsumer(Service):
     async def _send_all(self, messages: list[Outgoing]) -> list[BaseException | None]:
         """Send a batch of messages; the error of each that failed (None where acknowledged)."""
         futures: list = []
-        for topic, key, value, _ in messages:
+        for message in messages:
             try:
-                futures.append(await self.producer.send(topic, value, key=key))
+                futures.append(await self.producer.send(message.topic, message.value, key=message.key, partition=message.partition))
             except Exception as exc:  # noqa: BLE001 - e.g. MessageSizeTooLargeError raised before sending
                 futures.append(exc)
         waiting = [f for f in futures if not isinstance(f, BaseException)]
@@ -239,7 +270,8 @@ class BatchConsumer(Service):
 
     def _unpublishable(self, message: Outgoing, error: BaseException) -> Outgoing | None:
         """A compact dead letter in place of a message the broker will never take; None if that was one already."""
-        topic, key, value, replacement = message
+        topic, key, value, replacement, _ = message
+        value = value or b""
         self.metrics.unpublishable.labels(topic=topic).inc()
         log.error("a %d-byte message for %s cannot be published (%s): replaced by a dead letter", len(value), topic, error)
         if replacement:

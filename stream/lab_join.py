@@ -1,5 +1,6 @@
-"""Join a batch's predictions and the lab values that arrived with it: labelled pairs to publish, and dead
-letters for lab values that are invalid or implausible. Pure apart from the join store it is given."""
+"""Join a batch's predictions and the lab values that arrived with it: labelled pairs to publish, dead letters
+for lab values that are invalid or implausible, and the join-state changelog records the batch must write
+before its offsets are committed (``join_state``). Pure apart from the join store it is given."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from nirstream.core.errors import RejectReason
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.predictor import Predictor
 from stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
-from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
+from stream.join_state import ChangelogRecord, encode_change
+from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, encode_labelled
 
 
 @dataclass
@@ -21,29 +23,37 @@ class LabJoinResult(Rejections):
 
     labelled: list[tuple[bytes, bytes]] = field(default_factory=list)  # (analyzer id, LabelledPair)
     references_accepted: int = 0
+    state_records: list[ChangelogRecord] = field(default_factory=list)  # waiting entries and tombstones
+    joined_records: list[ChangelogRecord] = field(default_factory=list)  # written only once the pairs are acknowledged
 
 
 def join_lab_values(predicted: BatchResult, predictor: Predictor, references: list[InboundRecord], monitor: OnlineMonitor,
-                    worker: str, now: float | None = None) -> LabJoinResult:
-    """Feed the batch's predictions and lab values to ``monitor``; return the pairs it completed and the refusals."""
+                    worker: str, now: float | None = None, partition_of_key: dict | None = None) -> LabJoinResult:
+    """Feed the batch's predictions and lab values to ``monitor``; return the pairs it completed, the refusals and
+    the changelog records. ``partition_of_key``: the partition the batch read each spectrum key from (a key is on
+    one partition; the join relies on it anyway, lab values meet their spectra by the analyzer key)."""
     now = time.time() if now is None else now
+    partition_of_key = partition_of_key or {}
     joined = LabJoinResult()
     pairs = []
     monitor.add_flags(predicted.analyzers, predicted.flags)
-    for spectrum, values, flag in zip(predicted.accepted, predicted.values, predicted.flags, strict=True):
+    for spectrum, values, flag, (key, _) in zip(predicted.accepted, predicted.values, predicted.flags, predicted.predictions,
+                                                strict=True):
         header = spectrum.header
         if header.sample_id is None:
             continue
         pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version,
                                     dict(zip(predictor.targets, values.tolist(), strict=True)), str(flag),
                                     header.grid.model_dump(), spectrum.values.astype(np.float32), now)
-        pairs.append(monitor.add_prediction(header.sample_id, pending))
+        pairs.append(monitor.add_prediction(header.sample_id, pending, partition_of_key.get(key, 0)))
     for record in references:
         try:
             pairs.append(_join_reference(record, predictor, monitor, joined, worker, now))
         except Exception as exc:  # noqa: BLE001 - nothing a lab system sends may stop the worker
             joined.reject(record, RejectReason.PROCESSING_ERROR, describe_error(exc), worker)
     joined.labelled = [encode_labelled(p) for p in pairs if p]
+    for change in monitor.take_changes():
+        (joined.joined_records if isinstance(change.entry, JoinedSample) else joined.state_records).append(encode_change(change))
     return joined
 
 
@@ -64,4 +74,4 @@ def _join_reference(record: InboundRecord, predictor: Predictor, monitor: Online
         joined.reject(record, RejectReason.IMPLAUSIBLE_REFERENCE, detail, worker)
         return None
     joined.references_accepted += 1
-    return monitor.add_reference(reference, now)
+    return monitor.add_reference(reference, now, record.partition)

@@ -57,6 +57,8 @@ class WorkerMetrics:
         self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
         self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
+        self.join_restored = Counter("nirstream_join_restored_total", "Lab-join entries (waiting predictions and lab values, "
+                                     "joined sample ids) restored from the changelog on partition assignment", registry=r)
 
         # Every reason exists from the start at 0, so rate() and increase() see the first event.
         from nirstream.core.errors import RejectReason

@@ -12,9 +12,18 @@ log = logging.getLogger(__name__)
 
 
 def topic_plan(settings: Settings) -> dict[str, int]:
-    """Topic name -> partitions. Per-analyzer topics get the spectra partition count."""
+    """Topic name -> partitions. Per-analyzer topics get the spectra partition count, and so does the lab-join
+    changelog: its partition p holds the join state of spectra/reference partition p."""
     t, n = settings.topics, settings.spectra_partitions
-    return {t.spectra: n, t.predictions: n, t.deadletter: 1, t.models: 1, t.reference: n, t.labelled: n}
+    return {t.spectra: n, t.predictions: n, t.deadletter: 1, t.models: 1, t.reference: n, t.labelled: n, t.lab_join: n}
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> configs set at creation. The lab-join changelog is compacted (the last record per sample id
+    is all a restore needs) and deletes what is older than the join's retention, which the worker would drop
+    anyway. (The embedded broker ignores both; a restore skips expired entries itself.)"""
+    retention_ms = str(int(settings.join_retention_seconds * 1000))
+    return {settings.topics.lab_join: {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}}
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -22,7 +31,13 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name, partitions in topic_plan(settings).items() if name not in existing]
+        plan, configs, t = topic_plan(settings), topic_configs(settings), settings.topics
+        if t.lab_join not in existing and t.spectra in existing:
+            # partition p of the changelog keeps the state of spectra partition p: match the spectra topic as it is
+            [spectra] = await admin.describe_topics([t.spectra])
+            plan[t.lab_join] = len(spectra["partitions"])
+        missing = [NewTopic(name, partitions, 1, topic_configs=configs.get(name))
+                   for name, partitions in plan.items() if name not in existing]
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])

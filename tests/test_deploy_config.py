@@ -30,7 +30,7 @@ DATASOURCE_UID = "nirstream-prometheus"
 DASHBOARD_UIDS = {"nirstream-overview", "nirstream-quality"}  # stable: links and bookmarks depend on them
 
 TOPICS = {"nirstream.spectra": 4, "nirstream.predictions": 4, "nirstream.deadletter": 1, "nirstream.models": 1,
-          "nirstream.reference": 4, "nirstream.labelled": 4}
+          "nirstream.reference": 4, "nirstream.labelled": 4, "nirstream.lab-join": 4}
 
 # Debian names first; upstream tarball names as fallback.
 TOOL_NAMES = {"promtool": ["promtool"], "prometheus": ["prometheus"],
@@ -238,7 +238,13 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
 
 def test_topic_script_creates_every_topic_with_its_partitions():
     script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
-    assert dict((t, int(p)) for t, p in re.findall(r"(nirstream\.\w+):(\d+)", script)) == TOPICS
+    assert dict((t, int(p)) for t, p in re.findall(r"(nirstream\.[\w-]+):(\d+)", script)) == TOPICS
+    from stream.settings import Settings
+    from stream.topics import topic_configs, topic_plan
+
+    assert topic_plan(Settings()) == TOPICS  # what the worker creates when the topics are missing
+    for name, value in topic_configs(Settings())["nirstream.lab-join"].items():
+        assert f"{name}={value}" in script
     assert "./deploy/kafka/create-topics.sh:/create-topics.sh:ro" in compose()["services"]["kafka-init"]["volumes"]
     subprocess.run(["bash", "-n", DEPLOY / "kafka" / "create-topics.sh"], check=True)
 

@@ -51,8 +51,12 @@ def _parse(raw: bytes) -> LabelledPair | None:
 
 
 def labelled_frame(pairs: list[LabelledPair], targets: list[str], grid: WavelengthGrid) -> pd.DataFrame:
-    """One row per labelled spectrum on ``grid`` whose lab measured every one of ``targets``; others are skipped."""
-    rows = [p for p in pairs if p.grid == grid and all(t in p.reference for t in targets)]
+    """One row per labelled spectrum on ``grid`` whose lab measured every one of ``targets``; others are skipped, and
+    so are repeats (a worker that crashed mid-batch may publish a pair again, with the same message id)."""
+    first = {}
+    for pair in pairs:
+        first.setdefault(pair.message_id, pair)
+    rows = [p for p in first.values() if p.grid == grid and all(t in p.reference for t in targets)]
     columns = [f"{w:.4f}" for w in grid.wavelengths()]
     frame = pd.DataFrame(np.array([p.values for p in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
     for target in reversed(targets):

@@ -52,6 +52,7 @@ class TopicNames(BaseModel):
     models: str = "nirstream.models"
     reference: str = "nirstream.reference"
     labelled: str = "nirstream.labelled"
+    lab_join: str = "nirstream.lab-join"  # the worker's lab-join state (changelog; stream/join_state.py)
 
 
 class ConfigFileError(ValueError):

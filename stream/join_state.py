@@ -1,0 +1,220 @@
+"""The lab join's state in Kafka: a changelog written with every batch and read back when partitions are assigned.
+
+Lab values arrive hours after their spectra, so a worker holds predictions (with their spectra) and early lab
+values in memory (``monitoring.OnlineMonitor``). To survive a restart, or a partition moving to another
+worker, every change of that state goes to the changelog topic (``nirstream.lab-join``), keyed by sample
+id, in the partition number of the spectrum or lab value it came from:
+
+* ``prediction``: a prediction waiting for its lab value (analyzer, message id, model version, predicted
+  values, flag, grid, and the spectrum as base64 float32);
+* ``reference``: a lab value waiting for its prediction;
+* ``joined``: the pair went out; the sample id is not joined again (a replayed batch is ignored);
+* a tombstone (no value): the entry was forgotten (older than ``join_retention_seconds``, or over capacity).
+
+The consumer publishes a batch's state records with its predictions, and its ``joined`` records only after
+the pairs themselves were acknowledged, then commits the batch's offsets (``consumer.BatchConsumer._deliver``):
+committed offsets never run ahead of the state. On assignment the worker pauses the new partitions, reads
+their changelog partitions from the beginning to the end (the last record per sample id wins, tombstones
+delete, entries older than the retention are left out) and resumes them; on revocation it lets the batches in
+flight be committed and forgets the revoked partitions' entries.
+
+Why not a faust table: faust tables are restored and kept by faust's own consumer, which this worker switches
+off (``enable_kafka_consumer = False`` in ``app.py``: it reads batches with aiokafka, ``consumer.py``), and a
+table's changelog follows faust's per-event commits, not this pipeline's batch offsets. The changelog here is
+the same idea, sized to the batch pipeline. On Kafka the topic is compacted (``topics.topic_configs``); the
+embedded broker keeps every record, so a restore reads more there, but reads the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from nirstream.core.messages.reference import ReferenceMessage
+from stream.metrics import WorkerMetrics
+from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_FLOAT32 = np.dtype("<f4")
+RESTORE_RETRY_SECONDS = 2.0
+
+ChangelogRecord = tuple[int, bytes, bytes | None]  # partition, key (sample id), value (None: tombstone)
+
+
+def encode_change(change: StateChange) -> ChangelogRecord:
+    """The changelog record of one state change."""
+    entry, key = change.entry, change.sample_id.encode()
+    if entry is None:
+        return change.partition, key, None
+    body: dict = {"v": FORMAT_VERSION, "at": change.at}
+    if isinstance(entry, PendingPrediction):
+        body |= {"kind": "prediction", "analyzer_id": entry.analyzer_id, "message_id": entry.message_id,
+                 "model_version": entry.model_version, "predicted": entry.predicted, "flag": entry.flag, "grid": entry.grid,
+                 "values": base64.b64encode(np.ascontiguousarray(entry.values, _FLOAT32).tobytes()).decode()}
+    elif isinstance(entry, ReferenceMessage):
+        body |= {"kind": "reference", "reference": entry.model_dump(mode="json")}
+    else:
+        body |= {"kind": "joined", "message_id": entry.message_id}
+    return change.partition, key, orjson.dumps(body)
+
+
+def decode_change(partition: int, key: bytes, value: bytes | None) -> StateChange:
+    """A changelog record as a state change; ValueError (or KeyError, TypeError) if it is not one."""
+    sample_id = key.decode()
+    if value is None:
+        return StateChange(partition, sample_id, None, 0.0)
+    body = orjson.loads(value)
+    if body.get("v") != FORMAT_VERSION:
+        raise ValueError(f"changelog format {body.get('v')!r}; this worker reads {FORMAT_VERSION}")
+    at, kind = float(body["at"]), body["kind"]
+    if kind == "prediction":
+        values = np.frombuffer(base64.b64decode(body["values"], validate=True), _FLOAT32)
+        entry = PendingPrediction(body["analyzer_id"], body["message_id"], body["model_version"],
+                                  {t: float(v) for t, v in body["predicted"].items()}, body["flag"], body["grid"], values, at)
+    elif kind == "reference":
+        entry = ReferenceMessage.model_validate(body["reference"])
+    elif kind == "joined":
+        entry = JoinedSample(body["message_id"])
+    else:
+        raise ValueError(f"unknown changelog entry kind {kind!r}")
+    return StateChange(partition, sample_id, entry, at)
+
+
+def fold(partition: int, latest: dict[bytes, bytes | None], now: float, retention: float) -> list[StateChange]:
+    """The live entries of one changelog partition from its last record per key: tombstones and entries older
+    than ``retention`` left out, unreadable records skipped with a warning."""
+    entries, unreadable = [], 0
+    for key, value in latest.items():
+        if value is None:
+            continue
+        try:
+            change = decode_change(partition, key, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            unreadable += 1
+            last_error = exc
+            continue
+        if now - change.at <= retention:
+            entries.append(change)
+    if unreadable:
+        log.warning("skipped %d unreadable lab-join record(s) in partition %d (last: %s)", unreadable, partition, last_error)
+    return entries
+
+
+async def read_to_end(options: dict, topic: str, partitions: Iterable[int], max_fetch_bytes: int = 50 << 20):
+    """Every record of ``partitions`` of ``topic``, from the beginning to the end as it was when called."""
+    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=max_fetch_bytes, fetch_max_bytes=max_fetch_bytes)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+
+        async def unread(candidates) -> set[TopicPartition]:
+            # The embedded broker (Tansu 0.6.0) reports the last batch's base offset + 1 as the end; the fetch's high
+            # watermark is right: read up to the larger of the two.
+            return {tp for tp in candidates if await consumer.position(tp) < max(ends[tp], consumer.highwater(tp) or 0)}
+
+        remaining = await unread(tps)
+        while remaining:
+            for messages in (await consumer.getmany(*remaining, timeout_ms=1000)).values():
+                for message in messages:
+                    yield message
+            remaining = await unread(remaining)
+    finally:
+        await consumer.stop()
+
+
+async def read_latest(options: dict, topic: str, partitions: Iterable[int],
+                      max_fetch_bytes: int = 50 << 20) -> dict[int, dict[bytes, bytes | None]]:
+    """The last record per key of each of ``partitions`` of ``topic``."""
+    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+    async for message in read_to_end(options, topic, latest, max_fetch_bytes):
+        if message.key is not None:
+            latest[message.partition][message.key] = message.value
+    return latest
+
+
+async def require_partitions(producer: AIOKafkaProducer, settings: Settings) -> None:
+    """Refuse to start when the changelog has fewer partitions than the topics whose state it keeps."""
+    topics = settings.topics
+    changelog = len(await producer.partitions_for(topics.lab_join))
+    needed = max(len(await producer.partitions_for(topics.spectra)), len(await producer.partitions_for(topics.reference)))
+    if changelog < needed:
+        raise ValueError(f"topic {topics.lab_join} has {changelog} partition(s), {topics.spectra}/{topics.reference} "
+                         f"{needed}: the lab-join state of partition p is kept in its partition p; add partitions to it")
+
+
+class JoinStateKeeper(ConsumerRebalanceListener):
+    """Keeps the monitor's join state to the partitions this worker owns: restores assigned partitions from the
+    changelog before any of their records is processed, forgets revoked ones once the batches in flight are
+    committed."""
+
+    def __init__(self, settings: Settings, monitor: OnlineMonitor, metrics: WorkerMetrics,
+                 drain: Callable[[], Awaitable[None]]):
+        self.settings, self.monitor, self.metrics = settings, monitor, metrics
+        self.consumer: AIOKafkaConsumer | None = None  # the batch consumer, set once it exists
+        self.epoch = 0  # +1 at every rebalance: records fetched before it are stale (read again from committed offsets)
+        self._drain = drain
+        self._restoring: asyncio.Task | None = None
+
+    @property
+    def restoring(self) -> bool:
+        return self._restoring is not None and not self._restoring.done()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.epoch += 1
+        await self.close()
+        try:
+            await self._drain()  # committed while the partitions are still ours, and their state written before that
+        except Exception:  # noqa: BLE001 - the batch loop reports its own failure; the state must still go
+            log.exception("a batch in flight failed while partitions were revoked")
+        dropped = self.monitor.drop_partitions({tp.partition for tp in revoked})
+        if dropped:
+            log.info("partitions revoked: forgot %d lab-join entries (the next owner restores them)", dropped)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Paused before anything is awaited: none of their records is fetched until their state is back. Restored in
+        # a task, so that the group's heartbeats go on meanwhile (aiokafka starts them after this callback).
+        self.epoch += 1
+        if not assigned:
+            return
+        self.consumer.pause(*assigned)
+        self._restoring = asyncio.create_task(self._restore(assigned))
+
+    async def close(self) -> None:
+        """Stop a restore in progress (its partitions stay paused; a new assignment restores them again)."""
+        if self.restoring:
+            self._restoring.cancel()
+            await asyncio.wait([self._restoring])
+
+    async def _restore(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted({tp.partition for tp in assigned})
+        started = time.perf_counter()
+        while True:
+            try:
+                latest = await read_latest(self.settings.kafka_client_options(), self.settings.topics.lab_join, partitions,
+                                           max(50 << 20, 4 * self.settings.max_message_bytes))
+                break
+            except Exception as exc:  # noqa: BLE001 - the partitions wait (paused, /ready 503) rather than lose state
+                log.warning("reading the lab-join state of partitions %s failed (%s); retrying", partitions, exc)
+                await asyncio.sleep(RESTORE_RETRY_SECONDS)
+        now = time.time()
+        entries = [e for p in partitions for e in fold(p, latest[p], now, self.settings.join_retention_seconds)]
+        self.monitor.drop_partitions(set(partitions))  # what an earlier ownership left
+        self.monitor.restore(entries, now)
+        self.metrics.join_restored.inc(len(entries))
+        self.consumer.resume(*assigned)
+        log.info("restored %d lab-join entries of partitions %s in %.2f s", len(entries), partitions,
+                 time.perf_counter() - started)
