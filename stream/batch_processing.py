@@ -66,6 +66,7 @@ class BatchResult(Rejections):
     flags: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     spectrum_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     accepted: list[Spectrum] = field(default_factory=list)  # parallel to predictions: ids, grid, values
+    partitions: list[int] = field(default_factory=list)  # parallel to predictions: the partition each spectrum came from
     preprocess_seconds: float = 0.0
     inference_seconds: float = 0.0
     isolations: int = 0  # failed model calls split to isolate the spectra that made them fail
@@ -76,6 +77,7 @@ class BatchResult(Rejections):
         self.dead_letters += other.dead_letters
         self.reasons.update(other.reasons)
         self.accepted += other.accepted
+        self.partitions += other.partitions
         self.values = np.concatenate([self.values, other.values]) if len(self.values) else other.values
         self.flags = np.concatenate([self.flags, other.flags]).astype(object)
         self.spectrum_times = np.concatenate([self.spectrum_times, other.spectrum_times])
@@ -123,9 +125,11 @@ def _check(spectrum: Spectrum, predictor: Predictor, policy: BatchPolicy) -> Non
     header.grid.require_match(predictor.grid)
 
 
-def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy, result: BatchResult) -> list:
-    """The batch's usable spectra as (record, Spectrum) pairs whose values are rows of one float64 matrix; the rest
-    dead-lettered. Values are checked (finite, not saturated) once per batch, not per message."""
+def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy,
+                result: BatchResult) -> tuple[list, np.ndarray]:
+    """The batch's usable spectra as (record, Spectrum) pairs and their values as one float64 matrix (each
+    Spectrum's values are a row of it); the rest dead-lettered. Values are checked (finite, not saturated) once per
+    batch, not per message."""
     decoded: list[tuple[InboundRecord, Spectrum]] = []
     for record in records:
         try:
@@ -137,7 +141,7 @@ def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: Batc
         except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
             result.reject(record, RejectReason.PROCESSING_ERROR, f"decoding failed: {describe_error(exc)}", policy.worker_name)
     if not decoded:
-        return []
+        return [], np.empty((0, predictor.grid.count))
     matrix = np.array([s.values for _, s in decoded], dtype=np.float64)  # one copy: float32 views -> float64 rows
     bad = non_finite_rows(matrix)
     for i in np.flatnonzero(bad):
@@ -148,11 +152,12 @@ def _decode_all(records: list[InboundRecord], predictor: Predictor, policy: Batc
         for i in np.flatnonzero(saturated):
             result.reject(decoded[i][0], RejectReason.SATURATED, detail, policy.worker_name)
         bad |= saturated
-    return [(record, Spectrum(spectrum.header, row)) for (record, spectrum), row, is_bad in zip(decoded, matrix, bad, strict=True)
-            if not is_bad]
+    if bad.any():
+        decoded, matrix = [item for item, is_bad in zip(decoded, bad, strict=True) if not is_bad], matrix[~bad]
+    return [(record, Spectrum(spectrum.header, row)) for (record, spectrum), row in zip(decoded, matrix, strict=True)], matrix
 
 
-def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult,
+def _predict_isolating(accepted: list, values: np.ndarray, predictor: Predictor, result: BatchResult,
                        worker: str) -> tuple[list, BatchPrediction | None]:
     """One model call for the batch; if it fails, split it in halves until each failing spectrum is alone.
 
@@ -160,8 +165,7 @@ def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult
     Padding to fixed batch sizes keeps every spectrum's prediction identical however it is split.
     """
     try:
-        return accepted, predictor.predict(np.vstack([s.values for _, s in accepted]),
-                                           [s.header.analyzer_id for _, s in accepted])
+        return accepted, predictor.predict(values, [s.header.analyzer_id for _, s in accepted])
     except Exception as exc:  # noqa: BLE001 - isolate the culprit, predict the rest
         if len(accepted) == 1:
             result.reject(accepted[0][0], RejectReason.PROCESSING_ERROR, f"prediction failed: {describe_error(exc)}", worker)
@@ -170,8 +174,8 @@ def _predict_isolating(accepted: list, predictor: Predictor, result: BatchResult
         log.warning("a batch of %d failed (%s); isolating the culprit", len(accepted), describe_error(exc))
     middle = len(accepted) // 2
     kept, parts = [], []
-    for half in (accepted[:middle], accepted[middle:]):
-        half_kept, half_batch = _predict_isolating(half, predictor, result, worker)
+    for half, half_values in ((accepted[:middle], values[:middle]), (accepted[middle:], values[middle:])):
+        half_kept, half_batch = _predict_isolating(half, half_values, predictor, result, worker)
         if half_batch is not None:
             kept.extend(half_kept)
             parts.append(half_batch)
@@ -268,12 +272,12 @@ def process_batch(records: list[InboundRecord], predictor: Predictor, policy: Ba
 def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
     result = BatchResult()
     started, started_wall = time.perf_counter(), time.time()
-    accepted = _decode_all(records, predictor, policy, result)
+    accepted, values = _decode_all(records, predictor, policy, result)
     result.preprocess_seconds = time.perf_counter() - started
     if not accepted:
         return result
     decoded = time.perf_counter()
-    accepted, batch = _predict_isolating(accepted, predictor, result, policy.worker_name)
+    accepted, batch = _predict_isolating(accepted, values, predictor, result, policy.worker_name)
     if batch is None:
         return result
     accepted, batch = _drop_unpredictable(accepted, batch, result, policy.worker_name)
@@ -298,5 +302,6 @@ def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPo
             encoded[i] = True
     result.values, result.flags = batch.values[encoded], batch.flags[encoded]
     result.accepted = [spectrum for (_, spectrum), ok in zip(accepted, encoded, strict=True) if ok]
+    result.partitions = [record.partition for (record, _), ok in zip(accepted, encoded, strict=True) if ok]
     result.spectrum_times = np.array([s.header.timestamp.timestamp() for s in result.accepted])
     return result

@@ -196,7 +196,7 @@ class BatchConsumer(Service):
         spectra = [r for r in records if r.topic != topics.reference]
         predicted = process_batch(spectra, predictor, self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
-                                 self.policy.worker_name, partition_of_key={r.key: r.partition for r in spectra})
+                                 self.policy.worker_name)
         return records, predictor, predicted, joined, started
 
     async def _deliver_after(self, previous: asyncio.Task | None, *prepared) -> None:

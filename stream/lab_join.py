@@ -28,24 +28,22 @@ class LabJoinResult(Rejections):
 
 
 def join_lab_values(predicted: BatchResult, predictor: Predictor, references: list[InboundRecord], monitor: OnlineMonitor,
-                    worker: str, now: float | None = None, partition_of_key: dict | None = None) -> LabJoinResult:
+                    worker: str, now: float | None = None) -> LabJoinResult:
     """Feed the batch's predictions and lab values to ``monitor``; return the pairs it completed, the refusals and
-    the changelog records. ``partition_of_key``: the partition the batch read each spectrum key from (a key is on
-    one partition; the join relies on it anyway, lab values meet their spectra by the analyzer key)."""
+    the changelog records (each waiting prediction's in the partition its spectrum was read from)."""
     now = time.time() if now is None else now
-    partition_of_key = partition_of_key or {}
     joined = LabJoinResult()
     pairs = []
     monitor.add_flags(predicted.analyzers, predicted.flags)
-    for spectrum, values, flag, (key, _) in zip(predicted.accepted, predicted.values, predicted.flags, predicted.predictions,
-                                                strict=True):
+    for spectrum, values, flag, partition in zip(predicted.accepted, predicted.values, predicted.flags, predicted.partitions,
+                                                 strict=True):
         header = spectrum.header
         if header.sample_id is None:
             continue
         pending = PendingPrediction(header.analyzer_id, header.message_id, predictor.version,
                                     dict(zip(predictor.targets, values.tolist(), strict=True)), str(flag),
                                     header.grid.model_dump(), spectrum.values.astype(np.float32), now)
-        pairs.append(monitor.add_prediction(header.sample_id, pending, partition_of_key.get(key, 0)))
+        pairs.append(monitor.add_prediction(header.sample_id, pending, partition))
     for record in references:
         try:
             pairs.append(_join_reference(record, predictor, monitor, joined, worker, now))

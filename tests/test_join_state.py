@@ -149,14 +149,15 @@ def predictor(template_registry):
 
 def test_the_lab_join_writes_each_state_in_its_records_partition_and_joined_records_apart(predictor, tecator):
     grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
-    spectra = [InboundRecord("spectra", partition, i, analyzer.encode(), encode_json(
+    # the last two without a key (a producer that leaves partitioning to the client): each keeps its own partition
+    spectra = [InboundRecord("spectra", partition, i, key, encode_json(
         SpectrumHeader(analyzer_id=analyzer, sequence=i, grid=grid, sample_id=f"S{i}"), tecator.X[i]))
-        for i, (analyzer, partition) in enumerate([("line-1", 1), ("line-3", 3), ("line-1", 1)])]
+        for i, (analyzer, key, partition) in enumerate([("line-1", b"line-1", 1), ("line-3", b"line-3", 3),
+                                                        ("line-1", None, 0), ("line-2", None, 2)])]
     monitor = OnlineMonitor()
     predicted = process_batch(spectra, predictor, BatchPolicy())
-    first = join_lab_values(predicted, predictor, [], monitor, "w1", now=0.0,
-                            partition_of_key={r.key: r.partition for r in spectra})
-    assert sorted((p, k) for p, k, _ in first.state_records) == [(1, b"S0"), (1, b"S2"), (3, b"S1")]
+    first = join_lab_values(predicted, predictor, [], monitor, "w1", now=0.0)
+    assert sorted((p, k) for p, k, _ in first.state_records) == [(0, b"S2"), (1, b"S0"), (2, b"S3"), (3, b"S1")]
     assert first.joined_records == [] and first.labelled == []
     fat = float(tecator.target("fat")[1])
     references = [InboundRecord("reference", 3, 0, b"line-3", lab(1, fat, "line-3").model_dump_json().encode())]

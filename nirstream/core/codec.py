@@ -107,7 +107,8 @@ def _values_from_json(raw_values: Any) -> np.ndarray:
     return values.astype(np.float64, copy=False)
 
 
-def decode_json(raw: bytes) -> Spectrum:
+def _split_json(raw: bytes) -> tuple[SpectrumHeader, np.ndarray]:
+    """Header and float64 values of the JSON form (length checked; finiteness is the caller's)."""
     try:
         fields = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -116,15 +117,8 @@ def decode_json(raw: bytes) -> Spectrum:
         raise SpectrumRejected(RejectReason.SCHEMA_INVALID, "expected a JSON object with 'values'")
     values = _values_from_json(fields.pop("values"))
     header = _validate_header(fields)
-    check_spectrum_values(values, header.grid.count)
-    return Spectrum(header, values)
-
-
-def decode_binary(raw: bytes) -> Spectrum:
-    header, values = _split_binary(raw)
-    values = values.astype(np.float64)
-    check_spectrum_values(values, header.grid.count)
-    return Spectrum(header, values)
+    check_spectrum_length(values, header.grid.count)
+    return header, values
 
 
 def _split_binary(raw: bytes) -> tuple[SpectrumHeader, np.ndarray]:
@@ -153,9 +147,7 @@ def decode_unchecked_values(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESS
     """As ``decode_spectrum``, but the values' finiteness is left to the caller, who checks a whole batch at once
     (``validation.non_finite_rows``); binary values stay a float32 view of ``raw`` until the batch is stacked."""
     _check_envelope(raw, max_bytes)
-    if raw[:4] == BINARY_MAGIC:
-        return Spectrum(*_split_binary(raw))
-    return decode_json(raw)
+    return Spectrum(*(_split_binary(raw) if raw[:4] == BINARY_MAGIC else _split_json(raw)))
 
 
 def _check_envelope(raw: bytes | None, max_bytes: int) -> None:
@@ -168,6 +160,8 @@ def _check_envelope(raw: bytes | None, max_bytes: int) -> None:
 
 
 def decode_spectrum(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
-    """Decode either encoding; raise ``SpectrumRejected`` with the reason for anything unusable."""
-    _check_envelope(raw, max_bytes)
-    return decode_binary(raw) if raw[:4] == BINARY_MAGIC else decode_json(raw)
+    """Decode either encoding into float64 values; raise ``SpectrumRejected`` with the reason for anything unusable."""
+    spectrum = decode_unchecked_values(raw, max_bytes)
+    values = spectrum.values.astype(np.float64, copy=False)
+    check_spectrum_values(values, spectrum.header.grid.count)
+    return Spectrum(spectrum.header, values)
