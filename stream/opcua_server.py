@@ -14,7 +14,7 @@ Nodes appear when an analyzer/target is first seen. NodeIds are string ids built
 name, percent-encoded (so distinct names never share an id and clients can bookmark them). Every value carries
 the spectrum's measurement time as source timestamp and a status: Good; Uncertain when the prediction is flagged
 (warning, outlier); Bad_NoCommunication, with a null value as OPC UA requires of Bad values, when no newer prediction
-came within the staleness time.
+came within the staleness time. An output's source time only moves forward: replays and late arrivals are skipped.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -41,7 +40,6 @@ GOOD = ua.StatusCode(ua.StatusCodes.Good)
 UNCERTAIN = ua.StatusCode(ua.StatusCodes.Uncertain)
 STALE = ua.StatusCode(ua.StatusCodes.BadNoCommunication)
 NO_INTERVAL = ua.StatusCode(ua.StatusCodes.BadNoData)  # the model has no prediction intervals
-RECENT_IDS = 4096  # message ids remembered: a worker's replay after a crash or rebalance re-sends at most two batches
 
 
 def node_id_string(*names: str) -> str:
@@ -67,6 +65,7 @@ class Output:
     unit: ua.NodeId
     unit_text: str = ""
     source_time: datetime | None = None  # the last prediction's spectrum time
+    ids_at_source_time: set[str] = field(default_factory=set)  # message ids written with that time (a replay's test)
     received: float = 0.0  # time.monotonic() of the last prediction
     stale: bool = False
 
@@ -84,9 +83,9 @@ class ProcessValueServer:
         self.namespace = 0
         self.outputs: dict[tuple[str, str], Output] = {}
         self.skipped_outputs = 0  # predictions for outputs beyond max_outputs
+        self.skipped_older = 0  # values not newer than their output's (replays, late arrivals)
         self._objects: set[str] = set()  # string ids of the analyzer and channel objects created
         self._root: ua.NodeId | None = None
-        self._recent_ids: OrderedDict[str, None] = OrderedDict()
 
     async def start(self) -> None:
         """Check the security settings, build the root of the address space, listen."""
@@ -157,19 +156,16 @@ class ProcessValueServer:
 
     async def publish(self, prediction: PredictionMessage) -> int:
         """Write one prediction's values (creating their nodes when first seen); how many outputs were updated.
-        A prediction already published (the same message id, replayed by a worker) changes nothing."""
-        if prediction.message_id in self._recent_ids:
-            return 0
-        self._recent_ids[prediction.message_id] = None
-        if len(self._recent_ids) > RECENT_IDS:
-            self._recent_ids.popitem(last=False)
+        An output moves only forward in source time: a value measured before its current one (a worker's replay,
+        however late, or a late arrival) and the same prediction again (same time and message id) change nothing,
+        so a historian never records a step back."""
         source_time = _utc(prediction.spectrum_timestamp)
         flag = prediction.outlier.flag if prediction.outlier else "ok"
         quality = GOOD if flag == "ok" else UNCERTAIN
         updated = 0
         for target, value in prediction.predictions.items():
             output = await self._output(prediction.analyzer_id, target)
-            if output is None:
+            if output is None or not self._is_newer(output, source_time, prediction.message_id):
                 continue
             interval = (prediction.intervals or {}).get(target)
             low, high, interval_status = (interval.low, interval.high, quality) if interval else (None, None, NO_INTERVAL)
@@ -188,9 +184,25 @@ class ProcessValueServer:
             if unit != output.unit_text:
                 output.unit_text = unit
                 await self.server.write_attribute_value(output.unit, ua.DataValue(ua.Variant(unit, ua.VariantType.String)))
+            if source_time != output.source_time:
+                output.ids_at_source_time.clear()
+            output.ids_at_source_time.add(prediction.message_id)
             output.source_time, output.received, output.stale = source_time, time.monotonic(), False
             updated += 1
         return updated
+
+    def _is_newer(self, output: Output, source_time: datetime, message_id: str) -> bool:
+        """Whether a value measured at ``source_time`` may replace the output's current one; counts and logs those
+        that may not (the first, then every thousandth)."""
+        current = output.source_time
+        if current is None or source_time > current or (source_time == current and message_id not in output.ids_at_source_time):
+            return True
+        self.skipped_older += 1
+        if self.skipped_older == 1 or self.skipped_older % 1000 == 0:
+            log.info("%d prediction value(s) not newer than their output's skipped (replays or late arrivals), e.g. "
+                     "%s measured %s, the output holds %s", self.skipped_older, message_id, source_time.isoformat(),
+                     current.isoformat())
+        return False
 
     async def mark_stale(self, now: float | None = None) -> int:
         """Turn Bad every output with no new prediction for ``stale_seconds``; how many. Its variables keep the last

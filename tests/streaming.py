@@ -26,6 +26,14 @@ class WorkerProcess(devtools.worker_process.WorkerProcess):
 
     group_id: str | None = field(default_factory=lambda: f"g{uuid.uuid4().hex[:8]}")
 
+    def wait_for_log(self, text: str, timeout: float = 120.0) -> None:
+        """Wait until the worker's log contains ``text`` (an event it logs); fail with its log tail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the worker's log within {timeout:.0f} s; log:\n{self.log_tail()}")
+            time.sleep(0.1)  # polling the log, not a synchronisation sleep
+
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=8 << 20)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 
 from nirstream.core.codec import encode_binary, encode_json
 from nirstream.core.messages.common import WavelengthGrid
@@ -16,13 +17,15 @@ from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.predictor import Predictor
 from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
+from stream.consumer import BatchConsumer
 from stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end, require_partitions
 from stream.lab_join import join_lab_values
+from stream.metrics import WorkerMetrics
 from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.helpers import as_float32
-from tests.streaming import collect, decoded, produce, run
+from tests.streaming import collect, decoded, produce, run, unique_topics
 from tests.test_worker_hostile import wait_for_commits
 
 RETENTION = 100.0
@@ -257,7 +260,7 @@ def test_a_worker_killed_mid_join_is_replaced_and_its_successor_publishes_each_p
     assert wait_for_commits(bootstrap, first.group_id, topics.reference, 4) == 4
 
     second = start_worker()  # same group: the partitions are split, each restores its half
-    assert "partitions revoked: forgot 8 lab-join entries" in first.log_path.read_text()
+    first.wait_for_log("partitions revoked: forgot 8 lab-join entries")  # /ready may come before the split
     first.kill()  # SIGKILL: its memory is gone, its join state is in the changelog
     run(produce_to(bootstrap, topics.reference, [lab_value(tecator, q, q) for q in lines]))
     run(produce_to(bootstrap, topics.spectra, [spectrum(tecator, 10 + q, q) for q in lines]))
@@ -279,7 +282,7 @@ def test_a_worker_killed_mid_join_is_replaced_and_its_successor_publishes_each_p
         assert second.metric("nirstream_reference_pairs_total", analyzer=f"line-{q}") == 2
         assert second.metric("nirstream_rolling_rmsep", analyzer=f"line-{q}", target="fat") == \
                pytest.approx(np.sqrt(np.mean(np.square(errors))), rel=1e-6)
-    assert "restored 8 lab-join entries of partitions [0, 1, 2, 3]" in second.log_path.read_text()
+    second.wait_for_log("restored 8 lab-join entries of partitions [0, 1, 2, 3]")
     assert second.metric("nirstream_join_restored_total") >= 4 + 8  # its half, then everything
 
 
@@ -293,3 +296,47 @@ def test_the_retraining_export_keeps_the_first_of_a_repeated_pair():
                         grid=grid, values=[1.0, 2.0, 3.0])
     other = pair.model_copy(update={"sample_id": "S2", "message_id": "line-1:2"})
     assert list(labelled_frame([pair, other, pair], ["fat"], grid)["sample_id"]) == ["S1", "S2"]
+
+
+class ScriptedConsumer:
+    """A test double for the batch loop's AIOKafkaConsumer: each getmany returns the next scripted fetch, and may
+    first run a rebalance through the worker's real listener, as aiokafka does while a getmany waits."""
+
+    def __init__(self, keeper, fetches: list[tuple[bool, list[tuple[str, int, int]]]]):
+        self.keeper, self.fetches = keeper, list(fetches)
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None):
+        rebalance, records = self.fetches.pop(0) if self.fetches else (False, [])
+        if rebalance:  # partition 0 is taken away and the group settles with nothing new for this worker
+            await self.keeper.on_partitions_revoked({TopicPartition("spectra", 0)})
+            await self.keeper.on_partitions_assigned(set())
+        fetched: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for topic, partition, offset in records:
+            fetched.setdefault(TopicPartition(topic, partition), []).append(ConsumerRecord(
+                topic, partition, offset, 0, 0, b"line-1", b"{}", None, 2, 2, []))
+        return fetched
+
+
+@pytest.mark.parametrize("rebalance", [False, True], ids=["no rebalance", "rebalance between fetches"])
+def test_records_fetched_before_a_rebalance_are_left_out_of_the_batch(rebalance):
+    """They are read again from the committed offsets by whoever owns their partitions now; in this batch they
+    would be joined against state that was just forgotten (or restored anew)."""
+    settings = Settings(bootstrap_servers="127.0.0.1:9", batch_timeout_ms=120_000, max_batch_size=10,
+                        topics=unique_topics())
+    spectra, reference = settings.topics.spectra, settings.topics.reference
+
+    async def batch() -> list[tuple[str, int, int]]:
+        consumer = BatchConsumer(settings, WorkerMetrics(), holder=None)
+        consumer.monitor.add_prediction("S1", pending(1, 0.0), partition=0)
+        consumer.consumer = consumer.join_state.consumer = ScriptedConsumer(consumer.join_state, [
+            (False, [(spectra, 0, 7), (reference, 0, 3)]),  # fetched before the rebalance
+            (rebalance, [(spectra, 1, 4)]),  # fetched after it
+            (False, []),  # nothing more: the batch is complete
+        ])
+        records = await consumer._next_batch()
+        assert consumer.join_state.epoch == (2 if rebalance else 0)
+        assert len(consumer.monitor.predictions) == (0 if rebalance else 1)  # the listener forgot partition 0's state
+        return [(r.topic, r.partition, r.offset) for r in records]
+
+    after = [(spectra, 1, 4)]
+    assert run(batch()) == (after if rebalance else [(spectra, 0, 7), (reference, 0, 3), *after])

@@ -122,8 +122,10 @@ def settings_for(broker, topics, **options) -> OpcUaSettings:
 
 
 def test_client_receives_values_with_source_time_and_status_good_uncertain_then_bad_when_stale(broker, topics, tecator):
+    """Staleness is driven here by calling the check with a later clock (the service's own check, with an hour's
+    staleness time, never fires), so nothing below can turn stale early on a slow machine."""
     fat, water = (float(tecator.target(t)[0]) for t in ("fat", "water"))
-    settings = settings_for(broker, topics, stale_seconds=1.5)
+    settings = settings_for(broker, topics, stale_seconds=3600)
 
     async def scenario():
         await create_topic(broker.bootstrap_servers, topics.predictions)
@@ -171,15 +173,17 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
                 output = [client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "fat", name), ns))
                           for name in ("IntervalLow", "IntervalHigh", "ModelVersion", "Flag")]
                 low, high, version, flag = [await node.read_data_value(raise_on_bad_status=False) for node in output]
-                if _severity(low.StatusCode) != "bad":  # not already stale on a slow machine
-                    interval = flagged.intervals["fat"]
-                    assert (low.Value.Value, high.Value.Value) == (interval.low, interval.high)
-                    assert low.StatusCode.is_uncertain() and version.StatusCode.is_good()
+                interval = flagged.intervals["fat"]
+                assert (low.Value.Value, high.Value.Value) == (interval.low, interval.high)
+                assert low.StatusCode.is_uncertain() and high.StatusCode.is_uncertain() and version.StatusCode.is_good()
                 assert (version.Value.Value, flag.Value.Value) == ("7", "outlier")
                 water_value = client.get_node(ua.NodeId(node_id_string("line-1", "Channel1", "water", "Value"), ns))
                 assert (await water_value.read_data_value(raise_on_bad_status=False)).Value.Value == water
 
-                # no further prediction: the value turns Bad (null, as OPC UA requires of Bad values), source time kept
+                # no further prediction for longer than the staleness time: the value turns Bad (null, as OPC UA
+                # requires of Bad values), source time kept
+                assert not service.server.outputs[("line-1", "fat")].stale
+                assert await service.server.mark_stale(now=time.monotonic() + settings.opcua.stale_seconds) == 2
                 at_stale = await until(lambda: recorder.find(None, "bad", at_flagged), "the stale value to turn Bad")
                 stale = recorder.values[at_stale]
                 assert stale.StatusCode.value == ua.StatusCodes.BadNoCommunication
@@ -188,6 +192,34 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
 
                 # a worker's replay of an already published prediction changes nothing
                 assert await service.server.publish(good) == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_services_own_check_turns_a_value_bad_after_the_staleness_time(broker, topics, tecator):
+    """The periodic check of a running service, with a short staleness time: only the end state is asserted (the
+    value may already be Bad when the client first reads it on a slow machine)."""
+    settings = settings_for(broker, topics, stale_seconds=0.5)
+    sent = prediction("line-5", 1, {"fat": float(tecator.target("fat")[2])})
+
+    async def scenario():
+        await create_topic(broker.bootstrap_servers, topics.predictions)
+        async with RunningService(settings) as service:
+            await produce(broker.bootstrap_servers, topics.predictions, encoded(sent))
+            async with Client(settings.opcua.endpoint, timeout=30) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                value = client.get_node(ua.NodeId(node_id_string("line-5", "Channel1", "fat", "Value"), ns))
+
+                async def stale_value():
+                    try:
+                        data = await value.read_data_value(raise_on_bad_status=False)
+                    except ua.UaStatusCodeError:  # the node is not there yet
+                        return None
+                    return data if data.StatusCode.value == ua.StatusCodes.BadNoCommunication else None
+
+                stale = await until(stale_value, "the service to turn the value Bad")
+                assert stale.Value.Value is None and utc(stale.SourceTimestamp) == sent.spectrum_timestamp
+                assert service.server.outputs[("line-5", "fat")].stale
 
     asyncio.run(scenario())
 
@@ -298,6 +330,52 @@ def test_address_space_is_bounded_and_takes_any_target_name():
                 node = await server.server.nodes.objects.get_child(path)
                 assert node.nodeid.Identifier == node_id_string("line-3", "Channel1", name, "Value")
                 assert await node.read_value() == expected
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_output_only_moves_forward_in_source_time_whatever_arrives_late():
+    """A worker's replay can come long after the original (session timeout, restore), with any number of predictions
+    between: an older value, or the same one again, is skipped per output and never becomes a step back; a newer one,
+    even after the output went stale, is written."""
+    start = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+    def at(sequence: int, seconds: float, values: dict[str, float]) -> PredictionMessage:
+        return prediction("line-4", sequence, values).model_copy(update={"spectrum_timestamp": start + timedelta(seconds=seconds)})
+
+    async def scenario():
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        await server.start()
+        try:
+            async def fat() -> ua.DataValue:
+                return await server.server.get_node(server.outputs[("line-4", "fat")].value).read_data_value(
+                    raise_on_bad_status=False)
+
+            first, second = at(1, 10, {"fat": 11.0}), at(2, 20, {"fat": 12.0})
+            assert await server.publish(first) == 1 and await server.publish(second) == 1
+            assert await server.publish(first) == 0  # replayed after its id would have left any window of recent ids
+            assert await server.publish(at(9, 15, {"fat": 99.0})) == 0  # never seen, but measured before the current one
+            assert await server.publish(second) == 0  # the current one again
+            current = await fat()
+            assert current.Value.Value == 12.0 and utc(current.SourceTimestamp) == second.spectrum_timestamp
+            assert server.skipped_older == 3
+
+            # per output: the late prediction's new target is written, its old one is not
+            assert await server.publish(at(3, 18, {"fat": 98.0, "protein": 17.5})) == 1
+            assert set(server.outputs) == {("line-4", "fat"), ("line-4", "protein")} and (await fat()).Value.Value == 12.0
+            twin = at(4, 20, {"fat": 12.5})  # another spectrum measured at the same instant: a new value
+            assert await server.publish(twin) == 1 and (await fat()).Value.Value == 12.5
+            assert await server.publish(second) == 0 and await server.publish(twin) == 0
+
+            assert await server.mark_stale(now=time.monotonic() + 2 * server.options.stale_seconds) == 2
+            assert await server.publish(twin) == 0 and (await fat()).StatusCode.value == ua.StatusCodes.BadNoCommunication
+            newer = at(5, 30, {"fat": 13.0})
+            assert await server.publish(newer) == 1
+            current = await fat()
+            assert (current.Value.Value, current.StatusCode.value) == (13.0, ua.StatusCodes.Good)
+            assert utc(current.SourceTimestamp) == newer.spectrum_timestamp
         finally:
             await server.stop()
 

@@ -430,6 +430,7 @@ def _models_show(args: argparse.Namespace) -> int:
 
 
 def _models_change(args: argparse.Namespace) -> int:
+    from nirstream.core.audit import AuditLogError
     from nirstream.core.settings import SharedSettings
     from trainer.announce import announce
 
@@ -440,7 +441,11 @@ def _models_change(args: argparse.Namespace) -> int:
     else:
         version = registry.rollback(args.reason, by=args.by)
     print(f"champion is now version {version}")
-    anchor = registry.audit.anchor()
+    try:
+        anchor = registry.audit.anchor()
+    except AuditLogError as exc:  # the change is made and recorded; only the anchor to print is unreadable
+        print(f"nirstream: warning: audit trail: {exc} (nirstream models history)", file=sys.stderr)
+        anchor = None
     if anchor is not None:
         print(f"audit trail: {anchor.count} records, head {anchor.hash}")
     if args.bootstrap_servers:
@@ -472,11 +477,11 @@ def _models_history(args: argparse.Namespace) -> int:
             if line.fields is None or not line.complete:
                 print(f"{line.number:>5}  (unreadable line)")
                 continue
-            record = line.fields
-            by = "(legacy)" if line.legacy else record.get("by") or "-"
+            record = line.fields  # any JSON values: an edited line must be shown, not crash the table
+            by = "(legacy)" if line.legacy else str(record.get("by") or "-")
             when = str(record.get("at", ""))[:19].replace("T", " ")
-            print(f"{line.number:>5}  {when:19s}  {record.get('event', '?'):18s}  {_history_subject(record):26s}  {by:20s}  "
-                  f"{str(record.get('checksum') or '-')[:12]:12s}  {record.get('reason', '')}")
+            print(f"{line.number:>5}  {when:19s}  {str(record.get('event', '?')):18s}  {_history_subject(record):26s}  "
+                  f"{by:20s}  {str(record.get('checksum') or '-')[:12]:12s}  {record.get('reason', '')}")
     for note in report.notes:
         print(f"note: {note}")
     if report.intact:

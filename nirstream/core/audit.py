@@ -271,22 +271,24 @@ class AuditLog:
             return Anchor(int(fields["count"]), str(fields["hash"]), str(fields.get("at", "")))
         except FileNotFoundError:
             return None
+        except OSError as exc:  # permissions, a directory in its place, an I/O error: named, not a traceback
+            raise AuditLogError(f"{self.head_path} cannot be read: {exc.strerror or exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise AuditLogError(f"{self.head_path} is unreadable: {exc}") from None
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every readable record, legacy ones included (no lock, no verification: for status and rollback).
+    def readable_lines(self) -> list[LogLine]:
+        """The lines that hold a JSON record, legacy ones included (no lock, no verification: for status and history).
         A line still being written is left out; an unreadable one is skipped with a warning."""
         if not self.path.exists():
             return []
-        records = []
+        lines = []
         for line in parse_lines(self.path.read_bytes()):
             if line.fields is not None and line.complete:
-                records.append(line.fields)
+                lines.append(line)
             elif line.complete:
                 log.warning("%s line %d is not a JSON record: skipped (nirstream models history --verify)", self.path,
                             line.number)
-        return records
+        return lines
 
     def verify(self, expect_head: str | None = None) -> ChainReport:
         """Verify under a shared lock, so that no append is seen half done."""

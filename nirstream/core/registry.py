@@ -13,6 +13,7 @@ Works without Kafka; announcing promotions to running workers is the caller's bu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from nirstream.core.atomic_files import write_atomically
 from nirstream.core.audit import AuditAppender, AuditLog, current_actor
@@ -32,6 +33,8 @@ CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"
 TRANSFERS_DIR = "transfers"  # transfers/<analyzer>/<n>/ artifacts and transfers/<analyzer>/active.json
 ACTIVE_TRANSFER_FILE = "active.json"
+
+log = logging.getLogger(__name__)
 
 
 class RegistryEvent(BaseModel):
@@ -78,8 +81,17 @@ class ModelRegistry:
             raise BundleError(f"{pointer} is unreadable: {exc}") from None
 
     def history(self) -> list[RegistryEvent]:
-        """Every event, oldest first (not verified: ``self.audit.verify()`` checks the chain)."""
-        return [RegistryEvent.model_validate(record) for record in self.audit.records()]
+        """Every event, oldest first (not verified: ``self.audit.verify()`` checks the chain).
+        A record that is not an event (edited by hand) is skipped with a warning, as unreadable lines are."""
+        events = []
+        for line in self.audit.readable_lines():
+            try:
+                events.append(RegistryEvent.model_validate(line.fields))
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                log.warning("%s line %d is not a registry event (%s): skipped (nirstream models history --verify)",
+                            self.audit.path, line.number, problems)
+        return events
 
     def status(self, version: str) -> str:
         events = [e for e in self.history() if e.version == str(version)]
@@ -142,7 +154,8 @@ class ModelRegistry:
         """Make the previous champion champion again; return its version."""
         with self.audit.writing() as audit:
             current = self.champion()
-            promotions = [r["version"] for r in audit.records if r.get("event") in ("promoted", "rolled_back")]
+            promotions = [str(r["version"]) for r in audit.records  # an edited record may lack its version: not a candidate
+                          if r.get("event") in ("promoted", "rolled_back") and isinstance(r.get("version"), str | int)]
             candidates = [v for v in reversed(promotions) if v != current and self.path(v).exists()]
             if not candidates:
                 raise BundleError("no earlier champion to roll back to")
