@@ -40,6 +40,14 @@ def read_frame(path: Path) -> pd.DataFrame:
     raise DataFileError(f"{path.name}: expected a .csv or .parquet file")
 
 
+def snippet(value: object, limit: int = 40) -> str:
+    """A file's content quoted in an error message: ``repr`` (control and non-printable characters escaped),
+    cut to ``limit`` characters. Error texts land in logs and reason files other people read; they show
+    what was wrong, not the file."""
+    text = repr(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def row_numbers(mask: np.ndarray, limit: int = 10) -> str:
     rows = (np.flatnonzero(mask) + 1).tolist()
     return ", ".join(map(str, rows[:limit])) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
