@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from nirstream.core.atomic_files import write_atomically
 from nirstream.core.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_binary
 from nirstream.core.datasets.spectrum_file import FORMATS
-from nirstream.core.datasets.tabular import DataFileError
+from nirstream.core.datasets.tabular import DataFileError, one_line
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.file_names import NAME_MAX_BYTES, bounded_name
 from nirstream.core.messages.common import WavelengthGrid, utc_now
@@ -150,11 +150,9 @@ def free_name(folder: Path, name: str, max_bytes: int = NAME_MAX_BYTES) -> Path:
     return target
 
 
-def shown(text: str, limit: int = DETAIL_CHARS) -> str:
-    """``text`` on one printable line (newlines, control characters and undecodable bytes escaped), cut to
-    ``limit``: file names and details go into reason files and logs, where a name must not forge a line."""
-    text = text if text.isprintable() else repr(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def shown(text: str) -> str:
+    """A file name or reason detail as reason files and logs show it: one escaped line, at most DETAIL_CHARS."""
+    return one_line(text, DETAIL_CHARS)
 
 
 def read_listed_file(candidate: Candidate, limit: int) -> bytes:
@@ -279,7 +277,7 @@ class FileBridge:
         sha256 = hashlib.sha256(data).hexdigest()
         last = self.state.last
         if last is not None and (last.name, last.sha256, last.mtime_ns) == (candidate.name, sha256, candidate.mtime_ns):
-            log.info("%s was acknowledged before the last stop; moving it to %s/", candidate.name, PUBLISHED_DIR)
+            log.info("%s was acknowledged before the last stop; moving it to %s/", shown(candidate.name), PUBLISHED_DIR)
             return self._move(candidate.path, self.published_dir)
         modified = datetime.fromtimestamp(candidate.mtime_ns / 1e9, UTC)
         sequence = self.state.next_sequence
@@ -298,7 +296,7 @@ class FileBridge:
         await self._save_state()
         self._move(candidate.path, self.published_dir)
         self.summary.published.append(candidate.name)
-        log.info("published %s as %s #%d", candidate.name, self.config.analyzer_id, sequence)
+        log.info("published %s as %s #%d", shown(candidate.name), self.config.analyzer_id, sequence)
         return None
 
     async def _save_state(self) -> None:
@@ -326,11 +324,8 @@ class FileBridge:
         log.warning("rejected %s (%s): %s", name, error.reason, detail)
         if not self.rejected_dir.is_dir():  # removed while the bridge runs
             self._recreate_folders()
-        try:
-            target = free_name(self.rejected_dir, candidate.name, NAME_MAX_BYTES - len(REASON_SUFFIX))
-            reason_file = target.with_name(target.name + REASON_SUFFIX)
-        except OSError as exc:
-            return self._leave_in_place(candidate, error, f"no name free in {self.rejected_dir} ({exc})")
+        target = free_name(self.rejected_dir, candidate.name, NAME_MAX_BYTES - len(REASON_SUFFIX))
+        reason_file = target.with_name(target.name + REASON_SUFFIX)
         # the reason first: a crash before the move rejects the file again, never leaves it without a reason
         try:
             write_atomically(reason_file, f"file: {name}\nanalyzer: {self.config.analyzer_id}\nreason: {error.reason}\n"
@@ -389,7 +384,7 @@ class FileBridge:
             os.replace(path, target)
         except FileNotFoundError:
             if not os.path.lexists(path):
-                log.info("%s disappeared before it was moved", path.name)
+                log.info("%s disappeared before it was moved", shown(path.name))
                 return
             self._recreate_folders()  # the folder vanished with a share that came back without it
             try:
