@@ -1,13 +1,17 @@
 """The analyzer file bridge against the real broker and file system: real tecator spectra as JCAMP-DX and CSV
 files; each published once, in order, with the file's values; broken files rejected with a reason; restarts
-(kill -9 included) neither skip nor re-send beyond the one file in flight."""
+(kill -9 included) neither skip nor re-send beyond the one file in flight; hostile names and links, a folder
+that vanishes, a file that stays locked or cannot be moved never stop the bridge (nor hang ``--once``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,11 +21,13 @@ import numpy as np
 import pytest
 
 from devtools.embedded_broker import EmbeddedBroker, free_port
+from nirstream.core.atomic_files import write_atomically
 from nirstream.core.codec import decode_spectrum
 from nirstream.core.datasets.spectrum_file import read_jcamp, read_spectrum_csv, write_spectrum_csv
 from nirstream.core.datasets.tabular import DataFileError
 from nirstream.core.messages.common import WavelengthGrid
-from nirstream.ingest.bridge import STATE_DIR, BridgeConfig, FileBridge, message_id
+from nirstream.ingest import ONCE_ATTEMPTS
+from nirstream.ingest.bridge import STATE_DIR, BridgeConfig, FileBridge, FileRejected, message_id, read_listed_file
 from nirstream.ingest.publisher import SpectrumPublisher
 from nirstream.ingest.scanner import FolderScanner
 from nirstream.ingest.state import BridgeState
@@ -319,3 +325,204 @@ def test_cli_refuses_a_missing_folder_and_a_bad_analyzer_id(tmp_path):
     assert missing.returncode == 2 and "nirstream: error: no such folder to watch" in missing.stderr
     bad_id = ingest("--watch", str(tmp_path), "--analyzer", "line 1/x")
     assert bad_id.returncode == 2 and "--analyzer 'line 1/x'" in bad_id.stderr
+
+
+# -- what an analyzer share can hold: hostile names and links, vanishing folders, locked and stuck files ----------
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_atomic_writes_get_a_new_files_mode_keep_an_old_ones_and_fit_long_names(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        fresh = tmp_path / "fresh.txt"
+        write_atomically(fresh, "a")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # 0o666 less the umask, not mkstemp's 0o600
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o604)
+        write_atomically(kept, "new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604 and kept.read_text() == "new"
+    finally:
+        os.umask(previous)
+    longest = tmp_path / ("n" * 255)  # the longest name the file system takes: the temporary name must still fit
+    write_atomically(longest, "Probe_\udce4")  # a lone surrogate, as an undecodable file name gives: escaped
+    assert longest.read_text() == "Probe_\\udce4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["fresh.txt", "kept.txt", longest.name])  # no temporaries
+
+
+def test_reader_errors_quote_only_a_short_escaped_snippet_of_the_file():
+    with pytest.raises(DataFileError) as cell:
+        read_spectrum_csv("x.csv", b"wavelength_nm,value\n850,1\n852," + b"SECRET" * 2000 + b"\n")
+    with pytest.raises(DataFileError) as header:
+        read_spectrum_csv("x.csv", b"wavelength_nm," + b"SECRET" * 2000 + b"\n850,1\n")
+    for error in (str(cell.value), str(header.value)):
+        assert len(error) < 250 and error.count("SECRET") <= 13, error
+
+
+def test_a_read_stops_at_the_limit_and_never_follows_a_link_swapped_in_after_the_listing(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("grows.jdx", "swapped.jdx"):
+        (inbox / name).write_bytes(b"x" * 10)
+        age(inbox / name, 0)
+    os.symlink(secret, inbox / "link.jdx")
+    os.mkfifo(inbox / "fifo.jdx")  # never listed: opening it would block
+    listed = {c.name: c for c in FolderScanner(inbox, frozenset({".jdx"}), 0.1, 60.0).scan().listed}
+    assert sorted(listed) == ["grows.jdx", "link.jdx", "swapped.jdx"]
+    assert listed["link.jdx"].symlink and not listed["grows.jdx"].symlink
+
+    (inbox / "grows.jdx").write_bytes(b"x" * 5000)  # grew after the listing
+    with pytest.raises(FileRejected) as grown:
+        read_listed_file(listed["grows.jdx"], limit=1000)
+    assert grown.value.reason == "oversize" and "grew" in grown.value.detail
+    (inbox / "swapped.jdx").unlink()
+    os.symlink(secret, inbox / "swapped.jdx")  # a link put in its place after the listing
+    with pytest.raises(FileRejected, match="symbolic link: not followed"):
+        read_listed_file(listed["swapped.jdx"], limit=1000)
+    assert read_listed_file(listed["grows.jdx"], limit=5000) == b"x" * 5000
+
+
+def test_hostile_names_and_links_are_rejected_with_a_reason_and_never_followed(broker, topics, tecator, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-LINE\n" * 10)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    [good] = write_tecator_jcamp(inbox, tecator, [50])
+    spectrum = (inbox / good).read_bytes()
+    undecodable = os.fsdecode(b"Probe_\xe4.jdx")  # Latin-1 from an old Windows analyzer: not UTF-8
+    long_name = "L" * 246 + ".jdx"  # 250 bytes: NAME.reason.txt would not fit in 255
+    newline = "two\nreason: ok.jdx"
+    for k, (name, content) in enumerate({undecodable: spectrum, long_name: spectrum, newline: b"junk"}.items()):
+        (inbox / name).write_bytes(content)
+        age(inbox / name, 1 + k)
+    os.symlink(secret, inbox / "link.jdx")
+    os.utime(inbox / "link.jdx", (HOUR_AGO + 9, HOUR_AGO + 9), follow_symlinks=False)
+
+    summary = asyncio.run(run_bridge(bridge_config(inbox, topics.spectra), broker.bootstrap_servers))
+
+    [published] = spectra_on(broker.bootstrap_servers, topics.spectra, 1)
+    assert published.header.sample_id == Path(good).stem and summary.published == [good]
+    assert sorted(summary.rejected) == sorted([undecodable, long_name, newline, "link.jdx"])
+    rejected = inbox / "rejected"
+    reasons = {p.name: p.read_text() for p in rejected.iterdir() if p.name.endswith(".reason.txt")}
+    assert len(reasons) == 4
+    assert "file name b'Probe_\\xe4.jdx' is not valid UTF-8" in reasons[os.fsdecode(b"Probe_\xe4.jdx.reason.txt")]
+    assert (rejected / undecodable).read_bytes() == spectrum
+    [cut] = [n for n in os.listdir(rejected) if n.startswith("LLL") and n.endswith(".jdx")]
+    assert len(cut) < 250 and "~" in cut and (rejected / cut).read_bytes() == spectrum
+    assert f"file: {long_name}\n" in reasons[cut + ".reason.txt"] and "reason: schema_invalid" in reasons[cut + ".reason.txt"]
+    forged = reasons[newline + ".reason.txt"].splitlines()
+    assert forged[0] == "file: two\\nreason: ok.jdx" and [line for line in forged if line.startswith("reason:")] == [
+        "reason: unreadable"]
+    assert "detail: symbolic link: not followed" in reasons["link.jdx.reason.txt"]
+    assert os.readlink(rejected / "link.jdx") == str(secret)  # the link itself moved; its target untouched
+    assert secret.read_text() == "TOP-SECRET-LINE\n" * 10
+    assert not any("TOP-SECRET" in text for text in reasons.values())
+    for name in reasons:
+        assert stat.S_IMODE((rejected / name).stat().st_mode) == 0o666 & ~current_umask()  # readable on the share
+
+
+@contextlib.contextmanager
+def unmovable(path: Path):
+    """``path`` cannot be renamed: made immutable for root (who ignores permissions), else its folder read-only."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(0o755)
+
+
+def test_a_rejected_file_that_cannot_be_moved_is_remembered_not_rejected_every_poll(broker, topics, tecator, tmp_path):
+    config = bridge_config(tmp_path, topics.spectra)
+    for sub in ("published", "rejected", STATE_DIR):
+        (tmp_path / sub).mkdir()
+    stuck = tmp_path / "stuck.jdx"
+    stuck.write_bytes(b"junk")
+    age(stuck, 0)
+    [good] = write_tecator_jcamp(tmp_path, tecator, [60], start_second=5)
+
+    with unmovable(stuck):
+        first = asyncio.run(run_bridge(config, broker.bootstrap_servers))
+        second = asyncio.run(run_bridge(config, broker.bootstrap_servers))  # a restart reads the list back
+
+    assert first.rejected == ["stuck.jdx"] and first.published == [good]  # went on past it
+    assert second.rejected == [] and second.published == []  # not read, rejected and explained again
+    assert stuck.exists() and [p.name for p in (tmp_path / "rejected").iterdir()] == ["stuck.jdx.reason.txt"]
+    assert [(u.name, u.reason) for u in state_of(tmp_path).unmoved] == [("stuck.jdx", "unreadable")]
+    age(stuck, 20)  # changed (written again): a new file to judge
+    third = asyncio.run(run_bridge(config, broker.bootstrap_servers))
+    assert third.rejected == ["stuck.jdx"] and (tmp_path / "rejected" / "stuck.jdx").exists()
+    assert state_of(tmp_path).unmoved == []
+
+
+async def until(condition, task: asyncio.Task, what: str, timeout: float = 90.0) -> None:
+    """Poll ``condition`` while the bridge runs; fail if the bridge ended or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if task.done():
+            await task  # its exception, if any
+            raise AssertionError(f"the bridge stopped while waiting for {what}")
+        assert time.monotonic() < deadline, f"no {what} in {timeout:.0f} s"
+        await asyncio.sleep(0.05)  # polling for the event
+
+
+def test_a_watched_folder_that_vanishes_and_returns_does_not_stop_the_bridge(broker, topics, tecator, tmp_path, caplog):
+    inbox, away = tmp_path / "inbox", tmp_path / "away"
+    inbox.mkdir()
+    [first] = write_tecator_jcamp(inbox, tecator, [70])
+    config = bridge_config(inbox, topics.spectra, once=False)
+
+    async def scenario():
+        stop = asyncio.Event()
+        bridge = FileBridge(config, SpectrumPublisher({"bootstrap_servers": broker.bootstrap_servers}, config.topic, stop), stop)
+        task = asyncio.create_task(bridge.run())
+        await until(lambda: (inbox / "published" / first).exists(), task, "first file published")
+        os.rename(inbox, away)  # the share drops out: listing fails with ENOENT
+        await until(lambda: any("cannot list" in r.getMessage() for r in caplog.records), task, "failed listing")
+        os.rename(away, inbox)  # ...and comes back
+        [second] = write_tecator_jcamp(inbox, tecator, [71], start_second=10)
+        await until(lambda: (inbox / "published" / second).exists(), task, "second file published")
+        stop.set()
+        return second, await asyncio.wait_for(task, timeout=60)
+
+    with caplog.at_level(logging.WARNING, logger="nirstream.ingest.bridge"):
+        second, summary = asyncio.run(scenario())
+    assert summary.published == [first, second]
+    spectra = spectra_on(broker.bootstrap_servers, topics.spectra, 2)
+    assert [s.header.sample_id for s in spectra] == [Path(first).stem, Path(second).stem]
+    assert [s.header.sequence for s in spectra] == [0, 1]
+
+
+def test_once_gives_up_on_a_file_that_stays_locked_and_exits_1_naming_it(broker, topics, tecator, tmp_path):
+    first, locked, after = write_tecator_jcamp(tmp_path, tecator, [80, 81, 82])
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the kernel tells a lease holder of readers by SIGIO
+    holder = os.open(tmp_path / locked, os.O_RDONLY)
+    try:
+        fcntl.fcntl(holder, fcntl.F_SETLEASE, fcntl.F_WRLCK)  # as Samba holds a file an analyzer is still writing
+        result = subprocess.run(
+            [sys.executable, "-m", "nirstream", "ingest", "--watch", str(tmp_path), "--analyzer", ANALYZER,
+             "--format", "jcamp", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topics.spectra,
+             "--poll-seconds", "0.05", "--once"],
+            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=180)
+    finally:
+        os.close(holder)  # releases the lease
+        signal.signal(signal.SIGIO, previous)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "published 1 file(s), rejected 0" in result.stdout
+    assert f"nirstream: error: --once gave up after {ONCE_ATTEMPTS} attempts: cannot read {locked}" in result.stderr
+    assert (tmp_path / locked).exists() and (tmp_path / after).exists()  # the file after it waits too: order kept
+    [published] = spectra_on(broker.bootstrap_servers, topics.spectra, 1)
+    assert published.header.sample_id == Path(first).stem

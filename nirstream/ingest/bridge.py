@@ -7,15 +7,24 @@ acknowledged before the next is sent, all under the analyzer id as the Kafka key
 Delivery: the state is saved after the broker's acknowledgement, the file moved after the state.
 A crash before the state is saved re-sends that one file on restart, as the same message: same
 sequence, same ``message_id`` (from analyzer, file name and content sha256), same timestamp (the
-file's modification time). Nothing else is ever re-sent and nothing is skipped.
+file's modification time). A send that timed out or lost its acknowledgement is retried (see
+``publisher``), and the broker may already hold it: that message, too, can arrive twice, again as the
+same message. Nothing is skipped; consumers drop repeats by ``message_id``.
+
+Nothing in the folder may stop the bridge: a symbolic link is rejected, not followed; a read is bounded
+by ``max_file_bytes``; a name that is not UTF-8 or near the file system's length limit still gets its
+reason file; a file that cannot be moved to ``rejected/`` is remembered in the state, not retried; a
+listing or read that fails (a share reconnecting) is retried after a poll.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +35,17 @@ from pydantic import ValidationError
 from nirstream.core.atomic_files import write_atomically
 from nirstream.core.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_binary
 from nirstream.core.datasets.spectrum_file import FORMATS
-from nirstream.core.datasets.tabular import DataFileError
+from nirstream.core.datasets.tabular import DataFileError, one_line
 from nirstream.core.errors import RejectReason, SpectrumRejected
+from nirstream.core.file_names import NAME_MAX_BYTES, bounded_name
 from nirstream.core.messages.common import WavelengthGrid, utc_now
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.resampling import on_regular_grid
 from nirstream.core.validation import check_spectrum_values
+from nirstream.ingest import ONCE_ATTEMPTS
 from nirstream.ingest.publisher import MessageRefused, SpectrumPublisher, Stopped
 from nirstream.ingest.scanner import Candidate, FolderScanner
-from nirstream.ingest.state import BridgeState, PublishedFile, StateStore
+from nirstream.ingest.state import BridgeState, PublishedFile, StateStore, UnmovedFile, state_name
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,9 @@ REJECTED_DIR = "rejected"
 STATE_DIR = ".nirstream-ingest"
 UNREADABLE = "unreadable"  # the reason label of a file no reader could parse (the others are RejectReason values)
 DEFAULT_MAX_FILE_BYTES = 16 << 20
+REASON_SUFFIX = ".reason.txt"
+SYMLINK_DETAIL = "symbolic link: not followed"
+DETAIL_CHARS = 1000  # a reason's detail is cut here: reason files are for people, not copies of the file
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class BridgeConfig:
 class BridgeSummary:
     published: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    incomplete: str | None = None  # with --once: why files were left unsent (the CLI then exits 1)
 
 
 class BridgeHalted(ValueError):
@@ -74,7 +89,7 @@ class BridgeHalted(ValueError):
 
 
 class _ReadLater(Exception):
-    """A file that cannot be read now but may be later."""
+    """A file that cannot be read now but may be later; the message says which and why."""
 
 
 class FileRejected(Exception):
@@ -126,12 +141,37 @@ def spectrum_message(config: BridgeConfig, name: str, data: bytes, sequence: int
     return raw
 
 
-def free_name(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/<stem>.<n><suffix>`` when an earlier file of that name is already there."""
-    target, n = folder / name, 1
-    while target.exists():
-        target, n = folder / f"{Path(name).stem}.{n}{Path(name).suffix}", n + 1
+def free_name(folder: Path, name: str, max_bytes: int = NAME_MAX_BYTES) -> Path:
+    """``folder/name``, or ``folder/<stem>.<n><suffix>`` when an earlier file of that name is already there;
+    cut to ``max_bytes`` (``bounded_name``) so that a name near the limit still fits with what is added."""
+    target, n = folder / bounded_name(name, max_bytes), 1
+    while os.path.lexists(target):  # lexists: a dangling link there is a name in use, too
+        target, n = folder / bounded_name(f"{Path(name).stem}.{n}{Path(name).suffix}", max_bytes), n + 1
     return target
+
+
+def shown(text: str) -> str:
+    """A file name or reason detail as reason files and logs show it: one escaped line, at most DETAIL_CHARS."""
+    return one_line(text, DETAIL_CHARS)
+
+
+def read_listed_file(candidate: Candidate, limit: int) -> bytes:
+    """The file's content, at most ``limit`` bytes (``FileRejected`` when there is more: it grew since the listing).
+    Opened without following a symbolic link (one swapped in since the listing is rejected) and without blocking
+    (a FIFO, or a lease an SMB server holds for a writer: then ``OSError``, to try again later)."""
+    try:
+        handle = os.open(candidate.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileRejected(UNREADABLE, SYMLINK_DETAIL) from None
+        raise
+    with os.fdopen(handle, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise FileRejected(UNREADABLE, "not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise FileRejected(RejectReason.OVERSIZE.value, f"over the limit of {limit} bytes (it grew after it was listed)")
+    return data
 
 
 class FileBridge:
@@ -161,24 +201,42 @@ class FileBridge:
 
     async def run(self) -> BridgeSummary:
         self.prepare()
+        attempts = 0  # consecutive polls that found something it could not read
+        listing_failed = False
         try:
             while not self.stop.is_set():
-                scan = self.scanner.scan()
+                waiting_for = None
                 try:
-                    for candidate in scan.ready:
-                        if self.stop.is_set():
-                            break
-                        await self._take(candidate)
-                    if scan.ready:
-                        continue  # look again at once: files may have arrived meanwhile
-                except _ReadLater:
-                    pass  # the files after it wait too: order is kept
-                if self.config.once and not scan.ready and scan.waiting == 0:
+                    scan = self.scanner.scan()
+                except OSError as exc:  # the share is reconnecting, say: not a reason to stop
+                    waiting_for = f"cannot list {self.config.folder} ({exc})"
+                    log.warning("%s; trying again after a poll", waiting_for)
+                    listing_failed = True
+                else:
+                    if listing_failed:  # a folder that came back may have come back without its subfolders
+                        self._recreate_folders()
+                        listing_failed = False
+                    self._forget_moved_or_changed(scan.listed)
+                    ready = [c for c in scan.ready if not self._unmoved(c)]
+                    try:
+                        for candidate in ready:
+                            if self.stop.is_set():
+                                break
+                            await self._take(candidate)
+                        if ready:
+                            attempts = 0
+                            continue  # look again at once: files may have arrived meanwhile
+                    except _ReadLater as exc:  # the files after it wait too: order is kept
+                        waiting_for = str(exc)
+                    if self.config.once and waiting_for is None and scan.waiting == 0:
+                        break
+                attempts = attempts + 1 if waiting_for else 0
+                if self.config.once and attempts >= ONCE_ATTEMPTS:
+                    self.summary.incomplete = (f"--once gave up after {attempts} attempts: {waiting_for}; "
+                                               "it and the files after it were not sent")
+                    log.error("%s", self.summary.incomplete)
                     break
-                try:
-                    await asyncio.wait_for(self.stop.wait(), timeout=self.config.poll_seconds)
-                except asyncio.TimeoutError:
-                    pass
+                await self._pause()
         except Stopped:
             pass
         finally:
@@ -186,22 +244,40 @@ class FileBridge:
             self.store.unlock()
         return self.summary
 
+    async def _pause(self) -> bool:
+        """Wait one poll, or less when asked to stop; True when asked to stop."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=self.config.poll_seconds)
+        except asyncio.TimeoutError:
+            pass
+        return self.stop.is_set()
+
     async def _take(self, candidate: Candidate) -> None:
+        if candidate.symlink:
+            return self._reject(candidate, None, FileRejected(UNREADABLE, SYMLINK_DETAIL))
+        try:
+            candidate.name.encode("utf-8")
+        except UnicodeEncodeError:  # sample id, message id and state all need text: refuse the name, not crash
+            return self._reject(candidate, None, FileRejected(
+                UNREADABLE, f"file name {os.fsencode(candidate.name)!r} is not valid UTF-8; rename it"))
         if candidate.size > self.config.max_file_bytes:
             return self._reject(candidate, None, FileRejected(
                 RejectReason.OVERSIZE.value, f"{candidate.size} bytes; the limit is {self.config.max_file_bytes}"))
         try:
-            data = candidate.path.read_bytes()
+            data = read_listed_file(candidate, self.config.max_file_bytes)
+        except FileRejected as exc:
+            return self._reject(candidate, None, exc)
         except FileNotFoundError:
-            log.info("%s disappeared before it was read", candidate.name)
+            log.info("%s disappeared before it was read", shown(candidate.name))
             return None
         except OSError as exc:  # e.g. still locked by the analyzer on an SMB share: not the file's fault
-            log.warning("cannot read %s yet (%s); trying again after a poll", candidate.name, exc)
-            raise _ReadLater from None
+            message = f"cannot read {shown(candidate.name)} ({exc})"
+            log.warning("%s; trying again after a poll", message)
+            raise _ReadLater(message) from None
         sha256 = hashlib.sha256(data).hexdigest()
         last = self.state.last
         if last is not None and (last.name, last.sha256, last.mtime_ns) == (candidate.name, sha256, candidate.mtime_ns):
-            log.info("%s was acknowledged before the last stop; moving it to %s/", candidate.name, PUBLISHED_DIR)
+            log.info("%s was acknowledged before the last stop; moving it to %s/", shown(candidate.name), PUBLISHED_DIR)
             return self._move(candidate.path, self.published_dir)
         modified = datetime.fromtimestamp(candidate.mtime_ns / 1e9, UTC)
         sequence = self.state.next_sequence
@@ -217,30 +293,108 @@ class FileBridge:
             "next_sequence": sequence + 1, "published": self.state.published + 1,
             "last": PublishedFile(name=candidate.name, sha256=sha256, mtime_ns=candidate.mtime_ns, message_id=ids,
                                   sequence=sequence, published_at=utc_now())})
-        self.store.save(self.state)
+        await self._save_state()
         self._move(candidate.path, self.published_dir)
         self.summary.published.append(candidate.name)
-        log.info("published %s as %s #%d", candidate.name, self.config.analyzer_id, sequence)
+        log.info("published %s as %s #%d", shown(candidate.name), self.config.analyzer_id, sequence)
         return None
 
-    def _reject(self, candidate: Candidate, sha256: str | None, error: FileRejected) -> None:
-        target = free_name(self.rejected_dir, candidate.name)
-        # the reason first: a crash before the move rejects the file again, never leaves it without a reason
-        write_atomically(target.with_name(target.name + ".reason.txt"),
-                         f"file: {candidate.name}\nanalyzer: {self.config.analyzer_id}\nreason: {error.reason}\n"
-                         f"detail: {error.detail}\nsha256: {sha256 or '-'}\nsize: {candidate.size}\n"
-                         f"rejected_at: {utc_now().isoformat()}\n")
-        self._move(candidate.path, self.rejected_dir, target)
-        self.summary.rejected.append(candidate.name)
-        log.warning("rejected %s (%s): %s", candidate.name, error.reason, error.detail)
+    async def _save_state(self) -> None:
+        """Save the state after an acknowledgement; while that fails (a share hiccup), retry after a poll and send
+        nothing else: going on would reuse the sequence number after a restart."""
+        attempts = 0
+        while True:
+            try:
+                return self.store.save(self.state)
+            except OSError as exc:
+                attempts += 1
+                log.error("cannot save the state %s (%s); nothing more is sent until it is saved", self.store.path, exc)
+                if self.config.once and attempts >= ONCE_ATTEMPTS:
+                    raise BridgeHalted(f"cannot save the state {self.store.path} ({exc}); the last file sent, "
+                                       f"#{self.state.next_sequence - 1}, may be sent again at the next start") from None
+            if await self._pause():
+                raise Stopped
 
-    @staticmethod
-    def _move(path: Path, folder: Path, target: Path | None = None) -> None:
-        target = target or free_name(folder, path.name)
+    def _reject(self, candidate: Candidate, sha256: str | None, error: FileRejected) -> None:
+        """Explain and move the file to ``rejected/``. Nothing here may stop the bridge: a reason that cannot be
+        written stays in the log, and a file that cannot be moved is remembered in the state so that it is not
+        read, rejected and explained again every poll."""
+        name, detail = shown(candidate.name), shown(error.detail)
+        self.summary.rejected.append(candidate.name)
+        log.warning("rejected %s (%s): %s", name, error.reason, detail)
+        if not self.rejected_dir.is_dir():  # removed while the bridge runs
+            self._recreate_folders()
+        target = free_name(self.rejected_dir, candidate.name, NAME_MAX_BYTES - len(REASON_SUFFIX))
+        reason_file = target.with_name(target.name + REASON_SUFFIX)
+        # the reason first: a crash before the move rejects the file again, never leaves it without a reason
+        try:
+            write_atomically(reason_file, f"file: {name}\nanalyzer: {self.config.analyzer_id}\nreason: {error.reason}\n"
+                                          f"detail: {detail}\nsha256: {sha256 or '-'}\nsize: {candidate.size}\n"
+                                          f"rejected_at: {utc_now().isoformat()}\n")
+        except (OSError, UnicodeError) as exc:
+            log.error("cannot write %s (%s): the reason for rejecting %s is only in this log", reason_file, exc, name)
+        try:
+            os.replace(candidate.path, target)  # a symbolic link is moved as the link
+        except FileNotFoundError as exc:
+            if os.path.lexists(candidate.path):  # rejected/ itself is gone
+                self._leave_in_place(candidate, error, str(exc))
+            else:
+                log.info("%s disappeared before it was moved", name)
+        except OSError as exc:
+            self._leave_in_place(candidate, error, str(exc))
+        return None
+
+    def _leave_in_place(self, candidate: Candidate, error: FileRejected, why: str) -> None:
+        log.error("cannot move rejected %s to %s/ (%s): it stays in the folder, and is listed under 'unmoved' in %s "
+                  "and skipped until it changes; move or delete it by hand", shown(candidate.name), REJECTED_DIR, why,
+                  self.store.path)
+        self.state = self.state.model_copy(update={"unmoved": [*self.state.unmoved, UnmovedFile(
+            name=state_name(candidate.name), size=candidate.size, mtime_ns=candidate.mtime_ns, reason=error.reason)]})
+        self._save_unmoved()
+
+    def _unmoved(self, candidate: Candidate) -> bool:
+        key = (state_name(candidate.name), candidate.size, candidate.mtime_ns)
+        return any((u.name, u.size, u.mtime_ns) == key for u in self.state.unmoved)
+
+    def _forget_moved_or_changed(self, listed: list[Candidate]) -> None:
+        """Drop ``unmoved`` entries no longer in the folder as they were: a changed file is taken again."""
+        present = {(state_name(c.name), c.size, c.mtime_ns) for c in listed}
+        kept = [u for u in self.state.unmoved if (u.name, u.size, u.mtime_ns) in present]
+        if len(kept) != len(self.state.unmoved):
+            self.state = self.state.model_copy(update={"unmoved": kept})
+            self._save_unmoved()
+
+    def _save_unmoved(self) -> None:
+        try:
+            self.store.save(self.state)
+        except OSError as exc:  # the list is kept in memory; only a restart would reject those files once more
+            log.error("cannot save the state %s (%s)", self.store.path, exc)
+
+    def _recreate_folders(self) -> None:
+        for folder in (self.published_dir, self.rejected_dir, self.config.state_folder):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("cannot create %s (%s)", folder, exc)
+
+    def _move(self, path: Path, folder: Path) -> None:
+        """Move a published file; any failure stops the bridge (the state still names the file)."""
+        target = free_name(folder, path.name)
         try:
             os.replace(path, target)
         except FileNotFoundError:
-            log.info("%s disappeared before it was moved", path.name)
+            if not os.path.lexists(path):
+                log.info("%s disappeared before it was moved", shown(path.name))
+                return
+            self._recreate_folders()  # the folder vanished with a share that came back without it
+            try:
+                os.replace(path, target)
+            except OSError as exc:
+                self._halt(path, target, exc)
         except OSError as exc:
-            # going on would publish the next file and forget this one was sent: stop, the state still names it
-            raise BridgeHalted(f"cannot move {path} to {target} ({exc}); stopped so that nothing is sent twice") from None
+            self._halt(path, target, exc)
+
+    @staticmethod
+    def _halt(path: Path, target: Path, exc: OSError) -> None:
+        # going on would publish the next file and forget this one was sent: stop, the state still names it
+        raise BridgeHalted(f"cannot move {path} to {target} ({exc}); stopped so that nothing is sent twice") from None

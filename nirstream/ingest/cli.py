@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from nirstream.ingest import ONCE_ATTEMPTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Sample id: JCAMP ##$SAMPLE ID or the CSV's sample_id column, else the file name without its suffix. "
             "The folder is polled (network shares give no inotify events); a file is taken once its size and "
             "modification time stayed the same for one poll, or at once when it is older than --settle-seconds. "
-            "State on disk survives restarts: at most the one file in flight at a crash is sent again, with the same "
-            "message_id. Kafka connection and SASL/TLS come from NIRSTREAM_* settings (see README: Configuration)."
+            "State on disk survives restarts: nothing is skipped; the one file in flight at a crash, and a send "
+            "retried after a timeout or a lost acknowledgement, may arrive twice, as the same message (same "
+            "message_id and sequence). Symbolic links are rejected, never followed. "
+            "Kafka connection and SASL/TLS come from NIRSTREAM_* settings (see README: Configuration)."
         ),
     )
     ingest.add_argument("--watch", required=True, metavar="DIR", help="folder the analyzer writes its files to")
@@ -31,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--settle-seconds", type=float, default=60.0,
                         help="a file last modified longer ago than this is complete at first sight (default 60)")
     ingest.add_argument("--state-dir", help="where the state file lives (default DIR/.nirstream-ingest)")
-    ingest.add_argument("--once", action="store_true", help="publish what is in the folder, then exit (tests, cron)")
+    ingest.add_argument("--once", action="store_true",
+                        help="publish what is in the folder, then exit (tests, cron); exit 1 when a file stayed "
+                             f"unreadable (or the folder unlistable) for {ONCE_ATTEMPTS} polls, naming it")
     ingest.add_argument("--expect-grid", metavar="START:STEP:COUNT",
                         help="reject files on another wavelength grid (nm), e.g. 600:2:650; default: any regular grid")
     ingest.add_argument("--max-file-bytes", type=int, default=16 << 20, help="reject larger files (default 16 MiB)")
@@ -80,4 +87,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     summary = asyncio.run(main())
     print(f"published {len(summary.published)} file(s), rejected {len(summary.rejected)}", flush=True)
+    if summary.incomplete:
+        print(f"nirstream: error: {summary.incomplete}", file=sys.stderr)
+        return 1
     return 0

@@ -1,7 +1,13 @@
 """Send one message at a time and wait until the broker has it (acks=all); while the broker cannot be
 reached, retry the same message with growing pauses. Nothing is dropped: the caller gets either the
 acknowledgement, ``MessageRefused`` (the broker will never take this record, e.g. too large), or
-``Stopped`` (asked to stop while waiting; the message may or may not have arrived)."""
+``Stopped`` (asked to stop while waiting; the message may or may not have arrived).
+
+Retries can repeat: a send that timed out or whose acknowledgement was lost may already be on the broker,
+and is sent again (aiokafka's own retries, too, run without idempotence). The producer is not idempotent
+because idempotence needs the broker's InitProducerId, which the embedded test broker (Tansu, memory
+storage) refuses; and it would not cover this loop's retries, each of which starts a fresh producer.
+A repeat is the same record: consumers drop it by ``message_id``."""
 
 from __future__ import annotations
 

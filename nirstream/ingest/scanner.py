@@ -5,6 +5,11 @@ events for writes made by other machines. A file counts as complete once its siz
 time have stayed the same for at least one poll interval, or at first sight when it was last modified
 more than ``settle_seconds`` ago (files already there when the bridge starts). An empty file is taken
 only by the settle rule: analyzers often create a file first and write it a moment later.
+
+Symbolic links are never followed (anyone who can write to the share could point one at any file the
+bridge can read); they are listed, with their own times, so that the bridge rejects them. Other
+non-regular entries (folders, FIFOs, sockets) are skipped. A listing that fails (``OSError``: a network
+share reconnecting) raises; the caller retries after a poll, and the scanner's memory is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -23,6 +28,7 @@ class Candidate:
     path: Path
     size: int
     mtime_ns: int
+    symlink: bool = False  # the entry is a symbolic link (its own size and time): rejected, never followed
 
     @property
     def name(self) -> str:
@@ -33,6 +39,7 @@ class Candidate:
 class ScanResult:
     ready: list[Candidate]  # complete files, in order (modification time, then name)
     waiting: int  # files seen but not yet complete, and every file after the first of them
+    listed: list[Candidate] = field(default_factory=list)  # every file seen, complete or not
 
 
 class FolderScanner:
@@ -52,12 +59,13 @@ class FolderScanner:
                 if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in self.suffixes:
                     continue
                 try:
-                    if not entry.is_file():
+                    symlink = entry.is_symlink()
+                    if not (symlink or entry.is_file(follow_symlinks=False)):
                         continue
-                    stat = entry.stat()
+                    stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # removed between listing and stat
                     continue
-                files.append(Candidate(Path(entry.path), stat.st_size, stat.st_mtime_ns))
+                files.append(Candidate(Path(entry.path), stat.st_size, stat.st_mtime_ns, symlink))
         return sorted(files, key=lambda c: (c.mtime_ns, c.name))
 
     def scan(self) -> ScanResult:
@@ -78,4 +86,4 @@ class FolderScanner:
                 ready.append(file)
             else:
                 blocked = True
-        return ScanResult(ready, len(files) - len(ready))
+        return ScanResult(ready, len(files) - len(ready), files)

@@ -5,6 +5,9 @@ acknowledged each file: the next sequence number and the last acknowledged file 
 sha256, modification time). The acknowledged file is then moved to ``published/``; if the bridge stops
 between the acknowledgement and the move, the state names the file, and the restarted bridge
 moves it without sending it again. A lock file keeps a second bridge off the same state.
+
+A rejected file that could not be moved to ``rejected/`` (a read-only share, say) is listed under
+``unmoved`` while it stays in the folder unchanged, so that it is not read and rejected again every poll.
 """
 
 from __future__ import annotations
@@ -30,6 +33,22 @@ class PublishedFile(BaseModel):
     published_at: datetime
 
 
+def state_name(name: str) -> str:
+    """A file name as JSON can hold it: a name that is not valid UTF-8 gets backslash escapes for its bytes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+class UnmovedFile(BaseModel):
+    """A rejected file left in the folder because moving it failed; skipped while its name, size and time stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # state_name of the file's name
+    size: int
+    mtime_ns: int
+    reason: str
+
+
 class BridgeState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +56,7 @@ class BridgeState(BaseModel):
     next_sequence: int = Field(default=0, ge=0)
     published: int = Field(default=0, ge=0, description="files acknowledged by the broker since the state began")
     last: PublishedFile | None = None  # the last acknowledged file; it may still wait to be moved to published/
+    unmoved: list[UnmovedFile] = Field(default_factory=list)
 
 
 class StateLocked(ValueError):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nirstream.core.datasets.tabular import DataFileError, row_numbers
+from nirstream.core.datasets.tabular import DataFileError, row_numbers, snippet
 
 JCAMP_SUFFIXES = frozenset({".jdx", ".dx", ".jcamp"})
 CSV_SUFFIXES = frozenset({".csv"})
@@ -78,7 +78,8 @@ def read_jcamp(name: str, data: bytes) -> FileSpectrum:
             parsed = jcamp.read(io.StringIO(text))
         x, y = np.asarray(parsed["x"], dtype=np.float64), np.asarray(parsed["y"], dtype=np.float64)
     except Exception as exc:  # noqa: BLE001 - the reader raises many types on malformed files
-        raise DataFileError(f"{name}: not a readable JCAMP-DX spectrum ({type(exc).__name__}: {exc})") from None
+        raise DataFileError(f"{name}: not a readable JCAMP-DX spectrum ({type(exc).__name__}: "
+                            f"{snippet(exc, 120)})") from None
     if x.size == 0:
         raise DataFileError(f"{name}: no ##XYDATA, ##XYPOINTS or ##PEAK TABLE data: not a JCAMP-DX spectrum")
     if "end" not in parsed:
@@ -92,7 +93,7 @@ def read_jcamp(name: str, data: bytes) -> FileSpectrum:
     elif units == "MICROMETERS":
         x = x * 1e3
     elif units not in {"NANOMETERS", "NM"}:
-        raise DataFileError(f"{name}: ##XUNITS={units} (expected NANOMETERS, MICROMETERS or 1/CM)")
+        raise DataFileError(f"{name}: ##XUNITS={snippet(units)} (expected NANOMETERS, MICROMETERS or 1/CM)")
     sample_id = str(parsed.get(JCAMP_SAMPLE_LABEL, "")).strip() or Path(name).stem
     return _sorted_spectrum(name, x, y, sample_id)
 
@@ -103,11 +104,12 @@ def read_spectrum_csv(name: str, data: bytes) -> FileSpectrum:
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError) as exc:
-        raise DataFileError(f"{name}: not a readable CSV ({exc})") from None
+        raise DataFileError(f"{name}: not a readable CSV ({snippet(exc, 120)})") from None
     columns = [str(c).strip() for c in frame.columns]
     frame.columns = columns
     if tuple(columns[:2]) != CSV_COLUMNS or not set(columns[2:]) <= {CSV_SAMPLE_COLUMN}:
-        raise DataFileError(f"{name}: header must be {','.join(CSV_COLUMNS)}[,{CSV_SAMPLE_COLUMN}], got {','.join(columns)}")
+        raise DataFileError(f"{name}: header must be {','.join(CSV_COLUMNS)}[,{CSV_SAMPLE_COLUMN}], "
+                            f"got {snippet(','.join(columns), 80)}")
     if frame.empty:
         raise DataFileError(f"{name}: a header but no rows")
     wavelengths, values = (_numbers(frame[column], name) for column in CSV_COLUMNS)
@@ -115,7 +117,8 @@ def read_spectrum_csv(name: str, data: bytes) -> FileSpectrum:
     if CSV_SAMPLE_COLUMN in frame.columns:
         given = {s.strip() for s in frame[CSV_SAMPLE_COLUMN]} - {""}
         if len(given) > 1:
-            raise DataFileError(f"{name}: {CSV_SAMPLE_COLUMN} column holds several ids {sorted(given)[:3]}; one file, one sample")
+            raise DataFileError(f"{name}: {CSV_SAMPLE_COLUMN} column holds several ids "
+                                f"{snippet(', '.join(sorted(given)[:3]), 80)}; one file, one sample")
         sample_id = given.pop() if given else sample_id
     return _sorted_spectrum(name, wavelengths, values, sample_id)
 
@@ -128,7 +131,7 @@ def _numbers(column: pd.Series, name: str) -> np.ndarray:
     bad = (numbers.isna() & (text.str.lower() != "nan")).to_numpy()
     if bad.any():
         raise DataFileError(f"{name}: column {column.name!r} is not a number in row(s) {row_numbers(bad)}: "
-                            f"{text[bad].iloc[0]!r}")
+                            f"{snippet(text[bad].iloc[0])}")
     return numbers.to_numpy(dtype=np.float64)
 
 

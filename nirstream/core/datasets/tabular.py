@@ -40,6 +40,20 @@ def read_frame(path: Path) -> pd.DataFrame:
     raise DataFileError(f"{path.name}: expected a .csv or .parquet file")
 
 
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one printable line (newlines, control characters and undecodable bytes escaped), cut to
+    ``limit`` characters: file names and error details go into logs and reason files, where they must not
+    forge a line."""
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def snippet(value: object, limit: int = 40) -> str:
+    """A file's content quoted in an error message, escaped and short: error texts land in logs and reason
+    files other people read; they show what was wrong, not the file."""
+    return one_line(repr(str(value)), limit)
+
+
 def row_numbers(mask: np.ndarray, limit: int = 10) -> str:
     rows = (np.flatnonzero(mask) + 1).tolist()
     return ", ".join(map(str, rows[:limit])) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
