@@ -116,6 +116,7 @@ def export_models(workdir: Path) -> tuple[dict[str, Path], Path]:
         paths["litert"].write_bytes(converter.convert())
     features_path = workdir / "features.npy"
     np.save(features_path, features)
+    np.save(f"{features_path}.reference.npy", model.predict(features, verbose=0))  # what every runtime must reproduce
     return paths, features_path
 
 
@@ -124,6 +125,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/runtime-choice.json"))
     parser.add_argument("--threads", type=int, nargs="+", default=[0, 1],
                         help="intra-op threads per runtime (0: every CPU the process may use, as the worker)")
+    parser.add_argument("--runtimes", nargs="+", choices=["keras", "onnx", "onnx-no-spinning", "litert"],
+                        help="measure only these (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the medians are reported")
     args = parser.parse_args()
     import numpy as np
 
@@ -131,16 +135,26 @@ def main() -> int:
                                  "platform": platform.platform()}, "runtimes": {}}
     with tempfile.TemporaryDirectory() as scratch:
         paths, features_path = export_models(Path(scratch))
-        for runtime, path in paths.items():
-            for threads in args.threads:
-                run = subprocess.run([sys.executable, "-c", _MEASURE, runtime, str(path), str(features_path), str(threads)],
-                                     capture_output=True, text=True, check=True)
-                figures = json.loads(run.stdout.strip().splitlines()[-1])
-                results["runtimes"][f"{runtime}/{figures['threads']}-threads"] = figures
-                print(f"{runtime:16s} threads {figures['threads']}: import+load {figures['import_and_load_seconds']:.1f} s, "
-                      f"RSS {figures['rss_mib']:.0f} MiB, "
-                      + ", ".join(f"batch {b}: {r:,.0f}/s" for b, r in figures["spectra_per_second"].items()), flush=True)
-        keras_out = np.load(f"{features_path}.keras.npy")
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):  # interleaved repeats: a noisy machine slows each runtime alike
+            for runtime, path in paths.items():
+                if args.runtimes and runtime not in args.runtimes:
+                    continue
+                for threads in args.threads:
+                    run = subprocess.run([sys.executable, "-c", _MEASURE, runtime, str(path), str(features_path),
+                                          str(threads)], capture_output=True, text=True, check=True)
+                    figures = json.loads(run.stdout.strip().splitlines()[-1])
+                    runs.setdefault(f"{runtime}/{figures['threads']}-threads", []).append(figures)
+        for name, repeats in runs.items():
+            figures = results["runtimes"][name] = {
+                **repeats[0], "repeats": len(repeats),
+                "spectra_per_second": {b: float(np.median([r["spectra_per_second"][b] for r in repeats]))
+                                       for b in repeats[0]["spectra_per_second"]},
+                "spectra_per_second_each_repeat": [r["spectra_per_second"] for r in repeats]}
+            print(f"{name:26s} import+load {figures['import_and_load_seconds']:.1f} s, RSS {figures['rss_mib']:.0f} MiB, "
+                  + ", ".join(f"batch {b}: {r:,.0f}/s" for b, r in figures["spectra_per_second"].items())
+                  + f" (median of {len(repeats)})", flush=True)
+        keras_out = np.load(f"{features_path}.reference.npy")
         scale = max(float(np.abs(keras_out).max()), 1.0)
         for name in results["runtimes"]:
             out = np.load(f"{features_path}.{name.split('/')[0]}.npy").reshape(keras_out.shape)
