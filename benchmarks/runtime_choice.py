@@ -157,8 +157,10 @@ def main() -> int:
         keras_out = np.load(f"{features_path}.reference.npy")
         scale = max(float(np.abs(keras_out).max()), 1.0)
         for name in results["runtimes"]:
-            out = np.load(f"{features_path}.{name.split('/')[0]}.npy").reshape(keras_out.shape)
-            results["runtimes"][name]["max_relative_difference_to_keras"] = float(np.abs(out - keras_out).max() / scale)
+            out = np.load(f"{features_path}.{name.split('/')[0]}.npy")  # whole batches of 32: the first rows
+            expected = keras_out[: len(out)]
+            results["runtimes"][name]["max_relative_difference_to_keras"] = float(
+                np.abs(out.reshape(expected.shape) - expected).max() / scale)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     print(json.dumps({r: {"max_relative_difference_to_keras": f["max_relative_difference_to_keras"]}
