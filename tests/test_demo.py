@@ -33,7 +33,7 @@ def demo(tmp_path_factory):
     result = subprocess.run(
         # Every step waits for an event: the retrain starts after 900 joined lab values (line-1's whole test set of
         # 460 and line-2's share), and the run ends once both analyzers' predictions come from the retrained model.
-        [sys.executable, "-m", "nirstream", "demo", "--duration", "10", "--rate", "40", "--retrain-after", str(RETRAIN_AFTER),
+        [sys.executable, "-m", "nirstream", "demo", "--duration", "10", "--rate", "20", "--retrain-after", str(RETRAIN_AFTER),
          "--reference-fraction", "1.0", "--timeout", "1200", "--port", "0", "--registry", str(base / "registry"),
          "--summary", str(summary_path)],
         capture_output=True, text=True, timeout=1500, env=env, cwd=base,
