@@ -5,7 +5,7 @@ to ONNX (as the trainer does) and to LiteRT's .tflite; then, for each runtime, a
 runtime, loads the model and reports: import + load seconds, resident memory, spectra/s at batch 1, 32 and 256
 (interleaved rounds, median), and the largest difference to the Keras output on real tablet spectra.
 
-    pip install ai-edge-litert   # LiteRT is measured only when installed; the worker does not need it
+    pip install -e '.[bench]'    # ai-edge-litert: LiteRT is measured only when installed; the worker does not need it
     python benchmarks/runtime_choice.py [--output benchmarks/results/runtime-choice.json]
 """
 
@@ -109,7 +109,7 @@ def export_models(workdir: Path) -> tuple[dict[str, Path], Path]:
     try:
         import ai_edge_litert  # noqa: F401
     except ImportError:
-        print("ai-edge-litert is not installed: LiteRT is not measured (pip install ai-edge-litert)")
+        print("ai-edge-litert is not installed: LiteRT is not measured (pip install -e '.[bench]')")
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         paths["litert"] = workdir / "model.tflite"
