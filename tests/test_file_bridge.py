@@ -26,7 +26,7 @@ from nirstream.core.codec import decode_spectrum
 from nirstream.core.datasets.spectrum_file import read_jcamp, read_spectrum_csv, write_spectrum_csv
 from nirstream.core.datasets.tabular import DataFileError
 from nirstream.core.messages.common import WavelengthGrid
-from nirstream.ingest import ONCE_ATTEMPTS
+from nirstream.ingest import ONCE_ATTEMPTS, ONCE_SEND_ATTEMPTS
 from nirstream.ingest.bridge import STATE_DIR, BridgeConfig, FileBridge, FileRejected, message_id, read_listed_file
 from nirstream.ingest.publisher import SpectrumPublisher
 from nirstream.ingest.scanner import FolderScanner
@@ -314,6 +314,19 @@ def test_a_broker_that_is_down_delays_the_files_and_loses_none(topics, tecator, 
     assert len(summary.published) == 2
     assert [s.header.sequence for s in spectra] == [0, 1]
     np.testing.assert_array_equal(spectra[1].values, as_float32(tecator.X[6]))
+
+
+def test_once_gives_up_on_an_unreachable_broker_and_leaves_the_files_for_the_next_run(tecator, tmp_path):
+    write_tecator_jcamp(tmp_path, tecator, [5, 6])
+    result = subprocess.run(
+        [sys.executable, "-m", "nirstream", "ingest", "--watch", str(tmp_path), "--analyzer", ANALYZER, "--format",
+         "jcamp", "--settle-seconds", "0", "--once", "--bootstrap-servers", f"127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "nirstream: error: --once gave up: the broker could not be reached" in result.stderr
+    assert f"{ONCE_SEND_ATTEMPTS} sends to" in result.stderr
+    assert not (tmp_path / "published").exists() or not any((tmp_path / "published").iterdir())
+    assert len(list(tmp_path.glob("*.jdx"))) == 2  # still waiting in the folder
 
 
 def test_cli_refuses_a_missing_folder_and_a_bad_analyzer_id(tmp_path):

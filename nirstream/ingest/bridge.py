@@ -43,7 +43,7 @@ from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.resampling import on_regular_grid
 from nirstream.core.validation import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
-from nirstream.ingest.publisher import MessageRefused, SpectrumPublisher, Stopped
+from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
 from nirstream.ingest.scanner import Candidate, FolderScanner
 from nirstream.ingest.state import BridgeState, PublishedFile, StateStore, UnmovedFile, state_name
 
@@ -239,6 +239,9 @@ class FileBridge:
                 await self._pause()
         except Stopped:
             pass
+        except BrokerUnavailable as exc:  # only with --once: the file in hand stays in the folder for the next run
+            self.summary.incomplete = f"--once gave up: the broker could not be reached ({exc}); nothing more was sent"
+            log.error("%s", self.summary.incomplete)
         finally:
             await self.publisher.close()
             self.store.unlock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nirstream.ingest import ONCE_ATTEMPTS
+from nirstream.ingest import ONCE_ATTEMPTS, ONCE_SEND_ATTEMPTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--state-dir", help="where the state file lives (default DIR/.nirstream-ingest)")
     ingest.add_argument("--once", action="store_true",
                         help="publish what is in the folder, then exit (tests, cron); exit 1 when a file stayed "
-                             f"unreadable (or the folder unlistable) for {ONCE_ATTEMPTS} polls, naming it")
+                             f"unreadable (or the folder unlistable) for {ONCE_ATTEMPTS} polls, naming it, or the "
+                             f"broker was unreachable for {ONCE_SEND_ATTEMPTS} sends of one file (it stays for the "
+                             "next run)")
     ingest.add_argument("--expect-grid", metavar="START:STEP:COUNT",
                         help="reject files on another wavelength grid (nm), e.g. 600:2:650; default: any regular grid")
     ingest.add_argument("--max-file-bytes", type=int, default=16 << 20, help="reject larger files (default 16 MiB)")
@@ -82,7 +84,9 @@ def _ingest(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # finish the file in hand, then stop
             loop.add_signal_handler(sig, stop.set)
-        bridge = FileBridge(config, SpectrumPublisher(shared.kafka_client_options(), config.topic, stop), stop)
+        publisher = SpectrumPublisher(shared.kafka_client_options(), config.topic, stop,
+                                      attempts=ONCE_SEND_ATTEMPTS if config.once else None)
+        bridge = FileBridge(config, publisher, stop)
         return await bridge.run()
 
     summary = asyncio.run(main())

@@ -34,9 +34,14 @@ class Stopped(Exception):
     """Asked to stop before the message was acknowledged."""
 
 
+class BrokerUnavailable(Exception):
+    """The broker could not be reached in the attempts allowed (``--once``: a cron run must end, not wait forever)."""
+
+
 class SpectrumPublisher:
-    def __init__(self, client_options: dict[str, Any], topic: str, stop: asyncio.Event) -> None:
-        self.client_options, self.topic, self.stop = client_options, topic, stop
+    def __init__(self, client_options: dict[str, Any], topic: str, stop: asyncio.Event, attempts: int | None = None) -> None:
+        """``attempts``: failed sends of one message before ``BrokerUnavailable`` (None: retry until stopped)."""
+        self.client_options, self.topic, self.stop, self.attempts = client_options, topic, stop, attempts
         self._producer: AIOKafkaProducer | None = None
 
     async def _started(self) -> AIOKafkaProducer:
@@ -52,7 +57,7 @@ class SpectrumPublisher:
 
     async def publish(self, key: bytes, value: bytes) -> None:
         """Return once the broker acknowledged ``value``."""
-        backoff = FIRST_BACKOFF_SECONDS
+        backoff, failures = FIRST_BACKOFF_SECONDS, 0
         while True:
             if self.stop.is_set():
                 raise Stopped
@@ -65,8 +70,12 @@ class SpectrumPublisher:
             except PERMANENT_SEND_ERRORS as exc:
                 raise MessageRefused(f"{type(exc).__name__}: {exc}") from None
             except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("cannot publish to %s (%s: %s); retrying in %.1f s", self.topic, type(exc).__name__, exc, backoff)
+                failures += 1
                 await self.close()  # a fresh producer reconnects from scratch, even after a failed start
+                if self.attempts is not None and failures >= self.attempts:
+                    raise BrokerUnavailable(f"{failures} sends to {self.topic} failed, the last with "
+                                            f"{type(exc).__name__}: {exc}") from None
+                log.warning("cannot publish to %s (%s: %s); retrying in %.1f s", self.topic, type(exc).__name__, exc, backoff)
             try:
                 await asyncio.wait_for(self.stop.wait(), timeout=backoff)
             except asyncio.TimeoutError:
