@@ -99,7 +99,7 @@ def fold(partition: int, latest: dict[bytes, bytes | None], now: float, retentio
             continue
         try:
             change = decode_change(partition, key, value)
-        except (ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any record (e.g. JSON that is not an object) is skipped, never fatal
             unreadable += 1
             last_error = exc
             continue
@@ -211,10 +211,16 @@ class JoinStateKeeper(ConsumerRebalanceListener):
                 log.warning("reading the lab-join state of partitions %s failed (%s); retrying", partitions, exc)
                 await asyncio.sleep(RESTORE_RETRY_SECONDS)
         now = time.time()
-        entries = [e for p in partitions for e in fold(p, latest[p], now, self.settings.join_retention_seconds)]
-        self.monitor.drop_partitions(set(partitions))  # what an earlier ownership left
-        self.monitor.restore(entries, now)
+        try:
+            entries = [e for p in partitions for e in fold(p, latest[p], now, self.settings.join_retention_seconds)]
+            self.monitor.drop_partitions(set(partitions))  # what an earlier ownership left
+            self.monitor.restore(entries, now)
+        except Exception:  # noqa: BLE001 - a bug here must not leave the partitions paused while /ready says 200
+            log.exception("restoring the lab-join state of partitions %s failed: they are served without it", partitions)
+            self.monitor.drop_partitions(set(partitions))
+            entries = []
+        finally:
+            self.consumer.resume(*assigned)
         self.metrics.join_restored.inc(len(entries))
-        self.consumer.resume(*assigned)
         log.info("restored %d lab-join entries of partitions %s in %.2f s", len(entries), partitions,
                  time.perf_counter() - started)

@@ -221,6 +221,22 @@ def test_edited_lines_of_any_shape_are_reported_and_the_registry_keeps_working(r
     assert " 7 " in out.splitlines()[4] and "Unknown format" not in err
 
 
+def test_hostile_lines_and_anchors_are_reported_and_a_promotion_is_never_unrecorded(registry, capsys):
+    """A line nested past the JSON parser's depth, a transfer record whose details are a list, an anchor counting
+    Infinity: each is reported by line, and a promotion either moves the champion and records it, or neither."""
+    registry.promote("1", "first model", by="alice")
+    _write(registry, _lines(registry) + [b"[" * 100_000 + b"]" * 100_000 + b"\n",
+                                         b'{"event": "transfer_published", "details": [1, 2]}\n'])
+    code, out, err = history_cli(registry, capsys=capsys)
+    assert code == 2 and "audit trail broken at line" in err and "Traceback" not in err
+    assert "transfer_published" in out
+    registry.audit.head_path.write_text('{"count": Infinity, "hash": "x"}')
+    code, _, err = history_cli(registry, "--verify", capsys=capsys)
+    assert code == 2 and "history.head is unreadable" in err
+    registry.promote("2", "beats 1", by="bob")
+    assert registry.champion() == "2" and registry.history()[-1].reason == "beats 1"
+
+
 def test_an_unreadable_anchor_is_named_not_a_traceback(registry, capsys):
     """history.head that cannot be read (here a directory in its place; also permissions, I/O errors)."""
     registry.audit.head_path.unlink()

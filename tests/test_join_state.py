@@ -84,10 +84,13 @@ def test_the_fold_keeps_the_last_record_per_sample_and_leaves_out_tombstones_exp
     )
     latest[0][b"S5"] = b"{not json"
     latest[0][b"S6"] = orjson.dumps({"v": 99, "kind": "prediction", "at": now})
+    latest[0][b"S7"] = b"[1, 2]"  # JSON, not an object
+    good = orjson.loads(latest[0][b"S3"])
+    latest[0][b"S8"] = orjson.dumps({**good, "reference": [1, 2]})  # an object whose parts have the wrong types
     entries = {e.sample_id: e for e in fold(0, latest[0], now, RETENTION)}
-    assert sorted(entries) == ["S1", "S3"]  # S2 deleted, S4 expired, S5/S6 unreadable
+    assert sorted(entries) == ["S1", "S3"]  # S2 deleted, S4 expired, S5-S8 unreadable
     assert isinstance(entries["S1"].entry, JoinedSample) and entries["S3"].entry == lab(3)
-    assert "skipped 2 unreadable" in caplog.text
+    assert "skipped 4 unreadable" in caplog.text
 
 
 def test_changes_carry_their_partition_and_forgotten_entries_become_tombstones():

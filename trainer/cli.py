@@ -454,7 +454,7 @@ def _models_change(args: argparse.Namespace) -> int:
 
 
 def _history_subject(record: dict) -> str:
-    details = record.get("details") or {}
+    details = d if isinstance(d := record.get("details"), dict) else {}  # an edited record may hold anything
     if record.get("event") == "transfer_published":
         return f"{details.get('analyzer', '?')} transfer {details.get('number', '?')} (v{record.get('version', '?')})"
     return f"v{record.get('version', '?')}"

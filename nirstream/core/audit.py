@@ -94,7 +94,7 @@ def parse_lines(data: bytes) -> list[LogLine]:
     for number, raw in enumerate(pieces[:-1] + ([pieces[-1]] if pieces[-1] else []), start=1):
         try:
             fields = json.loads(raw)
-        except ValueError:  # not JSON, or not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
             fields = None
         complete = offset + len(raw) < len(data)
         lines.append(LogLine(number, offset, fields if isinstance(fields, dict) else None, complete))
@@ -273,7 +273,7 @@ class AuditLog:
             return None
         except OSError as exc:  # permissions, a directory in its place, an I/O error: named, not a traceback
             raise AuditLogError(f"{self.head_path} cannot be read: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:  # e.g. {"count": Infinity}
             raise AuditLogError(f"{self.head_path} is unreadable: {exc}") from None
 
     def readable_lines(self) -> list[LogLine]:

@@ -142,8 +142,10 @@ class ModelRegistry:
         verify_bundle(self.path(version))
         with self.audit.writing() as audit:  # pointer and record under one lock: concurrent promotions stay in order
             previous = self.champion()
+            # the record is complete before the pointer moves: a failure to build it leaves the champion as it was
+            event = self._event("promoted", version, reason, by, self._checksum(self.path(version)), {"previous": previous})
             self._point_champion(version, previous)
-            self._record(audit, "promoted", version, reason, by, self._checksum(self.path(version)), {"previous": previous})
+            audit.append(event)
 
     def reject(self, version: str, reason: str, by: str | None = None) -> None:
         version = str(version)
@@ -161,8 +163,9 @@ class ModelRegistry:
                 raise BundleError("no earlier champion to roll back to")
             target = candidates[0]
             verify_bundle(self.path(target))
+            event = self._event("rolled_back", target, reason, by, self._checksum(self.path(target)), {"from": current})
             self._point_champion(target, current)
-            self._record(audit, "rolled_back", target, reason, by, self._checksum(self.path(target)), {"from": current})
+            audit.append(event)
         return target
 
     # -- calibration transfers, one active per analyzer --------------------------------------
@@ -224,6 +227,12 @@ class ModelRegistry:
     @staticmethod
     def _record(audit: AuditAppender, event: str, version: str, reason: str, by: str | None, checksum: str,
                 details: dict[str, Any] | None = None) -> None:
+        audit.append(ModelRegistry._event(event, version, reason, by, checksum, details))
+
+    @staticmethod
+    def _event(event: str, version: str, reason: str, by: str | None, checksum: str,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An audit record's fields (chained by ``AuditAppender.append``)."""
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), by=current_actor(by),
                               checksum=checksum, details=details or {})
-        audit.append(json.loads(entry.model_dump_json(exclude={"prev", "hash"})))
+        return json.loads(entry.model_dump_json(exclude={"prev", "hash"}))
