@@ -14,7 +14,8 @@ Nodes appear when an analyzer/target is first seen. NodeIds are string ids built
 name, percent-encoded (so distinct names never share an id and clients can bookmark them). Every value carries
 the spectrum's measurement time as source timestamp and a status: Good; Uncertain when the prediction is flagged
 (warning, outlier); Bad_NoCommunication, with a null value as OPC UA requires of Bad values, when no newer prediction
-came within the staleness time. An output's source time only moves forward: replays and late arrivals are skipped.
+came within the staleness time. An output's source time only moves forward: replays and late arrivals are skipped,
+and so are values dated more than FUTURE_TOLERANCE ahead of the server's clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from asyncua import Server, ua
@@ -40,6 +41,12 @@ GOOD = ua.StatusCode(ua.StatusCodes.Good)
 UNCERTAIN = ua.StatusCode(ua.StatusCodes.Uncertain)
 STALE = ua.StatusCode(ua.StatusCodes.BadNoCommunication)
 NO_INTERVAL = ua.StatusCode(ua.StatusCodes.BadNoData)  # the model has no prediction intervals
+# Outputs only move forward, so one value dated far ahead (a wrong analyzer clock) would block every later one until
+# restart; minutes cover ordinary clock drift between analyzer and server.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Same-time message ids kept per output: a producer sending many spectra with one timestamp must not grow memory
+# without bound; a replay of an id already dropped is written again (a duplicate value, never a step back).
+MAX_IDS_AT_SOURCE_TIME = 1024
 
 
 def node_id_string(*names: str) -> str:
@@ -65,7 +72,8 @@ class Output:
     unit: ua.NodeId
     unit_text: str = ""
     source_time: datetime | None = None  # the last prediction's spectrum time
-    ids_at_source_time: set[str] = field(default_factory=set)  # message ids written with that time (a replay's test)
+    # message ids written with that time, oldest first (a replay's test; at most MAX_IDS_AT_SOURCE_TIME)
+    ids_at_source_time: dict[str, None] = field(default_factory=dict)
     received: float = 0.0  # time.monotonic() of the last prediction
     stale: bool = False
 
@@ -84,6 +92,7 @@ class ProcessValueServer:
         self.outputs: dict[tuple[str, str], Output] = {}
         self.skipped_outputs = 0  # predictions for outputs beyond max_outputs
         self.skipped_older = 0  # values not newer than their output's (replays, late arrivals)
+        self.skipped_future = 0  # values dated more than FUTURE_TOLERANCE ahead of the server's clock
         self._objects: set[str] = set()  # string ids of the analyzer and channel objects created
         self._root: ua.NodeId | None = None
 
@@ -163,9 +172,10 @@ class ProcessValueServer:
         flag = prediction.outlier.flag if prediction.outlier else "ok"
         quality = GOOD if flag == "ok" else UNCERTAIN
         updated = 0
+        received = datetime.now(UTC)
         for target, value in prediction.predictions.items():
             output = await self._output(prediction.analyzer_id, target)
-            if output is None or not self._is_newer(output, source_time, prediction.message_id):
+            if output is None or not self._is_newer(output, source_time, prediction.message_id, received):
                 continue
             interval = (prediction.intervals or {}).get(target)
             low, high, interval_status = (interval.low, interval.high, quality) if interval else (None, None, NO_INTERVAL)
@@ -186,14 +196,23 @@ class ProcessValueServer:
                 await self.server.write_attribute_value(output.unit, ua.DataValue(ua.Variant(unit, ua.VariantType.String)))
             if source_time != output.source_time:
                 output.ids_at_source_time.clear()
-            output.ids_at_source_time.add(prediction.message_id)
+            output.ids_at_source_time[prediction.message_id] = None
+            if len(output.ids_at_source_time) > MAX_IDS_AT_SOURCE_TIME:
+                del output.ids_at_source_time[next(iter(output.ids_at_source_time))]  # the oldest
             output.source_time, output.received, output.stale = source_time, time.monotonic(), False
             updated += 1
         return updated
 
-    def _is_newer(self, output: Output, source_time: datetime, message_id: str) -> bool:
-        """Whether a value measured at ``source_time`` may replace the output's current one; counts and logs those
-        that may not (the first, then every thousandth)."""
+    def _is_newer(self, output: Output, source_time: datetime, message_id: str, now: datetime) -> bool:
+        """Whether a value measured at ``source_time`` may replace the output's current one (and is not dated beyond
+        FUTURE_TOLERANCE after ``now``); counts and logs those that may not (the first, then every thousandth)."""
+        if source_time > now + FUTURE_TOLERANCE:
+            self.skipped_future += 1
+            if self.skipped_future == 1 or self.skipped_future % 1000 == 0:
+                log.warning("%d prediction value(s) dated more than %s ahead of the server's clock skipped (an analyzer "
+                            "clock set wrong?), e.g. %s measured %s at %s", self.skipped_future, FUTURE_TOLERANCE,
+                            message_id, source_time.isoformat(), now.isoformat())
+            return False
         current = output.source_time
         if current is None or source_time > current or (source_time == current and message_id not in output.ids_at_source_time):
             return True

@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from devtools.embedded_broker import free_port
 from nirstream.core.messages.prediction import OutlierStatistics, PredictionInterval, PredictionMessage
 from stream.opcua_app import OpcUaService
-from stream.opcua_server import ProcessValueServer, node_id_string
+from stream.opcua_server import FUTURE_TOLERANCE, MAX_IDS_AT_SOURCE_TIME, ProcessValueServer, node_id_string
 from stream.settings import OpcUaOptions, OpcUaSettings
 from tests.streaming import produce
 
@@ -376,6 +376,58 @@ def test_an_output_only_moves_forward_in_source_time_whatever_arrives_late():
             current = await fat()
             assert (current.Value.Value, current.StatusCode.value) == (13.0, ua.StatusCodes.Good)
             assert utc(current.SourceTimestamp) == newer.spectrum_timestamp
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_value_dated_far_ahead_is_skipped_and_does_not_freeze_its_output():
+    """An analyzer clock set to 2099 once must not block every later value: values dated beyond FUTURE_TOLERANCE
+    ahead of the server's clock are skipped and counted; values within it are written."""
+    now = datetime.now(UTC)
+
+    def at(sequence: int, moment: datetime, fat: float) -> PredictionMessage:
+        return prediction("line-5", sequence, {"fat": fat}).model_copy(update={"spectrum_timestamp": moment})
+
+    async def scenario():
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        await server.start()
+        try:
+            assert await server.publish(at(1, now, 11.0)) == 1
+            assert await server.publish(at(2, datetime(2099, 1, 1, tzinfo=UTC), 99.0)) == 0
+            assert await server.publish(at(3, now + FUTURE_TOLERANCE + timedelta(minutes=1), 98.0)) == 0
+            assert server.skipped_future == 2 and server.skipped_older == 0
+            within = at(4, now + timedelta(minutes=1), 12.0)  # ordinary clock drift: written
+            assert await server.publish(within) == 1
+            current = await server.server.get_node(server.outputs[("line-5", "fat")].value).read_data_value()
+            assert (current.Value.Value, current.StatusCode.value) == (12.0, ua.StatusCodes.Good)
+            assert utc(current.SourceTimestamp) == within.spectrum_timestamp
+            assert await server.publish(at(5, now + timedelta(minutes=2), 13.0)) == 1  # later values keep coming
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_ids_kept_for_one_source_time_are_bounded():
+    """A producer sending many spectra with one fixed timestamp and fresh ids must not grow memory without bound:
+    the newest MAX_IDS_AT_SOURCE_TIME ids are kept, so a recent replay is still skipped."""
+    moment = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    count = MAX_IDS_AT_SOURCE_TIME + 10
+
+    async def scenario():
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        await server.start()
+        try:
+            messages = [prediction("line-6", i, {"fat": float(i)}).model_copy(update={"spectrum_timestamp": moment})
+                        for i in range(count)]
+            for message in messages:
+                assert await server.publish(message) == 1
+            ids = server.outputs[("line-6", "fat")].ids_at_source_time
+            assert len(ids) == MAX_IDS_AT_SOURCE_TIME and messages[0].message_id not in ids
+            assert messages[-1].message_id in ids and messages[count - MAX_IDS_AT_SOURCE_TIME].message_id in ids
+            assert await server.publish(messages[-1]) == 0 and server.skipped_older == 1  # a recent replay: skipped
         finally:
             await server.stop()
 
