@@ -27,7 +27,8 @@ from nirstream.core.datasets.spectrum_file import read_jcamp, read_spectrum_csv,
 from nirstream.core.datasets.tabular import DataFileError
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.ingest import ONCE_ATTEMPTS, ONCE_SEND_ATTEMPTS
-from nirstream.ingest.bridge import STATE_DIR, BridgeConfig, FileBridge, FileRejected, message_id, read_listed_file
+from nirstream.ingest.bridge import (STATE_DIR, BridgeConfig, FileBridge, FileRejected, FreeNames, message_id,
+                                     read_listed_file)
 from nirstream.ingest.publisher import SpectrumPublisher
 from nirstream.ingest.scanner import FolderScanner
 from nirstream.ingest.state import BridgeState
@@ -539,3 +540,43 @@ def test_once_gives_up_on_a_file_that_stays_locked_and_exits_1_naming_it(broker,
     assert (tmp_path / locked).exists() and (tmp_path / after).exists()  # the file after it waits too: order kept
     [published] = spectra_on(broker.bootstrap_servers, topics.spectra, 1)
     assert published.header.sample_id == Path(first).stem
+
+
+def test_once_gives_up_on_a_file_that_never_becomes_complete_and_exits_1_naming_it(broker, topics, tecator, tmp_path):
+    [first] = write_tecator_jcamp(tmp_path, tecator, [83])
+    empty = tmp_path / "next.jdx"  # empty and dated tomorrow: never older than the settle time, never steady
+    empty.touch()
+    os.utime(empty, (time.time() + 86400, time.time() + 86400))
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "nirstream", "ingest", "--watch", str(tmp_path), "--analyzer", ANALYZER,
+         "--format", "jcamp", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topics.spectra,
+         "--poll-seconds", "0.05", "--settle-seconds", "0.2", "--once"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "published 1 file(s), rejected 0" in result.stdout
+    assert f"nirstream: error: --once gave up after {4 + ONCE_ATTEMPTS} polls: next.jdx never became complete" \
+        in result.stderr
+    assert empty.exists() and (tmp_path / "published" / first).exists()
+    assert time.monotonic() - started < 120  # bounded; without the limit it polled forever
+
+
+def test_a_reused_name_gets_the_next_free_number_without_looking_at_every_earlier_one(tmp_path, monkeypatch):
+    (tmp_path / "spectrum.1.jdx").touch()  # left from an earlier run
+    (tmp_path / "spectrum.jdx").touch()
+    looked_up = []
+    real_lexists = os.path.lexists
+    monkeypatch.setattr(os.path, "lexists", lambda path: looked_up.append(path) or real_lexists(path))
+    names = FreeNames(tmp_path)
+    moved = []
+    for _ in range(200):  # an analyzer that writes every measurement as spectrum.jdx
+        (tmp_path / "in.tmp").touch()
+        target = names("spectrum.jdx")
+        os.replace(tmp_path / "in.tmp", target)
+        moved.append(target.name)
+    assert moved == [f"spectrum.{n}.jdx" for n in range(2, 202)]
+    assert len(looked_up) <= 2 * 200 + 1  # the plain name and the next number; once more to skip spectrum.1.jdx
+    (tmp_path / "spectrum.202.jdx").touch()  # put there by hand: skipped, not overwritten
+    assert names("spectrum.jdx").name == "spectrum.203.jdx" and names("other.jdx").name == "other.jdx"
+    (tmp_path / "spectrum.203.jdx").touch()
+    assert FreeNames(tmp_path)("spectrum.jdx").name == "spectrum.204.jdx"  # after a restart: counts up once

@@ -23,6 +23,7 @@ import asyncio
 import errno
 import hashlib
 import logging
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from nirstream.core.resampling import on_regular_grid
 from nirstream.core.validation import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
 from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
-from nirstream.ingest.scanner import Candidate, FolderScanner
+from nirstream.ingest.scanner import Candidate, FolderScanner, ScanResult
 from nirstream.ingest.state import BridgeState, PublishedFile, StateStore, UnmovedFile, state_name
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,26 @@ def spectrum_message(config: BridgeConfig, name: str, data: bytes, sequence: int
     return raw
 
 
-def free_name(folder: Path, name: str, max_bytes: int = NAME_MAX_BYTES) -> Path:
-    """``folder/name``, or ``folder/<stem>.<n><suffix>`` when an earlier file of that name is already there;
-    cut to ``max_bytes`` (``bounded_name``) so that a name near the limit still fits with what is added."""
-    target, n = folder / bounded_name(name, max_bytes), 1
-    while os.path.lexists(target):  # lexists: a dangling link there is a name in use, too
-        target, n = folder / bounded_name(f"{Path(name).stem}.{n}{Path(name).suffix}", max_bytes), n + 1
-    return target
+class FreeNames:
+    """Names for files moved into one folder: ``name``, or ``<stem>.<n><suffix>`` when an earlier file of that name
+    is already there; cut to ``max_bytes`` (``bounded_name``) so that a name near the limit still fits with what is
+    added. The next ``n`` of each name that was taken is remembered, so an analyzer that reuses one file name costs
+    two look-ups a move (each a round trip on a share), not one per earlier file; only the first clash of a name
+    after a start counts up through the numbers already there."""
+
+    def __init__(self, folder: Path, max_bytes: int = NAME_MAX_BYTES) -> None:
+        self.folder, self.max_bytes = folder, max_bytes
+        self._next: dict[str, int] = {}  # only names that were taken: a folder of unique names costs no memory
+
+    def __call__(self, name: str) -> Path:
+        target = self.folder / bounded_name(name, self.max_bytes)
+        if not os.path.lexists(target):  # lexists: a dangling link there is a name in use, too
+            return target
+        stem, suffix, n = Path(name).stem, Path(name).suffix, self._next.get(name, 1)
+        while os.path.lexists(target := self.folder / bounded_name(f"{stem}.{n}{suffix}", self.max_bytes)):
+            n += 1  # a file put there by hand, or the first clash since the start
+        self._next[name] = n + 1
+        return target
 
 
 def shown(text: str) -> str:
@@ -179,6 +193,8 @@ class FileBridge:
         self.config, self.publisher, self.stop = config, publisher, stop
         self.published_dir = config.folder / PUBLISHED_DIR
         self.rejected_dir = config.folder / REJECTED_DIR
+        self.published_name = FreeNames(self.published_dir)
+        self.rejected_name = FreeNames(self.rejected_dir, NAME_MAX_BYTES - len(REASON_SUFFIX))
         _, suffixes = FORMATS[config.file_format]
         self.scanner = FolderScanner(config.folder, suffixes, config.poll_seconds, config.settle_seconds)
         self.store = StateStore(config.state_folder, config.analyzer_id)
@@ -202,6 +218,9 @@ class FileBridge:
     async def run(self) -> BridgeSummary:
         self.prepare()
         attempts = 0  # consecutive polls that found something it could not read
+        stalled = 0  # with --once: consecutive polls that took nothing while files were still incomplete
+        # enough for a file written now to pass the settle time (an empty one needs it), then ONCE_ATTEMPTS more
+        stall_limit = math.ceil(self.config.settle_seconds / self.config.poll_seconds) + ONCE_ATTEMPTS
         listing_failed = False
         try:
             while not self.stop.is_set():
@@ -224,12 +243,17 @@ class FileBridge:
                                 break
                             await self._take(candidate)
                         if ready:
-                            attempts = 0
+                            attempts = stalled = 0
                             continue  # look again at once: files may have arrived meanwhile
                     except _ReadLater as exc:  # the files after it wait too: order is kept
                         waiting_for = str(exc)
-                    if self.config.once and waiting_for is None and scan.waiting == 0:
-                        break
+                    if self.config.once and waiting_for is None:
+                        if scan.waiting == 0:
+                            break
+                        stalled += 1  # a file appended to without end, or empty and dated in the future
+                        if stalled >= stall_limit:
+                            self._give_up_waiting(stalled, scan)
+                            break
                 attempts = attempts + 1 if waiting_for else 0
                 if self.config.once and attempts >= ONCE_ATTEMPTS:
                     self.summary.incomplete = (f"--once gave up after {attempts} attempts: {waiting_for}; "
@@ -246,6 +270,14 @@ class FileBridge:
             await self.publisher.close()
             self.store.unlock()
         return self.summary
+
+    def _give_up_waiting(self, polls: int, scan: ScanResult) -> None:
+        first, others = scan.first_waiting, scan.waiting - 1
+        self.summary.incomplete = (
+            f"--once gave up after {polls} polls: {shown(first.name)} never became complete (it kept changing, or "
+            f"stayed empty without getting older than --settle-seconds {self.config.settle_seconds:g}); it"
+            + (f" and the {others} file(s) after it were" if others else " was") + " not sent")
+        log.error("%s", self.summary.incomplete)
 
     async def _pause(self) -> bool:
         """Wait one poll, or less when asked to stop; True when asked to stop."""
@@ -281,7 +313,7 @@ class FileBridge:
         last = self.state.last
         if last is not None and (last.name, last.sha256, last.mtime_ns) == (candidate.name, sha256, candidate.mtime_ns):
             log.info("%s was acknowledged before the last stop; moving it to %s/", shown(candidate.name), PUBLISHED_DIR)
-            return self._move(candidate.path, self.published_dir)
+            return self._move(candidate.path)
         modified = datetime.fromtimestamp(candidate.mtime_ns / 1e9, UTC)
         sequence = self.state.next_sequence
         try:
@@ -297,7 +329,7 @@ class FileBridge:
             "last": PublishedFile(name=candidate.name, sha256=sha256, mtime_ns=candidate.mtime_ns, message_id=ids,
                                   sequence=sequence, published_at=utc_now())})
         await self._save_state()
-        self._move(candidate.path, self.published_dir)
+        self._move(candidate.path)
         self.summary.published.append(candidate.name)
         log.info("published %s as %s #%d", shown(candidate.name), self.config.analyzer_id, sequence)
         return None
@@ -327,7 +359,7 @@ class FileBridge:
         log.warning("rejected %s (%s): %s", name, error.reason, detail)
         if not self.rejected_dir.is_dir():  # removed while the bridge runs
             self._recreate_folders()
-        target = free_name(self.rejected_dir, candidate.name, NAME_MAX_BYTES - len(REASON_SUFFIX))
+        target = self.rejected_name(candidate.name)
         reason_file = target.with_name(target.name + REASON_SUFFIX)
         # the reason first: a crash before the move rejects the file again, never leaves it without a reason
         try:
@@ -380,9 +412,9 @@ class FileBridge:
             except OSError as exc:
                 log.warning("cannot create %s (%s)", folder, exc)
 
-    def _move(self, path: Path, folder: Path) -> None:
-        """Move a published file; any failure stops the bridge (the state still names the file)."""
-        target = free_name(folder, path.name)
+    def _move(self, path: Path) -> None:
+        """Move a published file to ``published/``; any failure stops the bridge (the state still names the file)."""
+        target = self.published_name(path.name)
         try:
             os.replace(path, target)
         except FileNotFoundError:

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--state-dir", help="where the state file lives (default DIR/.nirstream-ingest)")
     ingest.add_argument("--once", action="store_true",
                         help="publish what is in the folder, then exit (tests, cron); exit 1 when a file stayed "
-                             f"unreadable (or the folder unlistable) for {ONCE_ATTEMPTS} polls, naming it, or the "
+                             f"unreadable (or the folder unlistable) for {ONCE_ATTEMPTS} polls, or incomplete (still "
+                             f"changing, or empty) for --settle-seconds plus {ONCE_ATTEMPTS} polls, naming it, or the "
                              f"broker was unreachable for {ONCE_SEND_ATTEMPTS} sends of one file (it stays for the "
                              "next run)")
     ingest.add_argument("--expect-grid", metavar="START:STEP:COUNT",

@@ -41,6 +41,11 @@ class ScanResult:
     waiting: int  # files seen but not yet complete, and every file after the first of them
     listed: list[Candidate] = field(default_factory=list)  # every file seen, complete or not
 
+    @property
+    def first_waiting(self) -> Candidate | None:
+        """The oldest file not yet complete (the ones after it wait behind it), or None."""
+        return self.listed[len(self.ready)] if self.waiting else None
+
 
 class FolderScanner:
     """Lists the folder's files with one of ``suffixes`` (hidden files and subfolders are skipped)."""
