@@ -31,6 +31,7 @@ from asyncua import Server, ua
 from cryptography import x509
 
 from nirstream.core.messages.prediction import PredictionMessage
+from stream.log_sampling import worth_logging
 from stream.settings import OpcUaOptions
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class ProcessValueServer:
         FUTURE_TOLERANCE after ``now``); counts and logs those that may not (the first, then every thousandth)."""
         if source_time > now + FUTURE_TOLERANCE:
             self.skipped_future += 1
-            if self.skipped_future == 1 or self.skipped_future % 1000 == 0:
+            if worth_logging(self.skipped_future, first=1):
                 log.warning("%d prediction value(s) dated more than %s ahead of the server's clock skipped (an analyzer "
                             "clock set wrong?), e.g. %s measured %s at %s", self.skipped_future, FUTURE_TOLERANCE,
                             message_id, source_time.isoformat(), now.isoformat())
@@ -217,7 +218,7 @@ class ProcessValueServer:
         if current is None or source_time > current or (source_time == current and message_id not in output.ids_at_source_time):
             return True
         self.skipped_older += 1
-        if self.skipped_older == 1 or self.skipped_older % 1000 == 0:
+        if worth_logging(self.skipped_older, first=1):
             log.info("%d prediction value(s) not newer than their output's skipped (replays or late arrivals), e.g. "
                      "%s measured %s, the output holds %s", self.skipped_older, message_id, source_time.isoformat(),
                      current.isoformat())
@@ -248,7 +249,7 @@ class ProcessValueServer:
             return output
         if len(self.outputs) >= self.options.max_outputs:
             self.skipped_outputs += 1
-            if self.skipped_outputs == 1 or self.skipped_outputs % 1000 == 0:
+            if worth_logging(self.skipped_outputs, first=1):
                 log.warning("address space full (max_outputs %d): %d prediction value(s) for new outputs skipped, "
                             "e.g. %s/%s", self.options.max_outputs, self.skipped_outputs, analyzer, target)
             return None

@@ -18,16 +18,12 @@ from pydantic import ValidationError
 
 from nirstream.core.messages.prediction import PredictionMessage
 from nirstream.core.settings import SharedSettings
+from stream.log_sampling import worth_logging
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[PredictionMessage], Awaitable[object]]
 MAX_BACKOFF_SECONDS = 30.0
-
-
-def _worth_logging(count: int) -> bool:
-    """The first ten of a kind, then every thousandth: a flood of bad records cannot flood the log."""
-    return count <= 10 or count % 1000 == 0
 
 
 class PredictionFeed:
@@ -96,7 +92,7 @@ class PredictionFeed:
             _require_finite(prediction)
         except (ValidationError, ValueError) as exc:
             self.bad_messages += 1
-            if _worth_logging(self.bad_messages):
+            if worth_logging(self.bad_messages):
                 log.warning("skipped a record that is not a prediction (%s[%d]@%d, %d skipped so far): %s",
                             message.topic, message.partition, message.offset, self.bad_messages, str(exc)[:300])
             return
@@ -104,7 +100,7 @@ class PredictionFeed:
             await handle(prediction)
         except Exception:  # noqa: BLE001 - one prediction's failure must not stop the live view
             self.handler_failures += 1
-            if _worth_logging(self.handler_failures):
+            if worth_logging(self.handler_failures):
                 log.exception("publishing the prediction %s failed (%d failures so far)", prediction.message_id,
                               self.handler_failures)
 
