@@ -117,22 +117,12 @@ class ModelRegistry:
     # -- writing -------------------------------------------------------------------------
     def publish(self, write: Callable[[Path], Any], details: dict[str, Any] | None = None, by: str | None = None) -> str:
         """Call ``write(tmpdir)`` to fill a new bundle, verify it, and give it the next version."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.base))
-        try:
-            bundle_dir = scratch / "bundle"
+
+        def fill(bundle_dir: Path) -> None:
             write(bundle_dir)
             verify_bundle(bundle_dir)
-            while True:
-                version = str(int(max(self.versions(), key=int, default="0")) + 1)
-                try:
-                    os.rename(bundle_dir, self.path(version))  # fails if a concurrent publisher took it
-                    break
-                except OSError:
-                    if not self.path(version).exists():
-                        raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+
+        version = _place_numbered(self.base, fill)
         with self.audit.writing() as audit:
             self._record(audit, "published", version, "", by, self._checksum(self.path(version)), details or {})
         return version
@@ -195,18 +185,13 @@ class ModelRegistry:
         Who: ``by``, else the transfer's own ``metadata.by``, else the current actor."""
         from nirstream.core.transfer import load_transfer, write_transfer
 
+        def fill(transfer_dir: Path) -> None:
+            write_transfer(transfer_dir, transfer)
+            load_transfer(transfer_dir)
+
         folder = self.base / TRANSFERS_DIR / transfer.analyzer
-        folder.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
         with self.audit.writing() as audit:  # numbering and activation in the lock: two fits for one analyzer stay apart
-            try:
-                write_transfer(scratch / "transfer", transfer)
-                load_transfer(scratch / "transfer")
-                numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
-                number = str(max(numbers, default=0) + 1)
-                os.rename(scratch / "transfer", folder / number)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            number = _place_numbered(folder, fill)
             write_atomically(folder / ACTIVE_TRANSFER_FILE, json.dumps({"number": number, "at": utc_now().isoformat()}))
             meta = transfer.metadata
             self._record(audit, "transfer_published", meta.model_version, reason, by or meta.by or None,
@@ -236,3 +221,25 @@ class ModelRegistry:
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), by=current_actor(by),
                               checksum=checksum, details=details or {})
         return json.loads(entry.model_dump_json(exclude={"prev", "hash"}))
+
+
+def _place_numbered(folder: Path, fill: Callable[[Path], Any]) -> str:
+    """Have ``fill`` write (and check) an artifact in a hidden scratch directory inside ``folder``, then rename it to
+    the next integer name there and return that name. The rename is atomic, so a reader never sees half an artifact;
+    one that fails because a concurrent writer took the number tries the next."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
+    try:
+        artifact = scratch / "artifact"
+        fill(artifact)
+        while True:
+            taken = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+            number = str(max(taken, default=0) + 1)
+            try:
+                os.rename(artifact, folder / number)
+                return number
+            except OSError:
+                if not (folder / number).exists():
+                    raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
