@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
 from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
-from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
+from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
-from trainer.protocols import load_protocol  # noqa: E402
-from trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.trainer.data_splits import load_protocol  # noqa: E402
+from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 
 VARIANTS = ("copies+emsc", "emsc", "augment+emsc", "shape+emsc", "augment", "shape")
 N_STANDARDS = 20

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from benchmarks.proc import cpu_seconds  # noqa: E402
-from devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
 
 TOPIC = "growth"
 PAYLOAD = b"\x00" * 2700  # the size of a binary 650-channel spectrum message

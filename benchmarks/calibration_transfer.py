@@ -5,7 +5,7 @@ slope/bias correction, for 5, 10, 20 and 30 transfer standards.
 
 The CNN and PLS are trained as ``nirstream train --protocol cross-instrument`` does (``--quick`` CNN unless
 ``--full``; ``--family cnn`` and ``--family pls``), published to a scratch registry and served through ``Predictor``
-(the worker's code path) with the transfer fitted by ``trainer.transfer_fit`` (what ``nirstream transfer fit`` runs).
+(the worker's code path) with the transfer fitted by ``nirstream.trainer.transfer_fit`` (what ``nirstream transfer fit`` runs).
 ``cnn+pairs`` is the CNN trained with ``--variant shape+emsc --instrument-pairs`` on the same n standards (their
 instrument 2 − instrument 1 differences augment the training spectra), retrained for each n.
 Standards: the first n tablets of a Kennard–Stone ordering of calibrate_2, with their calibrate_1 spectra; test_2
@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
 from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
-from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
-from nirstream.core.predictor import Predictor  # noqa: E402
-from nirstream.core.registry import ModelRegistry  # noqa: E402
-from trainer.train_settings import TrainSettings  # noqa: E402
-from trainer.training_run import run_training  # noqa: E402
-from trainer.transfer_fit import fit_transfer  # noqa: E402
+from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
+from nirstream.core.serving.predictor import Predictor  # noqa: E402
+from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
+from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.trainer.training_run import run_training  # noqa: E402
+from nirstream.trainer.transfer_fit import fit_transfer  # noqa: E402
 
 STANDARD_COUNTS = (5, 10, 20, 30)
 METHODS = ("none", "sbc", "pds", "ds")

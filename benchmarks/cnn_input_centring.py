@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nirstream.core.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
+from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
-from trainer.protocols import DataSource  # noqa: E402
-from trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.trainer.data_splits import DataSource  # noqa: E402
+from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 
 SETS = {
     "tecator": {"protocol": "tecator", "targets": ["water", "fat", "protein"]},

@@ -28,8 +28,8 @@ def prepare() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from nirstream.core.datasets import load_tablets
-    from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-    from trainer.cnn import build_cnn
+    from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+    from nirstream.trainer.cnn import build_cnn
 
     tablets = load_tablets(1)
     preprocessor = SpectralPreprocessor(tablets.wavelengths, first_nm=600, last_nm=1798).fit(tablets.split("calibrate").X)
@@ -52,7 +52,7 @@ def run() -> None:
     import numpy as np
     import onnxruntime
 
-    from nirstream.core.onnx_model import gpu_present, serving_runtime
+    from nirstream.core.serving.onnx_model import gpu_present, serving_runtime
 
     precision = os.environ.get("PRECISION", "highest")
     if precision == "highest":

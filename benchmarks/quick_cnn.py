@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.cnn import NetworkCollapsed
+from nirstream.trainer.cnn import NetworkCollapsed
 
 
 def fit_and_predict(settings, protocol, tests: dict) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:

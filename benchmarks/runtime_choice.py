@@ -92,8 +92,8 @@ def export_models(workdir: Path) -> tuple[dict[str, Path], Path]:
     import tensorflow as tf
 
     from nirstream.core.datasets import load_tablets
-    from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-    from trainer.cnn import build_cnn
+    from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+    from nirstream.trainer.cnn import build_cnn
 
     tablets = load_tablets(1)
     calibrate = tablets.split("calibrate")

@@ -31,8 +31,8 @@ from aiokafka import AIOKafkaConsumer  # noqa: E402
 from benchmarks.proc import cpu_seconds, rss_mib  # noqa: E402
 from benchmarks.stream_throughput import paper_size_registry  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
-from devtools.embedded_broker import EmbeddedBroker  # noqa: E402
-from devtools.simulate import Analyzer, ProcessEffects, replay  # noqa: E402
+from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from nirstream.devtools.simulate import Analyzer, ProcessEffects, replay  # noqa: E402
 from tests.streaming import WorkerProcess, unique_topics  # noqa: E402
 
 SAMPLED_METRICS = {"nirstream_consumer_lag", "nirstream_batch_seconds_sum", "nirstream_batch_seconds_count"}

@@ -35,20 +35,20 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
-from nirstream.core.bundle import write_bundle  # noqa: E402
-from nirstream.core.codec import encode_binary  # noqa: E402
-from nirstream.core.cpu_threads import serve_with_one_blas_thread  # noqa: E402
+from nirstream.core.artifacts.bundle import write_bundle  # noqa: E402
+from nirstream.core.messages.codec import encode_binary  # noqa: E402
+from nirstream.core.serving.cpu_threads import serve_with_one_blas_thread  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
-from nirstream.core.domain import ApplicabilityDomain  # noqa: E402
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
-from nirstream.core.predictor import Predictor  # noqa: E402
-from nirstream.core.registry import ModelRegistry  # noqa: E402
+from nirstream.core.chemometrics.domain import ApplicabilityDomain  # noqa: E402
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
+from nirstream.core.serving.predictor import Predictor  # noqa: E402
+from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.messages.common import WavelengthGrid  # noqa: E402
 from nirstream.core.messages.spectrum import SpectrumHeader  # noqa: E402
-from devtools.embedded_broker import EmbeddedBroker  # noqa: E402
-from stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
+from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
-from trainer.cnn import build_cnn  # noqa: E402
+from nirstream.trainer.cnn import build_cnn  # noqa: E402
 
 
 def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, WavelengthGrid]:

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from devtools.embedded_broker import EmbeddedBroker
+    from nirstream.devtools.embedded_broker import EmbeddedBroker
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -40,7 +40,7 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    from devtools.simulate import ANALYZER_HELP
+    from nirstream.devtools.simulate import ANALYZER_HELP
 
     demo = subparsers.add_parser(
         "demo",
@@ -99,7 +99,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     import os
 
-    from devtools.demo import DemoIncomplete, logs_to_file, run_demo
+    from nirstream.devtools.demo import DemoIncomplete, logs_to_file, run_demo
     from nirstream.core.settings import SharedSettings
 
     registry = Path(args.registry or SharedSettings.load().registry)
@@ -156,7 +156,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from devtools.simulate import Analyzer, replay
+    from nirstream.devtools.simulate import Analyzer, replay
 
     if args.count is None and args.duration is None:
         raise ValueError("give --count or --duration")
@@ -179,7 +179,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     import asyncio
 
-    from devtools.topic_view import watch
+    from nirstream.devtools.topic_view import watch
     from nirstream.core.settings import SharedSettings
 
     shared = SharedSettings.load(bootstrap_servers=args.bootstrap_servers)

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from devtools.embedded_broker import EmbeddedBroker
-from devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
-from devtools.topic_view import WatchState, follow, render
-from devtools.training_process import TrainingProcess
-from devtools.worker_process import WorkerProcess
+from nirstream.devtools.embedded_broker import EmbeddedBroker
+from nirstream.devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
+from nirstream.devtools.topic_view import WatchState, follow, render
+from nirstream.devtools.training_process import TrainingProcess
+from nirstream.devtools.worker_process import WorkerProcess
 from nirstream.core.datasets.tablets import tablets_path
-from nirstream.core.figures_of_merit import rmse
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.chemometrics.figures_of_merit import rmse
+from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.core.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: 
     if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
         reason = f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra"
         registry.promote(version, reason)
-        from trainer.announce import announce
+        from nirstream.trainer.announce import announce
 
         announce(bootstrap, models_topic, version, registry.base, reason)  # the trainer announced its own promotions
     progress.version, progress.at = version, elapsed

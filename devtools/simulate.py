@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from nirstream.core.codec import encode_binary, encode_json
+from nirstream.core.messages.codec import encode_binary, encode_json
 from nirstream.core.datasets import SpectralDataset
 from nirstream.core.datasets.catalog import open_dataset
 from nirstream.core.messages.common import WavelengthGrid

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from stream.monitoring import AnalyzerStats
+from nirstream.stream.lab_join_store import AnalyzerStats
 
 
 @dataclass

@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.embedded_broker import free_port
-from devtools.child_processes import stop_with_parent, terminate
+from nirstream.devtools.embedded_broker import free_port
+from nirstream.devtools.child_processes import stop_with_parent, terminate
 from nirstream.core.settings import TopicNames
 
 

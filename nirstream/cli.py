@@ -94,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands contributed by the trainer, the stream worker, the file bridge and the development tools."""
-    from devtools import cli as devtools_cli
+    from nirstream.devtools import cli as devtools_cli
     from nirstream.ingest import cli as ingest_cli
-    from stream import cli as stream_cli
-    from trainer import cli as trainer_cli
+    from nirstream.stream import cli as stream_cli
+    from nirstream.trainer import cli as trainer_cli
 
     return [trainer_cli.register, stream_cli.register, ingest_cli.register, devtools_cli.register]
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     from nirstream.core.errors import DatasetUnavailable
-    from nirstream.core.manifest import ArtifactError  # bundles and calibration transfers
+    from nirstream.core.artifacts.manifest import ArtifactError  # bundles and calibration transfers
 
     try:
         return args.handler(args)

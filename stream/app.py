@@ -9,12 +9,12 @@ import faust
 from faust.app.base import BootStrategy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from nirstream.core.registry import ModelRegistry
-from stream.consumer import BatchConsumer
-from stream.metrics import WorkerMetrics
-from stream.models import ModelHolder
-from stream.settings import Settings
-from stream.model_watcher import ModelWatcher
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.stream.consumer import BatchConsumer
+from nirstream.stream.metrics import WorkerMetrics
+from nirstream.stream.model_holder import ModelHolder
+from nirstream.stream.settings import Settings
+from nirstream.stream.model_watcher import ModelWatcher
 
 
 def _faust_credentials(settings: Settings):
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run until SIGTERM/SIGINT; faust's worker handles signals and a graceful stop."""
-    from nirstream.core.cpu_threads import serve_with_one_blas_thread
+    from nirstream.core.serving.cpu_threads import serve_with_one_blas_thread
 
     serve_with_one_blas_thread()
     app = create_app(settings)

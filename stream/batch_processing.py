@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 
-from nirstream.core.codec import Spectrum, decode_unchecked_values
+from nirstream.core.messages.codec import Spectrum, decode_unchecked_values
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DEAD_LETTER_PREFIX_BYTES
-from nirstream.core.predictor import BatchPrediction, Predictor
-from nirstream.core.validation import non_finite_detail, non_finite_rows, saturated_rows
+from nirstream.core.serving.predictor import BatchPrediction, Predictor
+from nirstream.core.chemometrics.validation import non_finite_detail, non_finite_rows, saturated_rows
 
 log = logging.getLogger(__name__)
 

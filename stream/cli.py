@@ -63,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from stream.app import run_worker
-    from stream.settings import Settings
+    from nirstream.stream.app import run_worker
+    from nirstream.stream.settings import Settings
 
     settings = Settings.load(
         args.config,
@@ -82,8 +82,8 @@ def _worker(args: argparse.Namespace) -> int:
 def _opcua(args: argparse.Namespace) -> int:
     import logging
 
-    from stream.opcua_app import run_opcua
-    from stream.settings import OpcUaSettings
+    from nirstream.stream.opcua_app import run_opcua
+    from nirstream.stream.settings import OpcUaSettings
 
     logging.getLogger().setLevel(args.loglevel.upper())
     logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))  # its info lines are chatter

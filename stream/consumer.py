@@ -26,17 +26,17 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
-from nirstream.core.bundle import BundleError
+from nirstream.core.artifacts.bundle import BundleError
 from nirstream.core.errors import RejectReason
-from nirstream.core.send_errors import PERMANENT_SEND_ERRORS
-from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
-from stream.join_state import JoinStateKeeper, require_partitions
-from stream.lab_join import join_lab_values
-from stream.metrics import WorkerMetrics
-from stream.models import ModelHolder
-from stream.monitoring import OnlineMonitor
-from stream.settings import Settings
-from stream.topics import ensure_topics
+from nirstream.kafka.send_errors import PERMANENT_SEND_ERRORS
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from nirstream.stream.join_state import JoinStateKeeper, require_partitions
+from nirstream.stream.lab_join import join_lab_values
+from nirstream.stream.metrics import WorkerMetrics
+from nirstream.stream.model_holder import ModelHolder
+from nirstream.stream.lab_join_store import OnlineMonitor
+from nirstream.stream.settings import Settings
+from nirstream.stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

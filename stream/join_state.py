@@ -38,9 +38,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from nirstream.core.messages.reference import ReferenceMessage
-from stream.metrics import WorkerMetrics
-from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
-from stream.settings import Settings
+from nirstream.stream.metrics import WorkerMetrics
+from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
+from nirstream.stream.settings import Settings
 
 log = logging.getLogger(__name__)
 

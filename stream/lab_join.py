@@ -11,10 +11,10 @@ import numpy as np
 
 from nirstream.core.errors import RejectReason
 from nirstream.core.messages.reference import ReferenceMessage
-from nirstream.core.predictor import Predictor
-from stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
-from stream.join_state import ChangelogRecord, encode_change
-from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, encode_labelled
+from nirstream.core.serving.predictor import Predictor
+from nirstream.stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
+from nirstream.stream.join_state import ChangelogRecord, encode_change
+from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, encode_labelled
 
 
 @dataclass

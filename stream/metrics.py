@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from nirstream.core.bundle import PredictionIntervals
-    from stream.batch_processing import BatchResult
-    from stream.lab_join import LabJoinResult
-    from stream.monitoring import OnlineMonitor
+    from nirstream.core.artifacts.bundle import PredictionIntervals
+    from nirstream.stream.batch_processing import BatchResult
+    from nirstream.stream.lab_join import LabJoinResult
+    from nirstream.stream.lab_join_store import OnlineMonitor
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SWAP_FAILURE_REASONS = ("verification", "load", "grid_mismatch", "champion_pointer")

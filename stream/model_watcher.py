@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from stream.models import ModelHolder
-from stream.settings import Settings
+from nirstream.stream.model_holder import ModelHolder
+from nirstream.stream.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import contextlib
 import logging
 import signal
 
-from stream.opcua_server import ProcessValueServer
-from stream.prediction_feed import PredictionFeed
-from stream.settings import OpcUaSettings
+from nirstream.stream.opcua_server import ProcessValueServer
+from nirstream.stream.prediction_feed import PredictionFeed
+from nirstream.stream.settings import OpcUaSettings
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from asyncua import Server, ua
 from cryptography import x509
 
 from nirstream.core.messages.prediction import PredictionMessage
-from stream.log_sampling import worth_logging
-from stream.settings import OpcUaOptions
+from nirstream.stream.log_sampling import worth_logging
+from nirstream.stream.settings import OpcUaOptions
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from nirstream.core.messages.prediction import PredictionMessage
 from nirstream.core.settings import SharedSettings
-from stream.log_sampling import worth_logging
+from nirstream.stream.log_sampling import worth_logging
 
 log = logging.getLogger(__name__)
 

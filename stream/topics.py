@@ -6,7 +6,7 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream.settings import Settings
+from nirstream.stream.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def rng():
 @pytest.fixture(scope="session")
 def broker():
     """One real embedded Kafka-protocol broker for the whole test session."""
-    from devtools.embedded_broker import EmbeddedBroker
+    from nirstream.devtools.embedded_broker import EmbeddedBroker
 
     with EmbeddedBroker.start() as running:
         yield running
@@ -46,7 +46,7 @@ def broker():
 @pytest.fixture(scope="session")
 def template_registry(tmp_path_factory, tecator):
     """Version 1 (champion) and 2 (published, not promoted): small real models on tecator."""
-    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.artifacts.registry import ModelRegistry
     from tests.helpers import publish_small_tecator_model
 
     registry = ModelRegistry(tmp_path_factory.mktemp("template-registry"))
@@ -60,7 +60,7 @@ def registry(template_registry, tmp_path):
     """A private copy of the template registry that a test may change."""
     import shutil
 
-    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.artifacts.registry import ModelRegistry
 
     return ModelRegistry(shutil.copytree(template_registry.base, tmp_path / "registry"))
 

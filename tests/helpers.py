@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nirstream.core.bundle import write_bundle
+from nirstream.core.artifacts.bundle import write_bundle
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.artifacts.registry import ModelRegistry
 
 
 def small_model(n_inputs: int, seed: int = 0):
@@ -39,7 +39,7 @@ def fit_small_tecator_parts(tecator: SpectralDataset, seed: int = 0, epochs: int
     model.compile(optimizer="adam", loss="mse")
     model.fit(features, (fat - fat.mean()) / fat.std(), epochs=epochs, batch_size=32, verbose=0)
     # A fixture's intervals: calibrated on its own fitting data (a real run uses the validation split)
-    from trainer.intervals import calibrate_intervals
+    from nirstream.trainer.intervals import calibrate_intervals
 
     fitted = model.predict(features, verbose=0).ravel() * fat.std() + fat.mean()
     intervals, _ = calibrate_intervals(fat[:, None], fitted[:, None], ("fat",), coverage=0.9)
@@ -72,8 +72,8 @@ def as_float32(values: np.ndarray) -> np.ndarray:
 
 def tiny_cnn(n_copies: int = 2, **params):
     """A CNNRegressor with the augment+emsc variant's steps, tiny (seconds to fit) unless ``params`` say otherwise."""
-    from trainer.cnn import CNNRegressor
-    from trainer.variants import variant_steps
+    from nirstream.trainer.cnn import CNNRegressor
+    from nirstream.trainer.variants import variant_steps
 
     preprocessor, augmenter = variant_steps("augment+emsc", n_copies=n_copies)
     tiny = {"filters": (2,), "kernel_size": 5, "dense_units": 8, "epochs": 2, "batch_size": 64, "early_stopping_start": 0}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-import devtools.worker_process
+import nirstream.devtools.worker_process
 from nirstream.core.settings import TopicNames
 
 
@@ -21,7 +21,7 @@ def unique_topics() -> TopicNames:
 
 
 @dataclass
-class WorkerProcess(devtools.worker_process.WorkerProcess):
+class WorkerProcess(nirstream.devtools.worker_process.WorkerProcess):
     """A worker in its own consumer group unless the test names one."""
 
     group_id: str | None = field(default_factory=lambda: f"g{uuid.uuid4().hex[:8]}")

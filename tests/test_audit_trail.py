@@ -20,12 +20,12 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 
 from nirstream.cli import main
-from nirstream.core.bundle import write_bundle
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.linear_model import LinearModel
-from nirstream.core.manifest import manifest_checksum
-from nirstream.core.registry import HISTORY_FILE, ModelRegistry, RegistryEvent
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.artifacts.bundle import write_bundle
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.linear_model import LinearModel
+from nirstream.core.artifacts.manifest import manifest_checksum
+from nirstream.core.artifacts.registry import HISTORY_FILE, ModelRegistry, RegistryEvent
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -203,7 +203,7 @@ def test_edited_lines_of_any_shape_are_reported_and_the_registry_keeps_working(r
     assert code == 2 and err.splitlines()[0].startswith("nirstream: error: audit trail broken at line 5 (inserted)"), err
     rows = {row.split()[0]: row for row in out.splitlines()[1:]}
     assert " 5 " in rows["5"] and "v3" in rows["6"] and "promoted" in rows["7"] and "v?" in rows["7"]
-    with caplog.at_level(logging.WARNING, logger="nirstream.core.registry"):
+    with caplog.at_level(logging.WARNING, logger="nirstream.core.artifacts.registry"):
         assert [e.version for e in registry.history()] == ["1", "2", "1", "2"]
     assert [r.getMessage().split(" is not")[0][-6:] for r in caplog.records] == ["line 5", "line 6", "line 7"]
     assert main(["models", "list", "--registry", str(registry.base)]) == 0
@@ -271,7 +271,7 @@ def test_a_kept_head_catches_a_rewritten_chain(registry, capsys):
 
 WRITER = textwrap.dedent("""
     import sys
-    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.artifacts.registry import ModelRegistry
 
     ModelRegistry(sys.argv[1]).reject("2", "second writer", by="trainer-b")
 """)

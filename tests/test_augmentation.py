@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nirstream.core.augmentation import SpectralAugmenter
-from nirstream.core.preprocessing import EMSC
+from nirstream.core.chemometrics.augmentation import SpectralAugmenter
+from nirstream.core.chemometrics.preprocessing import EMSC
 
 
 def test_same_seed_gives_same_spectra(tecator_spectra):

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from nirstream.core.bundle import MODEL_FILE, BundleError, load_bundle, verify_bundle, write_bundle
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.artifacts.bundle import MODEL_FILE, BundleError, load_bundle, verify_bundle, write_bundle
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.helpers import fit_small_tecator_parts, tamper
 
 
@@ -155,7 +155,7 @@ def test_a_concurrent_reader_never_sees_a_half_written_version(tmp_path, fitted_
 
 
 def test_format_1_metadata_with_one_target_still_loads():
-    from nirstream.core.bundle import BundleMetadata
+    from nirstream.core.artifacts.bundle import BundleMetadata
 
     old = {"format": 1, "target": "assay", "unit": "mg", "target_mean": 200.0, "target_scale": 20.0,
            "target_range": [150.0, 250.0], "input_grid": {"start_nm": 600, "step_nm": 2, "count": 650},

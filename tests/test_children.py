@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pa
 
 STARTS_A_BROKER_THEN_WAITS = """
 import sys, time
-from devtools.embedded_broker import EmbeddedBroker
+from nirstream.devtools.embedded_broker import EmbeddedBroker
 broker = EmbeddedBroker.start()
 print(broker.process.pid, flush=True)
 time.sleep(600)  # until the test kills this process
@@ -46,7 +46,7 @@ def test_a_broker_started_from_a_short_lived_thread_keeps_running():
     # a pool thread (asyncio.to_thread) when that thread ends.
     import threading
 
-    from devtools.embedded_broker import EmbeddedBroker, _listening
+    from nirstream.devtools.embedded_broker import EmbeddedBroker, _listening
 
     started = []
     thread = threading.Thread(target=lambda: started.append(EmbeddedBroker.start()))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nirstream.core.codec import (
+from nirstream.core.messages.codec import (
     BINARY_MAGIC,
     decode_spectrum,
     encode_binary,

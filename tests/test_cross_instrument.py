@@ -5,9 +5,9 @@ interval below 0 (measured with 20 standards: 4.5 vs 7.8 mg). Real spectra, the 
 import numpy as np
 import pytest
 
-from nirstream.core.figures_of_merit import paired_rmsep_difference
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.conftest import requires_tablets
 
 
@@ -17,8 +17,8 @@ def test_the_cnn_trained_with_instrument_differences_beats_pls_on_the_other_inst
     from nirstream.core.datasets import load_tablets
     from nirstream.core.datasets.sample_split import kennard_stone_order
     from nirstream.core.datasets.tabular import write_spectra_table
-    from trainer.train_settings import TrainSettings
-    from trainer.training_run import run_training
+    from nirstream.trainer.train_settings import TrainSettings
+    from nirstream.trainer.training_run import run_training
 
     one, two = load_tablets(1).split("calibrate"), load_tablets(2).split("calibrate")
     standards = kennard_stone_order(two.X)[:20]

@@ -7,12 +7,12 @@ import pytest
 from nirstream.core.datasets.jcamp_files import load_jcamp
 from nirstream.core.datasets.sample_split import kennard_stone_order, kennard_stone_split
 from nirstream.core.datasets.tabular import DataFileError, load_table
-from nirstream.core.figures_of_merit import paired_rmsep_difference, rmsep_interval
+from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmsep_interval
 from nirstream.core.messages.common import WavelengthGrid
-from nirstream.core.resampling import onto_model_grid, resample
-from trainer.intervals import calibrate_intervals, empirical_coverage
+from nirstream.core.chemometrics.resampling import onto_model_grid, resample
+from nirstream.trainer.intervals import calibrate_intervals, empirical_coverage
 from tests.helpers import write_jcamp
-from trainer.protocols import DataSource, protocol_from_data
+from nirstream.trainer.data_splits import DataSource, protocol_from_data
 
 TARGETS = ["water", "fat", "protein"]
 
@@ -174,7 +174,7 @@ def test_a_gate_split_named_by_the_user_decides_promotion_alone(tecator, tmp_pat
 
 
 def test_a_validation_split_narrower_than_training_is_flagged_for_the_intervals(rng):
-    from trainer.intervals import representativeness_warning
+    from nirstream.trainer.intervals import representativeness_warning
 
     wide, narrow = rng.normal(size=(200, 2)) * [22.0, 1.0], rng.normal(size=(40, 2)) * [2.4, 1.0]
     warning = representativeness_warning(wide, narrow, ("assay", "hardness"))
@@ -185,7 +185,7 @@ def test_a_validation_split_narrower_than_training_is_flagged_for_the_intervals(
 def test_cross_validated_predictions_hold_every_spectrum_out_once(rng):
     from sklearn.linear_model import LinearRegression
 
-    from trainer.intervals import cross_validated_predictions
+    from nirstream.trainer.intervals import cross_validated_predictions
 
     X = rng.normal(size=(60, 3))
     Y = X @ np.array([[1.0], [2.0], [-1.0]]) + rng.normal(scale=0.1, size=(60, 1))

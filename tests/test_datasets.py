@@ -9,7 +9,7 @@ import pytest
 from nirstream.core.datasets import TABLETS_SHA256, fetch_tablets, load_table, load_tablets, tablets_path
 from nirstream.core.datasets.catalog import open_dataset
 from nirstream.core.errors import DatasetUnavailable
-from nirstream.core.hashing import sha256_file
+from nirstream.core.artifacts.hashing import sha256_file
 from tests.conftest import requires_tablets
 
 

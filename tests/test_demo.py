@@ -48,9 +48,9 @@ def test_every_valid_spectrum_gets_a_prediction(demo):
 
 def _offline_predictions(demo: dict, version: str):
     """``version``'s predictions of the replayed data set's clean spectra, by sample name; and the data set."""
-    from nirstream.core.predictor import Predictor
-    from nirstream.core.registry import ModelRegistry
-    from devtools.simulate import open_source
+    from nirstream.core.serving.predictor import Predictor
+    from nirstream.core.artifacts.registry import ModelRegistry
+    from nirstream.devtools.simulate import open_source
 
     dataset = open_source(demo["source"])
     values = Predictor(ModelRegistry(demo["registry"]).load(version)).predict(dataset.X).values[:, 0]  # one target
@@ -165,7 +165,7 @@ def test_headless_console_shows_the_view_and_the_retrain_not_library_logs(demo):
 
 def test_the_view_survives_a_worker_whose_port_is_closed(tmp_path):
     # Ctrl-C reaches the worker too: its port may close before the demo handles its own SIGINT
-    from devtools.demo import scrape
-    from devtools.worker_process import WorkerProcess
+    from nirstream.devtools.demo import scrape
+    from nirstream.devtools.worker_process import WorkerProcess
 
     assert scrape(WorkerProcess("127.0.0.1:1", tmp_path, None, tmp_path / "w.log")) == {}

@@ -239,8 +239,8 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
 def test_topic_script_creates_every_topic_with_its_partitions():
     script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
     assert dict((t, int(p)) for t, p in re.findall(r"(nirstream\.[\w-]+):(\d+)", script)) == TOPICS
-    from stream.settings import Settings
-    from stream.topics import topic_configs, topic_plan
+    from nirstream.stream.settings import Settings
+    from nirstream.stream.topics import topic_configs, topic_plan
 
     assert topic_plan(Settings()) == TOPICS  # what the worker creates when the topics are missing
     for name, value in topic_configs(Settings())["nirstream.lab-join"].items():

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.embedded_broker import free_port
+from nirstream.devtools.embedded_broker import free_port
 from tests.streaming import produce, run
 from tests.test_deploy_config import ALERTMANAGER_CONFIG, DASHBOARDS, PROMETHEUS_DIR, RULES, dashboard_exprs, tool
 
@@ -198,7 +198,7 @@ def wait_for_series(prometheus: str, expr: str, deadline: float) -> list[dict]:
 
 def test_dead_letters_reach_the_webhook_and_every_dashboard_query_has_data(
         broker, registry, topics, tecator, start_worker, monitoring):
-    from devtools.simulate import Analyzer, ProcessEffects
+    from nirstream.devtools.simulate import Analyzer, ProcessEffects
 
     started = time.monotonic()
     webhook, start_prometheus = monitoring

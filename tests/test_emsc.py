@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
-from nirstream.core.preprocessing import EMSC, MSC, GlobalScaler, scaled_axis
+from nirstream.core.chemometrics.preprocessing import EMSC, MSC, GlobalScaler, scaled_axis
 
 
 def test_msc_hand_computed_example():

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devtools.embedded_broker import EmbeddedBroker, free_port
-from nirstream.core.atomic_files import write_atomically
-from nirstream.core.codec import decode_spectrum
+from nirstream.devtools.embedded_broker import EmbeddedBroker, free_port
+from nirstream.core.artifacts.atomic_files import write_atomically
+from nirstream.core.messages.codec import decode_spectrum
 from nirstream.core.datasets.spectrum_file import read_jcamp, read_spectrum_csv, write_spectrum_csv
 from nirstream.core.datasets.tabular import DataFileError
 from nirstream.core.messages.common import WavelengthGrid
@@ -196,7 +196,7 @@ def test_csv_files_are_published_with_their_sample_ids(broker, topics, tecator, 
 
 def test_a_wavenumber_file_reaches_the_topic_as_training_reads_it(broker, topics, tecator, tmp_path):
     """One reader, one regular-grid rule: what the bridge publishes is what `nirstream train --data` fits on."""
-    from trainer.protocols import DataSource
+    from nirstream.trainer.data_splits import DataSource
 
     spectra_dir = tmp_path / "spectra"
     spectra_dir.mkdir()

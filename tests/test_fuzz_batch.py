@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nirstream.core.codec import encode_binary, encode_json
-from nirstream.core.predictor import Predictor
+from nirstream.core.messages.codec import encode_binary, encode_json
+from nirstream.core.serving.predictor import Predictor
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.spectrum import SpectrumHeader
-from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
 
 pytestmark = pytest.mark.reliability
 

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nirstream.core.codec import encode_json
+from nirstream.core.messages.codec import encode_json
 from nirstream.core.errors import RejectReason
-from nirstream.core.predictor import Predictor
+from nirstream.core.serving.predictor import Predictor
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DeadLetter
 from nirstream.core.messages.spectrum import SpectrumHeader
-from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 pytestmark = pytest.mark.reliability
 

@@ -11,19 +11,19 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from nirstream.core.codec import encode_binary, encode_json
+from nirstream.core.messages.codec import encode_binary, encode_json
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.predictor import Predictor
-from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
-from stream.consumer import BatchConsumer
-from stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end, require_partitions
-from stream.lab_join import join_lab_values
-from stream.metrics import WorkerMetrics
-from stream.monitoring import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
-from stream.settings import Settings
-from stream.topics import ensure_topics
+from nirstream.core.serving.predictor import Predictor
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
+from nirstream.stream.consumer import BatchConsumer
+from nirstream.stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end, require_partitions
+from nirstream.stream.lab_join import join_lab_values
+from nirstream.stream.metrics import WorkerMetrics
+from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
+from nirstream.stream.settings import Settings
+from nirstream.stream.topics import ensure_topics
 from tests.helpers import as_float32
 from tests.streaming import collect, decoded, produce, run, unique_topics
 from tests.test_worker_hostile import wait_for_commits
@@ -291,7 +291,7 @@ def test_a_worker_killed_mid_join_is_replaced_and_its_successor_publishes_each_p
 
 def test_the_retraining_export_keeps_the_first_of_a_repeated_pair():
     from nirstream.core.messages.labelled import LabelledPair
-    from trainer.labelled import labelled_frame
+    from nirstream.trainer.plant_pairs import labelled_frame
 
     grid = WavelengthGrid(start_nm=850.0, step_nm=2.0, count=3)
     pair = LabelledPair(sample_id="S1", analyzer_id="line-1", message_id="line-1:1", model_version="1", predicted={"fat": 1.0},

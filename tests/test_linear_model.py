@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
 
-from nirstream.core.linear_model import LinearModel
+from nirstream.core.chemometrics.linear_model import LinearModel
 
 
 @pytest.mark.parametrize("scale", [False, True])
@@ -26,13 +26,13 @@ def test_a_linear_model_refuses_weights_that_do_not_fit():
 
 def test_a_model_without_skill_is_not_served_even_without_a_champion(tecator, tmp_path):
     """The gate's first check: on the gate data a candidate must beat predicting the training mean, per target."""
-    from nirstream.core.bundle import write_bundle
-    from nirstream.core.domain import ApplicabilityDomain
-    from nirstream.core.linear_model import LinearModel
-    from nirstream.core.predictor import Predictor
-    from nirstream.core.registry import ModelRegistry
-    from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-    from trainer.publish import decide_promotion
+    from nirstream.core.artifacts.bundle import write_bundle
+    from nirstream.core.chemometrics.domain import ApplicabilityDomain
+    from nirstream.core.chemometrics.linear_model import LinearModel
+    from nirstream.core.serving.predictor import Predictor
+    from nirstream.core.artifacts.registry import ModelRegistry
+    from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+    from nirstream.trainer.publish import decide_promotion
 
     train, gate = tecator.split("train"), tecator.split("monitor")
     preprocessor = SpectralPreprocessor(tecator.wavelengths).fit(train.X)

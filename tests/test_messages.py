@@ -4,7 +4,7 @@ the single definition of each topic's messages."""
 import numpy as np
 import pytest
 
-from nirstream.core.codec import decode_spectrum, encode_binary, encode_json
+from nirstream.core.messages.codec import decode_spectrum, encode_binary, encode_json
 from nirstream.core.errors import RejectReason
 from nirstream.core.messages.common import SCHEMA_VERSION, WavelengthGrid
 from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DeadLetter
@@ -12,9 +12,9 @@ from nirstream.core.messages.labelled import LabelledPair
 from nirstream.core.messages.prediction import PredictionMessage
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader, SpectrumMessage
-from nirstream.core.predictor import Predictor
-from stream.monitoring import OnlineMonitor, PendingPrediction, encode_labelled
-from stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from nirstream.core.serving.predictor import Predictor
+from nirstream.stream.lab_join_store import OnlineMonitor, PendingPrediction, encode_labelled
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 
 @pytest.fixture(scope="module")

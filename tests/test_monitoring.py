@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nirstream.core.messages.reference import ReferenceMessage
-from stream.monitoring import OnlineMonitor, PendingPrediction
+from nirstream.stream.lab_join_store import OnlineMonitor, PendingPrediction
 from tests.streaming import collect, decoded, produce, run
 
 
@@ -85,7 +85,7 @@ def test_labelled_pairs_become_training_data(broker, registry, tecator, start_wo
     from nirstream.core.datasets import load_table
     from nirstream.core.messages.common import WavelengthGrid
     from tests.test_stream_worker import spectra_messages
-    from trainer.labelled import export_labelled
+    from nirstream.trainer.plant_pairs import export_labelled
 
     start_worker()
     messages, rows = spectra_messages(tecator, 20, analyzers=("line-1",))

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from nirstream.core.bundle import BundleError, write_bundle
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.artifacts.bundle import BundleError, write_bundle
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.helpers import fit_small_tecator_parts, tamper, tiny_cnn
 
 
@@ -38,7 +38,7 @@ def test_a_published_network_carries_a_checked_onnx_twin(onnx_registry, tecator)
 
 def test_serving_the_onnx_twin_never_imports_tensorflow(onnx_registry, tecator):
     code = (
-        "import sys; from nirstream.core.registry import ModelRegistry; from nirstream.core.predictor import Predictor;"
+        "import sys; from nirstream.core.artifacts.registry import ModelRegistry; from nirstream.core.serving.predictor import Predictor;"
         "from nirstream.core.datasets import load_tecator;"
         f"p = Predictor(ModelRegistry({str(onnx_registry.base)!r}).load()); p.warm_up(); p.predict(load_tecator().X);"
         "print(p.bundle.runtime, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
@@ -59,7 +59,7 @@ def test_a_tampered_onnx_file_is_refused(onnx_registry, tmp_path):
 
 
 def test_an_ensemble_exports_its_members_so_the_spread_survives(tecator, tmp_path):
-    from nirstream.core.domain import ApplicabilityDomain
+    from nirstream.core.chemometrics.domain import ApplicabilityDomain
 
     train = tecator.split("train")
     regressor = tiny_cnn(ensemble_size=2, random_state=1, epochs=2).fit(train.X, train.target("fat"))

@@ -20,11 +20,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from devtools.embedded_broker import free_port
+from nirstream.devtools.embedded_broker import free_port
 from nirstream.core.messages.prediction import OutlierStatistics, PredictionInterval, PredictionMessage
-from stream.opcua_app import OpcUaService
-from stream.opcua_server import FUTURE_TOLERANCE, MAX_IDS_AT_SOURCE_TIME, ProcessValueServer, node_id_string
-from stream.settings import OpcUaOptions, OpcUaSettings
+from nirstream.stream.opcua_app import OpcUaService
+from nirstream.stream.opcua_server import FUTURE_TOLERANCE, MAX_IDS_AT_SOURCE_TIME, ProcessValueServer, node_id_string
+from nirstream.stream.settings import OpcUaOptions, OpcUaSettings
 from tests.streaming import produce
 
 NAMESPACE = "urn:nirstream"

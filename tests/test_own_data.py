@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from nirstream.core.messages.prediction import PredictionMessage
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.streaming import collect, decoded, produce, run
 from tests.test_data_files import TARGETS, tecator_frame
 
@@ -60,7 +60,7 @@ def test_evaluate_on_a_file_and_on_a_file_with_another_grid(plant, tecator, tmp_
         assert figures["tests"]["test"][target]["interval_coverage"] == pytest.approx(
             report["intervals"]["test_coverage"]["test"][target]["coverage"], abs=1.01 / 43)
     # the same spectra on a finer grid (2x the channels, wider): interpolated back, nearly the same figures
-    from nirstream.core.resampling import resample
+    from nirstream.core.chemometrics.resampling import resample
 
     finer = np.linspace(845.0, 1055.0, 211)
     frame = tecator_frame(tecator, split=False)[["sample", *TARGETS]]
@@ -69,7 +69,7 @@ def test_evaluate_on_a_file_and_on_a_file_with_another_grid(plant, tecator, tmp_
         frame[f"{w:.3f}"] = on_finer[:, j]
     frame.to_csv(tmp_path / "finer.csv", index=False)
     from nirstream.core.datasets.tabular import DataFileError
-    from trainer.evaluation import evaluate_data
+    from nirstream.trainer.evaluation import evaluate_data
 
     predictor = Predictor(ModelRegistry(registry).load("1"))  # what `evaluate` runs, without another process
     other = evaluate_data(predictor, {"path": tmp_path / "finer.csv"})

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from nirstream.core.messages.prediction import PredictionMessage
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.conftest import requires_tablets
 from tests.streaming import collect, decoded, produce, run
 from tests.test_data_files import TARGETS, tecator_frame, write_jcamp
 
 
 def test_a_jcamp_folder_trains_and_promotion_is_gated_on_validation(tecator, tmp_path):
-    from trainer.protocols import DataSource
-    from trainer.train_settings import TrainSettings
-    from trainer.training_run import run_training
+    from nirstream.trainer.data_splits import DataSource
+    from nirstream.trainer.train_settings import TrainSettings
+    from nirstream.trainer.training_run import run_training
 
     folder = tmp_path / "spectra"
     folder.mkdir()
@@ -43,9 +43,9 @@ def test_where_pls_wins_on_validation_the_deployed_bundle_is_pls_and_a_worker_se
     """Tecator protein: a few dozen spectra, a near-linear constituent. The --quick CNN cannot match CV-PLS there."""
     from tests.streaming import WorkerProcess, unique_topics
     from tests.test_stream_worker import spectra_messages
-    from trainer.protocols import DataSource
-    from trainer.train_settings import TrainSettings
-    from trainer.training_run import run_training
+    from nirstream.trainer.data_splits import DataSource
+    from nirstream.trainer.train_settings import TrainSettings
+    from nirstream.trainer.training_run import run_training
 
     tecator_frame(tecator).to_csv(tmp_path / "meat.csv", index=False)
     source = DataSource(path=tmp_path / "meat.csv", targets=["protein"], split_column="set", validation="val")
@@ -98,9 +98,9 @@ def test_the_tablets_as_parquet_with_their_own_split(tmp_path):
     for target in tablets.target_names:
         frame.insert(0, target, tablets.target(target))
     frame.to_parquet(tmp_path / "tablets.parquet")
-    from trainer.protocols import DataSource
-    from trainer.train_settings import TrainSettings
-    from trainer.training_run import run_training
+    from nirstream.trainer.data_splits import DataSource
+    from nirstream.trainer.train_settings import TrainSettings
+    from nirstream.trainer.training_run import run_training
 
     source = DataSource(path=tmp_path / "tablets.parquet", split_column="split", train="calibrate", validation="validate",
                         test="test", targets=["assay", "hardness"], window_nm=(600, 1798), units={"assay": "mg"})

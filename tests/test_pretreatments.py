@@ -4,7 +4,7 @@ that is fetched with the tablets."""
 import numpy as np
 import pytest
 
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from tests.conftest import requires_tablets
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nirstream.core.codec import decode_spectrum
+from nirstream.core.messages.codec import decode_spectrum
 from tests.streaming import collect, run
 
 README = Path(__file__).resolve().parent.parent / "README.md"

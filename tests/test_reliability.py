@@ -14,8 +14,8 @@ from collections import defaultdict
 
 import pytest
 
-from nirstream.core.bundle import write_bundle
-from nirstream.core.codec import encode_binary
+from nirstream.core.artifacts.bundle import write_bundle
+from nirstream.core.messages.codec import encode_binary
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.model_event import ModelEvent
 from nirstream.core.messages.spectrum import SpectrumHeader
@@ -192,7 +192,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_broker_outage_makes_the_worker_not_ready_then_it_resumes(registry, tecator, tmp_path):
-    from devtools.embedded_broker import EmbeddedBroker
+    from nirstream.devtools.embedded_broker import EmbeddedBroker
     from tests.streaming import WorkerProcess, unique_topics
 
     topics = unique_topics()

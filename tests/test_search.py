@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from trainer.protocols import load_protocol
-from trainer.search import MIN_WEIGHTS, WEIGHTS_PER_SPECTRUM, parse_budget, search_cnn
-from trainer.train_settings import TrainSettings
+from nirstream.trainer.data_splits import load_protocol
+from nirstream.trainer.search import MIN_WEIGHTS, WEIGHTS_PER_SPECTRUM, parse_budget, search_cnn
+from nirstream.trainer.train_settings import TrainSettings
 
 
 def test_budgets_read_like_people_write_them():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from nirstream.core.settings import ConfigFileError, SharedSettings, client_options
-from stream.settings import Settings
+from nirstream.stream.settings import Settings
 
 
 def test_plaintext_by_default(monkeypatch):
@@ -43,7 +43,7 @@ def test_password_never_shows_in_repr(monkeypatch):
 
 
 def test_topics_and_registry_come_from_one_place_for_every_command(monkeypatch, tmp_path):
-    from trainer.train_settings import TrainSettings
+    from nirstream.trainer.train_settings import TrainSettings
 
     monkeypatch.setenv("NIRSTREAM_TOPICS__MODELS", "plant7.models")
     monkeypatch.setenv("NIRSTREAM_REGISTRY", str(tmp_path / "registry"))

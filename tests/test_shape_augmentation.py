@@ -4,9 +4,9 @@ and has the size its parameters say."""
 import numpy as np
 import pytest
 
-from nirstream.core.augmentation import SpectralAugmenter
-from nirstream.core.preprocessing import EMSC
-from nirstream.core.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference, ShapeAugmenter,
+from nirstream.core.chemometrics.augmentation import SpectralAugmenter
+from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.core.chemometrics.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference, ShapeAugmenter,
                                                SmoothBaseline)
 from tests.conftest import requires_tablets
 
@@ -101,8 +101,8 @@ def test_a_cnn_with_shape_augmentation_describes_itself_as_json(tecator):
     """Reports and bundles record the augmenter's settings: nested steps by class, the transfer differences by shape."""
     import json
 
-    from trainer.cnn import CNNRegressor
-    from trainer.variants import variant_steps
+    from nirstream.trainer.cnn import CNNRegressor
+    from nirstream.trainer.variants import variant_steps
 
     preprocessor, augmenter = variant_steps("shape+emsc", n_copies=2, instrument_differences=tecator.X[:3] - tecator.X[3:6])
     described = json.loads(json.dumps(CNNRegressor(preprocessor, augmenter).settings()))

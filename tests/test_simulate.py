@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from nirstream.core.codec import decode_spectrum
+from nirstream.core.messages.codec import decode_spectrum
 from nirstream.core.errors import SpectrumRejected
-from nirstream.core.preprocessing import EMSC
-from devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects
+from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects
 
 
 def test_spec_parsing(tecator):

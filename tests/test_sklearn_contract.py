@@ -15,10 +15,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from nirstream.core.augmentation import SpectralAugmenter
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.preprocessing import EMSC, MSC, GlobalScaler
+from nirstream.core.chemometrics.augmentation import SpectralAugmenter
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.chemometrics.preprocessing import EMSC, MSC, GlobalScaler
 from tests.helpers import tiny_cnn
 
 # Augmentation draws fresh random perturbations on every call, by design: a row's output depends on
@@ -105,8 +105,8 @@ def test_without_validation_data_a_fraction_of_the_training_set_is_held_out(teca
 
 
 def test_the_bundle_serves_exactly_what_the_regressor_fitted(tecator, tmp_path):
-    from nirstream.core.bundle import load_bundle, write_bundle
-    from nirstream.core.predictor import Predictor
+    from nirstream.core.artifacts.bundle import load_bundle, write_bundle
+    from nirstream.core.serving.predictor import Predictor
 
     train, monitor, test = tecator.split("train"), tecator.split("monitor"), tecator.split("test")
     regressor = _tiny_cnn().fit(train.X, train.target("fat"), X_val=monitor.X, y_val=monitor.target("fat"))

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import orjson
 
-from nirstream.core.codec import encode_binary, encode_json
-from nirstream.core.predictor import Predictor
+from nirstream.core.messages.codec import encode_binary, encode_json
+from nirstream.core.serving.predictor import Predictor
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.model_event import ModelEvent
 from nirstream.core.messages.prediction import PredictionMessage

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nirstream.core.manifest import manifest_checksum
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
+from nirstream.core.artifacts.manifest import manifest_checksum
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
 from tests.conftest import requires_tablets
-from trainer.train_settings import TrainSettings
-from trainer.training_run import run_training
+from nirstream.trainer.train_settings import TrainSettings
+from nirstream.trainer.training_run import run_training
 
 
 @pytest.fixture(scope="module")

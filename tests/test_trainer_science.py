@@ -8,10 +8,10 @@ from sklearn.cross_decomposition import PLSRegression
 
 from tests.conftest import requires_tablets
 from tests.helpers import tiny_cnn
-from trainer.compare import compare_pls
-from nirstream.core.figures_of_merit import regression_metrics
-from trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
-from trainer.protocols import load_protocol
+from nirstream.trainer.compare import compare_pls
+from nirstream.core.chemometrics.figures_of_merit import regression_metrics
+from nirstream.trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
+from nirstream.trainer.data_splits import load_protocol
 
 
 def test_metrics_match_hand_computed_values():
@@ -75,7 +75,7 @@ def test_pls_lv_choice_never_looks_at_the_test_set():
 
 
 def test_cnn_builder_follows_the_paper():
-    from trainer.cnn import build_cnn
+    from nirstream.trainer.cnn import build_cnn
 
     model = build_cnn(600)
     assert model.count_params() == 1_233_433  # ~1.23 M weights, almost all in Dense(128)
@@ -175,7 +175,7 @@ def test_a_seed_ensemble_is_one_keras_file_that_averages_its_members(tiny_ensemb
 
 
 def test_the_kernel_plot_finds_the_first_member_of_an_ensemble(tiny_ensemble, tmp_path):
-    from trainer.report import plot_kernel_activations
+    from nirstream.trainer.report import plot_kernel_activations
 
     protocol, regressor = tiny_ensemble
     features = regressor.features(protocol.train.X).mean(axis=0)
@@ -193,7 +193,7 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 
 
 def test_quick_training_fits_a_single_member():
-    from trainer.train_settings import TrainSettings
+    from nirstream.trainer.train_settings import TrainSettings
 
     assert TrainSettings(quick=True).cnn_regressor(155).ensemble_size == 1
     assert TrainSettings(quick=True, ensemble_size=2).cnn_regressor(155).ensemble_size == 2
@@ -201,7 +201,7 @@ def test_quick_training_fits_a_single_member():
 
 @pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
 def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
-    from trainer.train_settings import QUICK_SPECTRA_SEEN, TrainSettings
+    from nirstream.trainer.train_settings import QUICK_SPECTRA_SEEN, TrainSettings
 
     regressor = TrainSettings(quick=True).cnn_regressor(n_train)
     seen = regressor.epochs * regressor.augmenter.n_copies * n_train
@@ -229,9 +229,9 @@ def test_a_slow_start_is_not_taken_for_a_dead_network():
 
 
 def test_a_served_ensemble_reports_how_much_its_members_disagree(tiny_ensemble, tmp_path):
-    from nirstream.core.bundle import load_bundle, write_bundle
-    from nirstream.core.domain import ApplicabilityDomain
-    from nirstream.core.predictor import Predictor
+    from nirstream.core.artifacts.bundle import load_bundle, write_bundle
+    from nirstream.core.chemometrics.domain import ApplicabilityDomain
+    from nirstream.core.serving.predictor import Predictor
 
     protocol, regressor = tiny_ensemble
     domain = ApplicabilityDomain().fit(regressor.features(protocol.train.X))

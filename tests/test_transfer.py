@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
 
-from nirstream.core.bundle import write_bundle
+from nirstream.core.artifacts.bundle import write_bundle
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.linear_model import LinearModel
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.model_event import ModelEvent
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.transfer import CalibrationTransfer, TransferError, TransferMetadata
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.artifacts.transfer import CalibrationTransfer, TransferError, TransferMetadata
 from tests.conftest import requires_tablets
 from tests.helpers import tamper
 from tests.streaming import collect, decoded, produce, run
-from trainer.transfer_fit import fit_transfer
+from nirstream.trainer.transfer_fit import fit_transfer
 
 
 def _standards(tecator, X, rows) -> SpectralDataset:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from nirstream.core.codec import encode_binary
+from nirstream.core.messages.codec import encode_binary
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.dead_letter import DeadLetter
 from nirstream.core.messages.reference import ReferenceMessage

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from nirstream.core.codec import encode_json
+from nirstream.core.messages.codec import encode_json
 from nirstream.core.errors import RejectReason
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.predictor import Predictor
-from stream.batch_processing import BatchPolicy, InboundRecord, process_batch
-from stream.lab_join import join_lab_values
-from stream.metrics import WorkerMetrics
-from stream.models import ModelHolder
-from stream.monitoring import OnlineMonitor
+from nirstream.core.serving.predictor import Predictor
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
+from nirstream.stream.lab_join import join_lab_values
+from nirstream.stream.metrics import WorkerMetrics
+from nirstream.stream.model_holder import ModelHolder
+from nirstream.stream.lab_join_store import OnlineMonitor
 from tests.helpers import tamper
 
 

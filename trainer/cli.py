@@ -15,7 +15,7 @@ def _registry_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _registry(args: argparse.Namespace):
-    from nirstream.core.registry import ModelRegistry
+    from nirstream.core.artifacts.registry import ModelRegistry
     from nirstream.core.settings import SharedSettings
 
     return ModelRegistry(args.registry or SharedSettings.load().registry)
@@ -212,7 +212,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load_config_file(path: Path | None) -> dict:
     """A train config (TOML or YAML); keys that are not ``TrainSettings`` fields are refused by name."""
     from nirstream.core.settings import ConfigFileError
-    from trainer.train_settings import TrainSettings
+    from nirstream.trainer.train_settings import TrainSettings
 
     if path is None:
         return {}
@@ -231,7 +231,7 @@ def _load_config_file(path: Path | None) -> dict:
     if unknown:
         raise ConfigFileError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(TrainSettings.model_fields)}")
     if isinstance(options.get("data"), dict):
-        from trainer.protocols import DataSource
+        from nirstream.trainer.data_splits import DataSource
 
         unknown = sorted(set(options["data"]) - set(DataSource.model_fields))
         if unknown:
@@ -240,7 +240,7 @@ def _load_config_file(path: Path | None) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.train_settings import TrainSettings
+    from nirstream.trainer.train_settings import TrainSettings
 
     options = _load_config_file(args.config)
     data = _data_source_options(args, options.pop("data", None))
@@ -265,7 +265,7 @@ def _train(args: argparse.Namespace) -> int:
     settings = TrainSettings(**options)
     if args.from_topic:
         settings = settings.model_copy(update={"extra_training": _export_from_topic(args, settings)})
-    from trainer.training_run import run_training  # TensorFlow: only once the options are known to be good
+    from nirstream.trainer.training_run import run_training  # TensorFlow: only once the options are known to be good
 
     # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
     summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
@@ -310,7 +310,7 @@ def _export_from_topic(args: argparse.Namespace, settings) -> Path:
     import time
 
     from nirstream.core.messages.common import WavelengthGrid
-    from trainer.labelled import export_labelled
+    from nirstream.trainer.plant_pairs import export_labelled
 
     if not args.bootstrap_servers:
         raise ValueError("--from-topic needs --bootstrap-servers")
@@ -323,8 +323,8 @@ def _export_from_topic(args: argparse.Namespace, settings) -> Path:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from nirstream.core.predictor import Predictor
-    from trainer.evaluation import evaluate_data, evaluate_protocol
+    from nirstream.core.serving.predictor import Predictor
+    from nirstream.trainer.evaluation import evaluate_data, evaluate_protocol
 
     registry = _registry(args)
     predictor = Predictor(registry.load(args.version))
@@ -355,10 +355,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _transfer_fit(args: argparse.Namespace) -> int:
-    from nirstream.core.audit import current_actor
+    from nirstream.core.artifacts.audit import current_actor
     from nirstream.core.datasets import load_table
-    from nirstream.core.predictor import Predictor
-    from trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
+    from nirstream.core.serving.predictor import Predictor
+    from nirstream.trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
 
     registry = _registry(args)
     predictor = Predictor(registry.load(args.version))
@@ -369,7 +369,7 @@ def _transfer_fit(args: argparse.Namespace) -> int:
     number = registry.publish_transfer(transfer, args.reason)
     if args.bootstrap_servers:
         from nirstream.core.settings import SharedSettings
-        from trainer.announce import announce
+        from nirstream.trainer.announce import announce
 
         announce(args.bootstrap_servers, SharedSettings.load().topics.models, predictor.version, registry.base,
                  f"analyzer {args.analyzer}: transfer {number} ({args.method})", event_type="transfer_published")
@@ -389,7 +389,7 @@ def _rmsep_text(figures: dict) -> str:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from nirstream.core.bundle import BundleMetadata
+    from nirstream.core.artifacts.bundle import BundleMetadata
 
     registry = _registry(args)
     versions = registry.versions()
@@ -407,7 +407,7 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_show(args: argparse.Namespace) -> int:
-    from nirstream.core.bundle import BundleMetadata, verify_bundle
+    from nirstream.core.artifacts.bundle import BundleMetadata, verify_bundle
 
     registry = _registry(args)
     version = args.version or registry.champion()
@@ -430,9 +430,9 @@ def _models_show(args: argparse.Namespace) -> int:
 
 
 def _models_change(args: argparse.Namespace) -> int:
-    from nirstream.core.audit import AuditLogError
+    from nirstream.core.artifacts.audit import AuditLogError
     from nirstream.core.settings import SharedSettings
-    from trainer.announce import announce
+    from nirstream.trainer.announce import announce
 
     registry = _registry(args)
     if args.models_command == "promote":

@@ -47,8 +47,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions  # noqa: E402
 from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
-from nirstream.core.figures_of_merit import rmse  # noqa: E402
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
+from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor  # noqa: E402
 
 ENSEMBLE_MODES = ("average", "best-validation")
 

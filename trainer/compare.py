@@ -1,6 +1,6 @@
 """Compare the CNN with PLS (LVs by cross-validation, and the test-set oracle) on a protocol.
 
-    python -m trainer.compare --protocol same-instrument --protocol cross-instrument \
+    python -m nirstream.trainer.compare --protocol same-instrument --protocol cross-instrument \
         --variant augment+emsc --seeds 0 3 --ensemble-size 3 --output results.json
 
 Each ``--seeds`` value is the base seed of one independent CNN run; with ``--ensemble-size N``
@@ -24,11 +24,11 @@ import numpy as np
 
 from sklearn.base import clone
 
-from trainer.cnn import ENSEMBLE_MODES, CNNRegressor
-from nirstream.core.figures_of_merit import regression_metrics
-from trainer.pls import MAX_LV, cross_validate_lvs, fit_pls, oracle_lvs
-from trainer.protocols import PROTOCOLS, Protocol, load_protocol
-from trainer.variants import VARIANTS, variant_steps
+from nirstream.trainer.cnn import ENSEMBLE_MODES, CNNRegressor
+from nirstream.core.chemometrics.figures_of_merit import regression_metrics
+from nirstream.trainer.pls import MAX_LV, cross_validate_lvs, fit_pls, oracle_lvs
+from nirstream.trainer.data_splits import PROTOCOLS, Protocol, load_protocol
+from nirstream.trainer.variants import VARIANTS, variant_steps
 
 CV_RULES = ("min", "1se")
 
@@ -168,7 +168,7 @@ def format_table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nirstream.trainer.compare", description=__doc__.splitlines()[0])
     defaults = CNNRegressor()
     parser.add_argument("--protocol", action="append", choices=PROTOCOLS,
                         help="repeatable; default same-instrument")
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     def checkpoint(results: dict) -> None:
         if args.output:
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps({"command": "python -m trainer.compare " + " ".join(argv or sys.argv[1:]),
+            args.output.write_text(json.dumps({"command": "python -m nirstream.trainer.compare " + " ".join(argv or sys.argv[1:]),
                                                **results}, indent=1))
 
     results = compare(args.protocol or ["same-instrument"], regressor, args.variant, args.seeds, args.target,

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.figures_of_merit import figures_per_target
-from nirstream.core.predictor import Predictor
-from nirstream.core.resampling import onto_model_grid
-from trainer.intervals import empirical_coverage
-from trainer.protocols import DataSource, load_protocol
+from nirstream.core.chemometrics.figures_of_merit import figures_per_target
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.chemometrics.resampling import onto_model_grid
+from nirstream.trainer.intervals import empirical_coverage
+from nirstream.trainer.data_splits import DataSource, load_protocol
 
 
 def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analyzer: str | None = None) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from nirstream.core.bundle import PredictionIntervals
+from nirstream.core.artifacts.bundle import PredictionIntervals
 
 log = logging.getLogger(__name__)
 

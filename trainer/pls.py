@@ -19,9 +19,9 @@ import numpy as np
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import RepeatedKFold
 
-from nirstream.core.figures_of_merit import rmse
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
-from trainer.variants import prepare_training
+from nirstream.core.chemometrics.figures_of_merit import rmse
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
+from nirstream.trainer.variants import prepare_training
 
 MAX_LV = 20
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nirstream.core.bundle import BundleError, write_bundle
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import rmse
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.artifacts.bundle import BundleError, write_bundle
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.figures_of_merit import rmse
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 log = logging.getLogger(__name__)
 

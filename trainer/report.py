@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nirstream.core.figures_of_merit import rmse  # noqa: E402
+from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
 
 
 def plot_training_curves(history: dict[str, list[float]], path: Path) -> Path:

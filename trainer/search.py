@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.protocols import Protocol
+from nirstream.trainer.data_splits import Protocol
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream.core.settings import SharedSettings
-from trainer.intervals import DEFAULT_COVERAGE
-from trainer.protocols import DataSource, Protocol, load_protocol, protocol_from_data
+from nirstream.trainer.intervals import DEFAULT_COVERAGE
+from nirstream.trainer.data_splits import DataSource, Protocol, load_protocol, protocol_from_data
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class TrainSettings(BaseModel):
         if self.family == "pls" and not self.pls:
             raise ValueError("family pls needs PLS (drop --no-pls)")
         if self.search_budget is not None:
-            from trainer.search import parse_budget
+            from nirstream.trainer.search import parse_budget
 
             parse_budget(self.search_budget)  # refuse a malformed budget before any data is read
         return self
@@ -80,8 +80,8 @@ class TrainSettings(BaseModel):
     def regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
         """``make(n_copies, augmentation_strength, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant
         (the fixed configurations and every search trial are built here)."""
-        from trainer.cnn import CNNRegressor
-        from trainer.variants import variant_steps
+        from nirstream.trainer.cnn import CNNRegressor
+        from nirstream.trainer.variants import variant_steps
 
         differences = self._instrument_differences()  # read once, not per search trial
 
@@ -98,7 +98,7 @@ class TrainSettings(BaseModel):
         if self.instrument_pairs is None:
             return None
         from nirstream.core.datasets import load_table
-        from trainer.transfer_fit import paired_standards
+        from nirstream.trainer.transfer_fit import paired_standards
 
         master, slave = (load_table(path, id_column="sample", spectra_only=True) for path in self.instrument_pairs)
         _, X_master, X_slave = paired_standards(master, slave)

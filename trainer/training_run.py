@@ -18,22 +18,22 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from nirstream.core.bundle import PredictionIntervals
-from nirstream.core.domain import ApplicabilityDomain
-from nirstream.core.figures_of_merit import figures_per_target, paired_rmsep_difference, regression_metrics, rmse
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
-from trainer.announce import announce
-from trainer.cnn import NetworkCollapsed
-from trainer.compare import compare_pls
-from trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions, empirical_coverage,
+from nirstream.core.artifacts.bundle import PredictionIntervals
+from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.chemometrics.figures_of_merit import figures_per_target, paired_rmsep_difference, regression_metrics, rmse
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.trainer.announce import announce
+from nirstream.trainer.cnn import NetworkCollapsed
+from nirstream.trainer.compare import compare_pls
+from nirstream.trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions, empirical_coverage,
                                narrow_targets, representativeness_warning)
-from trainer.protocols import Protocol
-from trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
-from trainer.publish import decide_promotion, publish_candidate
-from trainer.search import parse_budget, search_cnn
-from trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
-from trainer.train_settings import TrainSettings
+from nirstream.trainer.data_splits import Protocol
+from nirstream.trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
+from nirstream.trainer.publish import decide_promotion, publish_candidate
+from nirstream.trainer.search import parse_budget, search_cnn
+from nirstream.trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
+from nirstream.trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from nirstream.core.datasets import SpectralDataset
-from nirstream.core.figures_of_merit import rmse
-from nirstream.core.predictor import Predictor
-from nirstream.core.transfer import CalibrationTransfer, TransferError, TransferMetadata
+from nirstream.core.chemometrics.figures_of_merit import rmse
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.transfer import CalibrationTransfer, TransferError, TransferMetadata
 
 PDS_HALF_WINDOW = 5  # channels each side: a few nm on NIR grids, wide enough for a wavelength shift of a channel or two
 PDS_COMPONENTS = 2

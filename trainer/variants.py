@@ -2,7 +2,7 @@
 
 The paper's four (``none``, ``emsc``, ``augment``, ``augment+emsc``), the augmentations EMSC does not undo
 (``shape``, ``shape+emsc``: wavelength warp, band width, higher-order baselines, channel gain; see
-``nirstream.core.shape_augmentation``), and the PLS pretreatments a chemometrician tries (``snv``, ``sg1``,
+``nirstream.core.chemometrics.shape_augmentation``), and the PLS pretreatments a chemometrician tries (``snv``, ``sg1``,
 ``sg1+snv``, ``sg2+snv``: Savitzky–Golay 1st/2nd derivative, standard normal variate). A variant is a
 ``SpectralPreprocessor`` (window -> derivative -> SNV -> EMSC -> scaling; EMSC's reference is the mean of the
 *original* training spectra) plus, for ``augment``/``shape``, an augmenter that enlarges the training set only.
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nirstream.core.augmentation import SpectralAugmenter
-from nirstream.core.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference, ShapeAugmenter,
+from nirstream.core.chemometrics.augmentation import SpectralAugmenter
+from nirstream.core.chemometrics.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference, ShapeAugmenter,
                                                SmoothBaseline)
-from nirstream.core.spectral_preprocessor import SpectralPreprocessor
+from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 VARIANTS = ("none", "emsc", "augment", "augment+emsc", "shape", "shape+emsc")
 PLS_PRETREATMENTS = ("none", "emsc", "snv", "sg1", "sg1+snv", "sg2+snv")

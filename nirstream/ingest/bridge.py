@@ -33,16 +33,16 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from nirstream.core.atomic_files import write_atomically
-from nirstream.core.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_binary
+from nirstream.core.artifacts.atomic_files import write_atomically
+from nirstream.core.messages.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_binary
 from nirstream.core.datasets.spectrum_file import FORMATS
 from nirstream.core.datasets.tabular import DataFileError, one_line
 from nirstream.core.errors import RejectReason, SpectrumRejected
-from nirstream.core.file_names import NAME_MAX_BYTES, bounded_name
+from nirstream.core.artifacts.file_names import NAME_MAX_BYTES, bounded_name
 from nirstream.core.messages.common import WavelengthGrid, utc_now
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.resampling import on_regular_grid
-from nirstream.core.validation import check_spectrum_values
+from nirstream.core.chemometrics.resampling import on_regular_grid
+from nirstream.core.chemometrics.validation import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
 from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
 from nirstream.ingest.scanner import Candidate, FolderScanner, ScanResult

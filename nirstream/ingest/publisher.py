@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from nirstream.core.send_errors import PERMANENT_SEND_ERRORS
+from nirstream.kafka.send_errors import PERMANENT_SEND_ERRORS
 
 log = logging.getLogger(__name__)
 

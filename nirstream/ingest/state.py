@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nirstream.core.atomic_files import write_atomically
+from nirstream.core.artifacts.atomic_files import write_atomically
 
 
 class PublishedFile(BaseModel):

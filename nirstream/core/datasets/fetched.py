@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nirstream.core.errors import DatasetUnavailable
-from nirstream.core.hashing import sha256_file
+from nirstream.core.artifacts.hashing import sha256_file
 
 SOURCE_WHEEL = "spectra-sherpa==0.4.2"
 DATA_DIR_ENV = "NIRSTREAM_DATA_DIR"

@@ -2,7 +2,7 @@
 
 A spectrum travels as a ``SpectrumHeader`` (ids, time, wavelength grid) plus its values.
 ``SpectrumMessage`` is the JSON form (header fields and ``values`` in one object); the binary
-form carries the same header and the values as raw float32 (see ``nirstream.core.codec``).
+form carries the same header and the values as raw float32 (see ``nirstream.core.messages.codec``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from nirstream.core.datasets.catalog import NAMED_DATASETS, open_named
 from nirstream.core.datasets.jcamp_files import load_jcamp
 from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, MIN_SAMPLES, kennard_stone_split
 from nirstream.core.datasets.tabular import TABLE_SUFFIXES, DataFileError, load_table
-from nirstream.core.resampling import is_regular, on_regular_grid
+from nirstream.core.chemometrics.resampling import is_regular, on_regular_grid
 
 # The paper uses the first 600 channels, 600-1798 nm: the rest is noisy detector edge.
 TABLET_RANGE_NM = (600.0, 1798.0)

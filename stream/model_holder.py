@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nirstream.core.bundle import BundleError
-from nirstream.core.predictor import Predictor
-from nirstream.core.registry import ModelRegistry
-from stream.metrics import WorkerMetrics
+from nirstream.core.artifacts.bundle import BundleError
+from nirstream.core.serving.predictor import Predictor
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.stream.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nirstream.core.hashing import sha256_file
+from nirstream.core.artifacts.hashing import sha256_file
 
 MANIFEST_FILE = "MANIFEST.json"
 

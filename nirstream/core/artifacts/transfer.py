@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from nirstream.core.manifest import ArtifactError, verify_manifest, write_manifest
+from nirstream.core.artifacts.manifest import ArtifactError, verify_manifest, write_manifest
 from nirstream.core.messages.common import AnalyzerId, WavelengthGrid, utc_now
 
 TRANSFER_METADATA_FILE = "transfer.json"

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from nirstream.core.preprocessing import EMSC, GlobalScaler
+from nirstream.core.chemometrics.preprocessing import EMSC, GlobalScaler
 from nirstream.core.messages.common import WavelengthGrid
 
 

@@ -13,7 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from nirstream.core.file_names import NAME_MAX_BYTES, bounded_name
+from nirstream.core.artifacts.file_names import NAME_MAX_BYTES, bounded_name
 
 _TEMPORARY = ".{name}-{token}.tmp"
 _ATTEMPTS = 100

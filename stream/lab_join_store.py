@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
-from nirstream.core.figures_of_merit import rmse
+from nirstream.core.chemometrics.figures_of_merit import rmse
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.reference import ReferenceMessage
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from nirstream.core.bundle import ModelBundle
-from nirstream.core.linear_model import LinearModel
-from nirstream.core.onnx_model import OnnxModel
+from nirstream.core.artifacts.bundle import ModelBundle
+from nirstream.core.chemometrics.linear_model import LinearModel
+from nirstream.core.serving.onnx_model import OnnxModel
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nirstream.core.atomic_files import write_atomically
-from nirstream.core.hashing import canonical_json, sha256_bytes, sha256_json
-from nirstream.core.manifest import ArtifactError
+from nirstream.core.artifacts.atomic_files import write_atomically
+from nirstream.core.artifacts.hashing import canonical_json, sha256_bytes, sha256_json
+from nirstream.core.artifacts.manifest import ArtifactError
 from nirstream.core.messages.common import utc_now
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nirstream.core.atomic_files import write_atomically
-from nirstream.core.audit import AuditAppender, AuditLog, current_actor
-from nirstream.core.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
-from nirstream.core.manifest import MANIFEST_FILE, manifest_checksum
+from nirstream.core.artifacts.atomic_files import write_atomically
+from nirstream.core.artifacts.audit import AuditAppender, AuditLog, current_actor
+from nirstream.core.artifacts.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
+from nirstream.core.artifacts.manifest import MANIFEST_FILE, manifest_checksum
 from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
@@ -175,7 +175,7 @@ class ModelRegistry:
 
     def load_transfer(self, analyzer: str, number: str | None = None):
         """Verify and load an analyzer's transfer (its active one by default); None if it has none."""
-        from nirstream.core.transfer import load_transfer
+        from nirstream.core.artifacts.transfer import load_transfer
 
         number = number or self.active_transfers().get(analyzer)
         return None if number is None else load_transfer(self.transfer_path(analyzer, number))
@@ -183,7 +183,7 @@ class ModelRegistry:
     def publish_transfer(self, transfer, reason: str = "", by: str | None = None) -> str:
         """Write a transfer artifact as the analyzer's next number, verify it, make it the active one.
         Who: ``by``, else the transfer's own ``metadata.by``, else the current actor."""
-        from nirstream.core.transfer import load_transfer, write_transfer
+        from nirstream.core.artifacts.transfer import load_transfer, write_transfer
 
         def fill(transfer_dir: Path) -> None:
             write_transfer(transfer_dir, transfer)

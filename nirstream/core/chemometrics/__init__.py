@@ -1,0 +1,1 @@
+"""Chemometrics: preprocessing steps, augmentation, applicability domain, linear models, figures of merit."""

@@ -1,0 +1,1 @@
+"""The one Kafka layer: client options, publishing with retry, reading topics."""
