@@ -17,7 +17,6 @@ used.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from nirstream.trainer.data_splits import load_protocol  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.core.provenance import write_result
 
 VARIANTS = ("copies+emsc", "emsc", "augment+emsc", "shape+emsc", "augment", "shape")
 N_STANDARDS = 20
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"rule": "validation RMSEP only: the lowest mean ratio to copies+emsc over sets, targets and seeds",
               "mean_validation_ratio_to_copies": mean_ratio, "chosen_default": chosen, "seeds": args.seeds,
               "n_standards_for_pairs": N_STANDARDS, "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1))
+    write_result(args.output, result, seeds=args.seeds, indent=1)
     print(f"mean validation ratio to copies+emsc: {mean_ratio}; default -> {chosen} ({args.output})")
     return 0
 

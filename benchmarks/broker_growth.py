@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from benchmarks.proc import cpu_seconds  # noqa: E402
 from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from nirstream.core.provenance import write_result
 
 TOPIC = "growth"
 PAYLOAD = b"\x00" * 2700  # the size of a binary 650-channel spectrum message
@@ -83,8 +83,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/broker-growth.json"))
     args = parser.parse_args()
     rows = asyncio.run(measure(args.sizes))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"broker": "Tansu 0.6.0 memory://", "rows": rows}, indent=2))
+    write_result(args.output, {"broker": "Tansu 0.6.0 memory://", "rows": rows})
     print(f"wrote {args.output}")
     return 0
 

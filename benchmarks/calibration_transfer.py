@@ -16,7 +16,6 @@ and validate_2 are other tablets. validate_2 (instrument 2, 40 tablets) chooses 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 from nirstream.trainer.training_run import run_training  # noqa: E402
 from nirstream.trainer.transfer_fit import fit_transfer  # noqa: E402
+from nirstream.core.provenance import write_result
 
 STANDARD_COUNTS = (5, 10, 20, 30)
 METHODS = ("none", "sbc", "pds", "ds")
@@ -96,10 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         del row["_test_predictions"]
     same = {"test_1_rmsep_reference_goal_mg": 5.0}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"cnn": "full" if args.full else "quick", "cnn_variant": args.variant, **same,
-                                       "rows": rows, "chosen_on_validate_2": summary}, indent=1))
-    print(f"-> {args.output}")
+    write_result(args.output, {"cnn": "full" if args.full else "quick", "cnn_variant": args.variant, **same,
+                               "rows": rows, "chosen_on_validate_2": summary}, indent=1)
     return 0
 
 

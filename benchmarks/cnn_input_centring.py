@@ -12,7 +12,6 @@ used. A network whose seeds all collapse counts as the mean predictor.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.core.provenance import write_result
 
 SETS = {
     "tecator": {"protocol": "tecator", "targets": ["water", "fat", "protein"]},
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"rule": "validation RMSEP only: spectrum centring becomes the default if the mean spectrum/global ratio < 1",
               "mean_validation_ratio_spectrum_over_global": ratio, "chosen": "spectrum" if ratio < 1 else "global",
               "seeds": args.seeds, "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1))
+    write_result(args.output, result, seeds=args.seeds, indent=1)
     print(f"mean validation ratio spectrum/global {ratio:.3f}: {result['chosen']} -> {args.output}")
     return 0
 

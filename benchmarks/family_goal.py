@@ -15,7 +15,6 @@ choose nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 from nirstream.trainer.training_run import run_training  # noqa: E402
+from nirstream.core.provenance import write_result
 
 SETS = {
     "tecator": {"protocol": "tecator", "targets": ["water", "fat", "protein"]},
@@ -81,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.sets:
             rows += check(name, SETS[name], args.full, Path(scratch))
             met = all(r["not_worse_than_pls"] and r["beats_mean"] for r in rows)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps({"cnn": "full" if args.full else "quick", "goal_met_everywhere": met,
-                                               "rows": rows}, indent=1))
+            write_result(args.output, {"cnn": "full" if args.full else "quick", "goal_met_everywhere": met,
+                                       "rows": rows}, indent=1)
     print(f"goal met on every set and target: {met} -> {args.output}")
     return 0
 

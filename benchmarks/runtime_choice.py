@@ -121,6 +121,8 @@ def export_models(workdir: Path) -> tuple[dict[str, Path], Path]:
 
 
 def main() -> int:
+    from nirstream.core.provenance import write_result
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/runtime-choice.json"))
     parser.add_argument("--threads", type=int, nargs="+", default=[0, 1],
@@ -161,8 +163,7 @@ def main() -> int:
             expected = keras_out[: len(out)]
             results["runtimes"][name]["max_relative_difference_to_keras"] = float(
                 np.abs(out.reshape(expected.shape) - expected).max() / scale)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
+    write_result(args.output, results)
     print(json.dumps({r: {"max_relative_difference_to_keras": f["max_relative_difference_to_keras"]}
                       for r, f in results["runtimes"].items()}))
     print(f"wrote {args.output}")

@@ -34,6 +34,7 @@ from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
 from nirstream.devtools.simulate import Analyzer, ProcessEffects, replay  # noqa: E402
 from tests.streaming import WorkerProcess, unique_topics  # noqa: E402
+from nirstream.core.provenance import write_result
 
 SAMPLED_METRICS = {"nirstream_consumer_lag", "nirstream_batch_seconds_sum", "nirstream_batch_seconds_count"}
 
@@ -163,9 +164,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         result = asyncio.run(soak(args.minutes, args.rate, Path(scratch), bootstrap=args.bootstrap_servers))
     print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=2))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.output}")
+    write_result(args.output, result)
     return 0
 
 

@@ -49,6 +49,7 @@ from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
 from nirstream.trainer.cnn import build_cnn  # noqa: E402
+from nirstream.core.provenance import write_result
 
 
 def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, WavelengthGrid]:
@@ -256,9 +257,7 @@ def main() -> int:
             old = results["runtimes"]["keras"]["b_worker_drain"]["spectra_per_second"]
             results["ratios"]["drain_over_keras_worker"] = lean["b_worker_drain"]["spectra_per_second"] / old
         print(json.dumps({k: v for k, v in results.items() if k not in ("runtimes", "machine")}, indent=1))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.output}")
+    write_result(args.output, results)
     return 0
 
 
