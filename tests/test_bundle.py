@@ -56,20 +56,16 @@ def test_tampered_partial_and_foreign_bundles_are_refused(tmp_path, fitted_parts
     with pytest.raises(BundleError, match="model.keras checksum mismatch"):
         load_bundle(tampered)
 
-    partial = shutil.copytree(good, tmp_path / "partial")
-    (partial / "MANIFEST.json").unlink()
-    with pytest.raises(BundleError, match="partial"):
-        load_bundle(partial)
-
-    extra = shutil.copytree(good, tmp_path / "extra")
-    (extra / "payload.pkl").write_bytes(b"\x80\x04")
-    with pytest.raises(BundleError, match="unexpected file"):
-        load_bundle(extra)
-
-    missing = shutil.copytree(good, tmp_path / "missing")
-    (missing / "arrays.npz").unlink()
-    with pytest.raises(BundleError, match="arrays.npz is missing"):
-        load_bundle(missing)
+    faults = {  # each copy of the good bundle with one fault, and the reason it must be refused with
+        "partial": (lambda d: (d / "MANIFEST.json").unlink(), "partial"),
+        "extra": (lambda d: (d / "payload.pkl").write_bytes(b"\x80\x04"), "unexpected file"),
+        "missing": (lambda d: (d / "arrays.npz").unlink(), "arrays.npz is missing"),
+    }
+    for name, (break_it, reason) in faults.items():
+        broken = shutil.copytree(good, tmp_path / name)
+        break_it(broken)
+        with pytest.raises(BundleError, match=reason):
+            load_bundle(broken)
 
     with pytest.raises(BundleError, match="no such bundle"):
         load_bundle(tmp_path / "absent")
