@@ -1,0 +1,166 @@
+"""The plant data store: every labelled pair the stream produced, kept once per message id, queryable.
+
+The embedded default is SQLite (the standard library's ``sqlite3``: no server to run, one file in a volume,
+atomic transactions that survive ``kill -9`` with the write-ahead log and ``synchronous=FULL``). The trainer
+service stores a batch of pairs in one transaction and only then commits its Kafka offsets, so a crash
+replays at most the uncommitted batch, and ``INSERT OR IGNORE`` on the message id (the primary key) makes the
+replay store nothing twice: exactly one row per message id whatever is killed.
+
+Only valid pairs enter: the ``LabelledPair`` schema already refuses non-finite lab values (the lab join
+dead-letters implausible ones before they are published); the store also refuses spectra that are not finite
+or do not match their grid, so a training set read back from it needs no second screen for those faults.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from nirstream.core.messages.common import WavelengthGrid
+from nirstream.core.messages.labelled import LabelledPair
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS labelled_pairs (
+    message_id    TEXT PRIMARY KEY,
+    sample_id     TEXT NOT NULL,
+    analyzer_id   TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    flag          TEXT NOT NULL,
+    measured_at   TEXT NOT NULL,      -- when the lab sampled (ISO 8601, UTC)
+    archived_at   TEXT NOT NULL,      -- when the store took it
+    grid          TEXT NOT NULL,      -- WavelengthGrid as JSON
+    reference     TEXT NOT NULL,      -- target -> lab value, JSON
+    predicted     TEXT NOT NULL,      -- target -> the serving model's prediction, JSON
+    spectrum      BLOB NOT NULL       -- float64 little-endian, grid.count values
+);
+CREATE INDEX IF NOT EXISTS labelled_pairs_by_time ON labelled_pairs (measured_at);
+"""
+
+
+@dataclass(frozen=True)
+class StoredPair:
+    """One archived pair, as read back."""
+
+    message_id: str
+    sample_id: str
+    analyzer_id: str
+    model_version: str
+    flag: str
+    measured_at: datetime
+    archived_at: datetime
+    grid: WavelengthGrid
+    reference: dict[str, float]
+    predicted: dict[str, float]
+    spectrum: np.ndarray
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What one ``add`` did: rows new to the store, repeats of stored message ids, pairs refused (with why)."""
+
+    stored: int
+    repeats: int
+    refused: list[tuple[str, str]]
+
+
+class PlantStore:
+    """SQLite-backed archive of labelled pairs (one file; created on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit mode: transactions are opened explicitly in ``add``
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a committed batch is on disk before offsets are committed
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PlantStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, pairs: Iterable[LabelledPair], archived_at: datetime | None = None) -> StoreOutcome:
+        """Store ``pairs`` in one transaction; a message id already stored is left as it was (a replay)."""
+        archived = (archived_at or datetime.now(UTC)).isoformat()
+        rows, refused = [], []
+        for pair in pairs:
+            values = np.asarray(pair.values, dtype=np.float64)
+            if values.shape != (pair.grid.count,):
+                refused.append((pair.message_id, f"{values.size} values on a grid of {pair.grid.count} channels"))
+            elif not np.isfinite(values).all():
+                refused.append((pair.message_id, "spectrum has non-finite values"))
+            else:
+                rows.append((pair.message_id, pair.sample_id, pair.analyzer_id, pair.model_version, pair.flag,
+                             _utc(pair.measured_at).isoformat(), archived, pair.grid.model_dump_json(),
+                             json.dumps(pair.reference), json.dumps(pair.predicted), values.astype("<f8").tobytes()))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.total_changes
+            self._db.executemany("INSERT OR IGNORE INTO labelled_pairs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            stored = self._db.total_changes - before  # ignored rows (stored message ids) change nothing
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return StoreOutcome(stored=stored, repeats=len(rows) - stored, refused=refused)
+
+    def count(self, since: datetime | None = None) -> int:
+        """How many pairs are stored (with a lab sampling time after ``since``, if given)."""
+        if since is None:
+            return self._db.execute("SELECT COUNT(*) FROM labelled_pairs").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM labelled_pairs WHERE measured_at > ?",
+                                (_utc(since).isoformat(),)).fetchone()[0]
+
+    def message_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT message_id FROM labelled_pairs ORDER BY message_id")]
+
+    def pairs(self, *, since: datetime | None = None, analyzer: str | None = None, target: str | None = None,
+              newest: int | None = None) -> list[StoredPair]:
+        """Stored pairs in lab-time order, optionally after ``since``, of one analyzer, with a lab value for
+        ``target``, or only the ``newest`` n of those."""
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("measured_at > ?")
+            params.append(_utc(since).isoformat())
+        if analyzer is not None:
+            clauses.append("analyzer_id = ?")
+            params.append(analyzer)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(f"SELECT * FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
+        found = [_read(row) for row in rows]
+        if target is not None:
+            found = [p for p in found if target in p.reference]
+        return found[-newest:] if newest else found
+
+    def training_arrays(self, targets: list[str], grid: WavelengthGrid,
+                        since: datetime | None = None) -> tuple[np.ndarray, np.ndarray, list[StoredPair]]:
+        """Spectra (n, channels) and lab values (n, targets) of the pairs on ``grid`` with every target measured."""
+        chosen = [p for p in self.pairs(since=since) if p.grid == grid and all(t in p.reference for t in targets)]
+        X = np.array([p.spectrum for p in chosen], dtype=np.float64).reshape(len(chosen), grid.count)
+        y = np.array([[p.reference[t] for t in targets] for p in chosen], dtype=np.float64).reshape(len(chosen), len(targets))
+        return X, y, chosen
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _read(row: tuple) -> StoredPair:
+    (message_id, sample_id, analyzer_id, model_version, flag, measured_at, archived_at, grid, reference, predicted,
+     spectrum) = row
+    return StoredPair(message_id=message_id, sample_id=sample_id, analyzer_id=analyzer_id, model_version=model_version,
+                      flag=flag, measured_at=datetime.fromisoformat(measured_at),
+                      archived_at=datetime.fromisoformat(archived_at), grid=WavelengthGrid.model_validate_json(grid),
+                      reference=json.loads(reference), predicted=json.loads(predicted),
+                      spectrum=np.frombuffer(spectrum, dtype="<f8").copy())
