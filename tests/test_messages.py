@@ -13,7 +13,8 @@ from nirstream.core.messages.prediction import PredictionMessage
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader, SpectrumMessage
 from nirstream.core.serving.predictor import Predictor
-from nirstream.stream.lab_join_store import OnlineMonitor, PendingPrediction, encode_labelled
+from nirstream.core.messages.labelled import encode_labelled
+from nirstream.stream.lab_join_store import OnlineMonitor, PendingPrediction
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
 
 
