@@ -6,8 +6,6 @@ benchmark and the unit tests.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -15,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 
 from nirstream.core.messages.codec import Spectrum, decode_unchecked_values
 from nirstream.core.errors import RejectReason, SpectrumRejected
-from nirstream.core.messages.common import SCHEMA_VERSION
-from nirstream.core.messages.dead_letter import DEAD_LETTER_ORIGINAL_LIMIT, DEAD_LETTER_PREFIX_BYTES
+from nirstream.core.messages.dead_letter import encode_dead_letter
+from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
+from nirstream.core.messages.prediction import PredictionEncoder
 from nirstream.core.serving.predictor import BatchPrediction, Predictor
 from nirstream.core.chemometrics.validation import non_finite_detail, non_finite_rows, saturated_rows
 
@@ -39,7 +37,7 @@ class InboundRecord:
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    max_message_bytes: int = 1_000_000
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     saturation_limit: float | None = None
     known_analyzers: frozenset[str] | None = None
     worker_name: str = ""
@@ -90,27 +88,9 @@ class BatchResult(Rejections):
 
 
 def dead_letter(record: InboundRecord, reason: RejectReason, detail: str, worker: str) -> bytes:
-    """The dead letter of ``record`` (a ``DeadLetter``, encoded fast): always small enough to publish (a huge
-    original travels as prefix + sha256)."""
-    original = record.value or b""
-    truncated = len(original) > DEAD_LETTER_ORIGINAL_LIMIT
-    return orjson.dumps(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "reason": reason.value,
-            "detail": detail[:2000],
-            "source_topic": record.topic,
-            "source_partition": record.partition,
-            "source_offset": record.offset,
-            "key": record.key[:256].decode("utf-8", "replace") if record.key is not None else None,
-            "original_base64": base64.b64encode(original[:DEAD_LETTER_PREFIX_BYTES] if truncated else original).decode(),
-            "original_bytes": len(original),
-            "original_sha256": hashlib.sha256(original).hexdigest(),
-            "original_truncated": truncated,
-            "rejected_at": datetime.now(UTC),
-            "worker": worker,
-        }
-    )
+    """The dead letter of ``record`` (``messages.dead_letter``): always small enough to publish."""
+    return encode_dead_letter(reason, detail, source_topic=record.topic, source_partition=record.partition,
+                              source_offset=record.offset, key=record.key, original=record.value, worker=worker)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -200,55 +180,22 @@ def _drop_unpredictable(accepted: list, batch: BatchPrediction, result: BatchRes
 
 
 def _encode_predictions(accepted: list, batch: BatchPrediction, predictor: Predictor, predicted_at: datetime,
-                        timings: dict, started_wall: float) -> list[bytes | Exception]:
-    """The batch's ``PredictionMessage``s (or the error that stopped one), encoded fast: what every message shares
-    (model, units, outlier limits, batch timings) is serialised once and spliced in, each row's own fields go through
-    orjson together (tests/test_messages.py round-trips the result)."""
+                        preprocess_seconds: float, inference_seconds: float, started_wall: float) -> list[bytes | Exception]:
+    """The batch's ``PredictionMessage``s (``messages.prediction``), or the error that stopped one."""
     limits = predictor.bundle.domain.limits_
-    shared = _fields({"schema_version": SCHEMA_VERSION, "predicted_at": predicted_at, "model_version": predictor.version,
-                      "units": predictor.units})
-    shared_limits = _fields({"t2_limit_95": limits["t2_95"], "t2_limit_99": limits["t2_99"], "q_limit_95": limits["q_95"],
-                             "q_limit_99": limits["q_99"]})
-    shared_timings = _fields(timings)
-    targets = predictor.targets
-    values = batch.values.tolist()
-    intervals = _interval_rows(batch.values, predictor)
-    spreads = batch.spread.tolist() if predictor.is_ensemble else None
-    t2, q, flags = batch.hotelling_t2.tolist(), batch.q_residual.tolist(), [str(f) for f in batch.flags]
-    encoded: list[bytes | Exception] = []
-    for i, (record, spectrum) in enumerate(accepted):
-        header = spectrum.header
-        try:
-            own = {"analyzer_id": header.analyzer_id, "sequence": header.sequence, "message_id": header.message_id,
-                   "spectrum_timestamp": header.timestamp, "predictions": dict(zip(targets, values[i], strict=True))}
-            for name, value in (("sample_id", header.sample_id), ("batch_id", header.batch_id),
-                                ("intervals", intervals[i] if intervals else None),
-                                ("ensemble_spread", dict(zip(targets, spreads[i], strict=True)) if spreads else None),
-                                ("transfer", batch.transfer[i] or None)):
-                if value is not None:
-                    own[name] = value
-            outlier = _fields({"hotelling_t2": t2[i], "q_residual": q[i], "flag": flags[i]})
-            queue_ms = round(max(0.0, started_wall - (record.received_at or started_wall)) * 1e3, 3)
-            encoded.append(b"".join((b"{", shared, b",", _fields(own), b',"outlier":{', outlier, b",", shared_limits,
-                                     b'},"timings":{', shared_timings, b',"queue_ms":', orjson.dumps(queue_ms), b"}}")))
-        except Exception as exc:  # noqa: BLE001 - one unencodable prediction is dead-lettered, not the batch
-            encoded.append(exc)
-    return encoded
-
-
-def _fields(mapping: dict) -> bytes:
-    """A JSON object's members without its braces, to splice into a larger object."""
-    return orjson.dumps(mapping)[1:-1]
-
-
-def _interval_rows(values: np.ndarray, predictor: Predictor) -> list[dict] | None:
-    """Per spectrum: target -> {low, high, coverage} around its predictions."""
-    if predictor.intervals is None:
-        return None
-    lows, highs = predictor.interval_bounds(values)
-    coverage = predictor.intervals.coverage
-    return [{t: {"low": lo, "high": hi, "coverage": coverage} for t, lo, hi in zip(predictor.targets, low, high, strict=True)}
-            for low, high in zip(lows.tolist(), highs.tolist(), strict=True)]
+    encoder = PredictionEncoder(
+        model_version=predictor.version, targets=predictor.targets, units=predictor.units, predicted_at=predicted_at,
+        t2_limits=(limits["t2_95"], limits["t2_99"]), q_limits=(limits["q_95"], limits["q_99"]),
+        interval_coverage=predictor.intervals.coverage if predictor.intervals is not None else None,
+        batch_size=len(accepted), preprocess_seconds=preprocess_seconds, inference_seconds=inference_seconds)
+    lows, highs = ([b.tolist() for b in predictor.interval_bounds(batch.values)] if predictor.intervals is not None
+                   else (None, None))
+    return encoder.encode(
+        [spectrum.header for _, spectrum in accepted], batch.values.tolist(), hotelling_t2=batch.hotelling_t2.tolist(),
+        q_residual=batch.q_residual.tolist(), flags=[str(f) for f in batch.flags],
+        queue_seconds=[max(0.0, started_wall - (record.received_at or started_wall)) for record, _ in accepted],
+        lows=lows, highs=highs, spreads=batch.spread.tolist() if predictor.is_ensemble else None,
+        transfers=batch.transfer)
 
 
 def process_batch(records: list[InboundRecord], predictor: Predictor, policy: BatchPolicy) -> BatchResult:
@@ -286,14 +233,10 @@ def _process(records: list[InboundRecord], predictor: Predictor, policy: BatchPo
     result.preprocess_seconds = decoded - started + batch.preprocess_seconds
     result.inference_seconds = batch.inference_seconds
     predicted_at = datetime.now(UTC)
-    timings = {
-        "batch_size": len(accepted),
-        "preprocess_ms": round(result.preprocess_seconds * 1e3, 3),
-        "inference_ms": round(result.inference_seconds * 1e3, 3),
-    }
+    messages = _encode_predictions(accepted, batch, predictor, predicted_at, result.preprocess_seconds,
+                                   result.inference_seconds, started_wall)
     encoded = np.zeros(len(accepted), dtype=bool)
-    for i, ((record, _), message) in enumerate(zip(accepted, _encode_predictions(accepted, batch, predictor, predicted_at,
-                                                                                 timings, started_wall), strict=True)):
+    for i, ((record, _), message) in enumerate(zip(accepted, messages, strict=True)):
         if isinstance(message, Exception):
             result.reject(record, RejectReason.PROCESSING_ERROR, f"encoding the prediction failed: {describe_error(message)}",
                           policy.worker_name)

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nirstream.core.errors import RejectReason
-from nirstream.core.messages.reference import ReferenceMessage
+from nirstream.core.messages.labelled import encode_labelled
+from nirstream.core.messages.reference import decode_reference
 from nirstream.core.serving.predictor import Predictor
 from nirstream.stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
 from nirstream.stream.join_state import ChangelogRecord, encode_change
-from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, encode_labelled
+from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _join_reference(record: InboundRecord, predictor: Predictor, monitor: Online
                     worker: str, now: float) -> dict | None:
     """Validate one lab value and join it; dead-letter it when invalid or implausible."""
     try:
-        reference = ReferenceMessage.model_validate_json(record.value or b"")
+        reference = decode_reference(record.value)
     except ValueError as exc:
         joined.reject(record, RejectReason.INVALID_REFERENCE, str(exc)[:500], worker)
         return None

@@ -25,16 +25,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import orjson
 
 from nirstream.core.chemometrics.figures_of_merit import rmse
-from nirstream.core.messages.common import SCHEMA_VERSION
+from nirstream.core.messages.labelled import labelled_pair
 from nirstream.core.messages.reference import ReferenceMessage
-
-
-def encode_labelled(pair: dict) -> tuple[bytes, bytes]:
-    """Key (analyzer id) and value of a labelled pair on the labelled topic."""
-    return pair["analyzer_id"].encode(), orjson.dumps(pair, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass(slots=True)
@@ -226,25 +220,15 @@ class OnlineMonitor:
             self._changes[partition, sample_id] = StateChange(partition, sample_id, None, now)
 
     def _pair(self, sample_id: str, pending: PendingPrediction, reference: ReferenceMessage) -> dict | None:
-        """A ``LabelledPair`` as a dict (encoded fast by the consumer; tests/test_messages.py round-trips it)."""
+        """A ``labelled_pair`` (``messages.labelled``) of what both hold, its errors added to the statistics."""
         targets = [t for t in pending.predicted if t in reference.values]
         if not targets:
             return None  # the lab measured nothing this model predicts
+        pair = labelled_pair(sample_id=sample_id, analyzer_id=pending.analyzer_id, message_id=pending.message_id,
+                             model_version=pending.model_version, predicted={t: pending.predicted[t] for t in targets},
+                             reference={t: reference.values[t] for t in targets}, flag=pending.flag,
+                             measured_at=reference.measured_at, grid=pending.grid, values=pending.values)
         stats = self.analyzer(pending.analyzer_id)
-        errors = {t: pending.predicted[t] - reference.values[t] for t in targets}
-        for target, error in errors.items():
+        for target, error in pair["error"].items():
             stats.add_error(target, error)
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "sample_id": sample_id,
-            "analyzer_id": pending.analyzer_id,
-            "message_id": pending.message_id,
-            "model_version": pending.model_version,
-            "predicted": {t: pending.predicted[t] for t in targets},
-            "reference": {t: reference.values[t] for t in targets},
-            "error": errors,
-            "flag": pending.flag,
-            "measured_at": reference.measured_at,
-            "grid": pending.grid,
-            "values": pending.values,
-        }
+        return pair

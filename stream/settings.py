@@ -22,7 +22,6 @@ class Settings(SharedSettings):
     max_batch_size: int = Field(default=256, ge=1, le=65536, description="Most spectra per model call")
     batch_timeout_ms: int = Field(default=20, ge=0, description="Longest wait to fill a batch")
     fetch_max_wait_ms: int = Field(default=10, ge=0, description="Longest the broker may hold a fetch when no data is waiting")
-    max_message_bytes: int = Field(default=1_000_000, ge=1024, description="Larger messages are dead-lettered")
     registry_poll_seconds: float = Field(default=5.0, gt=0, description="Fallback poll of the champion pointer")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, description="Port of /metrics, /health and /ready")

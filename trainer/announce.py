@@ -15,15 +15,14 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
 
     from aiokafka import AIOKafkaProducer
 
+    from nirstream.core.messages.model_event import encode_model_event
     from nirstream.core.settings import client_options as environment_options
-    from nirstream.core.messages.model_event import ModelEvent
 
     async def send() -> None:
         producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))
         await producer.start()
         try:
-            event = ModelEvent(event=event_type, version=version, registry=str(registry), reason=reason)
-            await producer.send_and_wait(topic, event.model_dump_json().encode())
+            await producer.send_and_wait(topic, encode_model_event(event_type, version, str(registry), reason))
         finally:
             await producer.stop()
 

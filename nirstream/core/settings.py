@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
+
 
 class KafkaSecurity(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -60,7 +62,8 @@ class ConfigFileError(ValueError):
 
 
 class SharedSettings(BaseSettings):
-    """Kafka, topics and registry: what the worker, ``train``, ``models``, ``simulate``, ``watch`` and ``demo`` share."""
+    """Kafka, topics, registry, message size limit: what the worker, ``ingest``, ``train``, ``models``, ``simulate``,
+    ``watch`` and ``demo`` share."""
 
     model_config = SettingsConfigDict(env_prefix="NIRSTREAM_", env_nested_delimiter="__", extra="forbid")
     config_file: ClassVar[Path | None] = None
@@ -69,6 +72,9 @@ class SharedSettings(BaseSettings):
     security: KafkaSecurity = KafkaSecurity()
     topics: TopicNames = TopicNames()
     registry: Path = Field(default=Path("models"), description="Model registry directory")
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1024,
+                                   description="Larger spectrum messages are dead-lettered by the worker and rejected "
+                                               "by the file bridge")
     user: str | None = Field(default=None, description="Who changes the registry, for its audit trail (a command's --by "
                                                        "wins); default the OS user at this host")
     runtime: Literal["auto", "onnx", "keras"] = Field(

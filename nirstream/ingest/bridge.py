@@ -34,12 +34,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from nirstream.core.artifacts.atomic_files import write_atomically
-from nirstream.core.messages.codec import DEFAULT_MAX_MESSAGE_BYTES, encode_binary
+from nirstream.core.messages.codec import encode_binary
 from nirstream.core.datasets.spectrum_file import FORMATS
 from nirstream.core.datasets.tabular import DataFileError, one_line
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.artifacts.file_names import NAME_MAX_BYTES, bounded_name
 from nirstream.core.messages.common import WavelengthGrid, utc_now
+from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.chemometrics.resampling import on_regular_grid
 from nirstream.core.chemometrics.validation import check_spectrum_values
@@ -72,6 +73,7 @@ class BridgeConfig:
     once: bool = False
     expected_grid: WavelengthGrid | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # the max_message_bytes setting, which the worker reads too
 
     @property
     def state_folder(self) -> Path:
@@ -136,9 +138,9 @@ def spectrum_message(config: BridgeConfig, name: str, data: bytes, sequence: int
                                f"{grid.count} channels {grid.start_nm:g}-{grid.end_nm:g} nm; --expect-grid is "
                                f"{expected.count} channels {expected.start_nm:g}-{expected.end_nm:g} nm") from None
     raw = encode_binary(header, np.asarray(values))
-    if len(raw) > DEFAULT_MAX_MESSAGE_BYTES:
-        raise FileRejected(RejectReason.OVERSIZE.value,
-                           f"{len(raw)}-byte message exceeds the worker's {DEFAULT_MAX_MESSAGE_BYTES}-byte limit")
+    if len(raw) > config.max_message_bytes:
+        raise FileRejected(RejectReason.OVERSIZE.value, f"{len(raw)}-byte message exceeds the {config.max_message_bytes}-byte "
+                                                        "limit (max_message_bytes)")
     return raw
 
 

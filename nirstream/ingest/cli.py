@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "State on disk survives restarts: nothing is skipped; the one file in flight at a crash, and a send "
             "retried after a timeout or a lost acknowledgement, may arrive twice, as the same message (same "
             "message_id and sequence). Symbolic links are rejected, never followed. "
-            "Kafka connection and SASL/TLS come from NIRSTREAM_* settings (see README: Configuration)."
+            "Kafka connection, SASL/TLS and the message size limit (NIRSTREAM_MAX_MESSAGE_BYTES, as the worker's) come "
+            "from NIRSTREAM_* settings (see README: Configuration)."
         ),
     )
     ingest.add_argument("--watch", required=True, metavar="DIR", help="folder the analyzer writes its files to")
@@ -78,7 +79,8 @@ def _ingest(args: argparse.Namespace) -> int:
         folder=Path(args.watch), analyzer_id=args.analyzer, file_format=args.file_format,
         topic=args.topic or shared.topics.spectra, state_dir=Path(args.state_dir) if args.state_dir else None,
         poll_seconds=args.poll_seconds, settle_seconds=args.settle_seconds, once=args.once,
-        expected_grid=_grid(args.expect_grid) if args.expect_grid else None, max_file_bytes=args.max_file_bytes)
+        expected_grid=_grid(args.expect_grid) if args.expect_grid else None, max_file_bytes=args.max_file_bytes,
+        max_message_bytes=shared.max_message_bytes)
 
     async def main():
         stop = asyncio.Event()

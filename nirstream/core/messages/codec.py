@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.messages.common import SCHEMA_VERSION
+from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.chemometrics.validation import check_spectrum_length, check_spectrum_values
 
@@ -36,7 +37,6 @@ BINARY_MAGIC = b"NIRS"
 BINARY_FORMAT_VERSION = 1
 FLOAT32_LE = 1
 _PREFIX = struct.Struct("<4sBBHI")
-DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def _split_binary(raw: bytes) -> tuple[SpectrumHeader, np.ndarray]:
     return header, values
 
 
-def decode_unchecked_values(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
+def decode_unchecked_values(raw: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> Spectrum:
     """As ``decode_spectrum``, but the values' finiteness is left to the caller, who checks a whole batch at once
     (``validation.non_finite_rows``); binary values stay a float32 view of ``raw`` until the batch is stacked."""
     _check_envelope(raw, max_bytes)
@@ -159,7 +159,7 @@ def _check_envelope(raw: bytes | None, max_bytes: int) -> None:
         raise SpectrumRejected(RejectReason.UNKNOWN_FORMAT, "neither JSON (starts with '{') nor binary (starts with NIRS)")
 
 
-def decode_spectrum(raw: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Spectrum:
+def decode_spectrum(raw: bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> Spectrum:
     """Decode either encoding into float64 values; raise ``SpectrumRejected`` with the reason for anything unusable."""
     spectrum = decode_unchecked_values(raw, max_bytes)
     values = spectrum.values.astype(np.float64, copy=False)

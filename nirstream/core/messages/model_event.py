@@ -21,3 +21,9 @@ class ModelEvent(BaseModel):
     registry: str = ""
     reason: str = ""
     at: datetime = Field(default_factory=utc_now)
+
+
+def encode_model_event(event: Literal["promoted", "rolled_back", "transfer_published"], version: str, registry: str,
+                       reason: str) -> bytes:
+    """A ``ModelEvent`` as the models topic carries it, stamped now."""
+    return ModelEvent(event=event, version=version, registry=registry, reason=reason).model_dump_json().encode()

@@ -21,3 +21,8 @@ class ReferenceMessage(BaseModel):
     values: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
         description="Target name -> lab value (finite numbers only)", max_length=64)
     measured_at: datetime = Field(default_factory=utc_now)
+
+
+def decode_reference(raw: bytes | None) -> ReferenceMessage:
+    """A lab value from the reference topic; ``ValueError`` (pydantic's ``ValidationError``) says why it is not one."""
+    return ReferenceMessage.model_validate_json(raw or b"")
