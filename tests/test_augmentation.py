@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nirstream.core.chemometrics.augmentation import SpectralAugmenter
-from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.core.chemometrics.steps.emsc import EMSC
 
 
 def test_same_seed_gives_same_spectra(tecator_spectra):

@@ -18,7 +18,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from nirstream.core.chemometrics.augmentation import SpectralAugmenter
 from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.chemometrics.preprocessing import EMSC, MSC, GlobalScaler
+from nirstream.core.chemometrics.steps.emsc import EMSC
+from nirstream.core.chemometrics.steps.msc import MSC
+from nirstream.core.chemometrics.steps.scaling import GlobalScaler
 from tests.helpers import tiny_cnn
 
 # Augmentation draws fresh random perturbations on every call, by design: a row's output depends on
