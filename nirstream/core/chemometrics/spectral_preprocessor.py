@@ -86,9 +86,8 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         self.wavelengths = wavelengths
         self.first_nm, self.last_nm = first_nm, last_nm
         self.emsc_order = emsc_order
-        self.derivative = derivative
+        self.derivative, self.smoothing_window = derivative, smoothing_window  # the Savitzky–Golay step's
         self.snv = snv
-        self.smoothing_window = smoothing_window
         self.centring = centring
 
     def _unfitted_steps(self) -> Pipeline:
