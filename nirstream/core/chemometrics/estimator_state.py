@@ -36,7 +36,12 @@ def estimator_state(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.
     """``{"class", "params", "fitted"}`` of a fitted estimator, its arrays added to ``arrays`` as ``prefix.*``."""
     return {"class": type(estimator).__name__,
             "params": _split(estimator.get_params(deep=False), f"{prefix}.params", arrays),
-            "fitted": _split(fitted_attributes(estimator), prefix, arrays)}
+            "fitted": fitted_state(estimator, prefix, arrays)}
+
+
+def fitted_state(estimator: BaseEstimator, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Only the fitted attributes (for an estimator whose parameters are stored elsewhere), arrays as above."""
+    return _split(fitted_attributes(estimator), prefix, arrays)
 
 
 def restore_estimator(state: dict[str, Any], prefix: str, arrays: dict[str, np.ndarray],

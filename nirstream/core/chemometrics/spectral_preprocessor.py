@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from nirstream.core.chemometrics.estimator_state import estimator_state, fitted_values, restore_estimator
+from nirstream.core.chemometrics.estimator_state import estimator_state, fitted_state, fitted_values, restore_estimator
 from nirstream.core.chemometrics.first_preprocessor_state import read_first_state
 from nirstream.core.chemometrics.input_screen import InputScreen, ScreenedFeatures
 from nirstream.core.chemometrics.steps.derivative import SavitzkyGolayDerivative
@@ -148,7 +148,7 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
         params = {k: v for k, v in self.get_params(deep=False).items() if k != "wavelengths"}  # the grid says them
         scalars = {"grid": self.grid_.model_dump(), "params": params,
                    "steps": [{"name": name} | estimator_state(step, name, arrays) for name, step in self.steps_.steps],
-                   "screen": estimator_state(self.screen_, "screen", arrays)["fitted"]}
+                   "screen": fitted_state(self.screen_, "screen", arrays)}  # its one parameter: the steps
         return scalars, arrays
 
     @classmethod
