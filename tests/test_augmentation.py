@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nirstream.core.chemometrics.augmentation import SpectralAugmenter
-from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.core.chemometrics.steps.emsc import EMSC
 
 
 def test_same_seed_gives_same_spectra(tecator_spectra):
@@ -75,3 +75,23 @@ def test_bad_settings_and_input_raise(tecator_spectra):
         augmenter.transform(np.full((1, 100), np.nan))
     with pytest.raises(ValueError, match="expecting 100 features"):
         augmenter.transform(tecator_spectra[:, :50])
+
+
+def test_the_same_seeds_draw_the_same_copies_as_before_augmentation_was_one_design(tecator):
+    """Copies saved from the separate SpectralAugmenter and ShapeAugmenter at f381ebe
+    (tests/data/make_preprocessing_before_steps.py)."""
+    from pathlib import Path
+
+    from nirstream.core.chemometrics.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference,
+                                                                ShapeAugmenter, SmoothBaseline)
+
+    with np.load(Path(__file__).parent / "data" / "preprocessing_before_steps.npz", allow_pickle=False) as npz:
+        before = {key: npz[key] for key in ("spectral_augmenter", "shape_augmenter")}
+    train = tecator.split("train").X
+    X, y = train[:5], np.arange(5.0)
+    augmented, _ = SpectralAugmenter(noise=0.01, n_copies=3, random_state=7).fit_resample(X, y)
+    np.testing.assert_array_equal(augmented, before["spectral_augmenter"])
+    steps = [AxisWarp(), BandWidth(), SmoothBaseline(), ChannelGain(), InstrumentDifference(train[5:8] - train[8:11]),
+             SpectralAugmenter()]
+    augmented, _ = ShapeAugmenter(steps, n_copies=3, random_state=11).fit_resample(X, y)
+    np.testing.assert_array_equal(augmented, before["shape_augmenter"])

@@ -163,3 +163,32 @@ def test_format_1_metadata_with_one_target_still_loads():
         "format": 2, "targets": ["a", "b"], "target_mean": [1.0], "target_scale": [1.0, 1.0]}
     with pytest.raises(ValueError, match="one value per target"):
         BundleMetadata.model_validate(two_targets_one_mean)
+
+
+def test_a_bundle_with_preprocessing_state_from_before_the_steps_still_loads(tmp_path, fitted_parts):
+    """bundle.json and arrays.npz holding the hand-built chain's state (saved at f381ebe for the same 860-1040 nm
+    window, tests/data/make_preprocessing_before_steps.py): the bundle serves that chain's features exactly."""
+    from pathlib import Path
+
+    from nirstream.core.artifacts.bundle import ARRAYS_FILE, BUNDLE_FILES, BUNDLE_FORMAT, METADATA_FILE
+    from nirstream.core.artifacts.manifest import write_manifest
+
+    data = Path(__file__).parent / "data"
+    old = json.loads((data / "preprocessing_before_steps.json").read_text())["window_emsc2_global"]
+    with np.load(data / "preprocessing_before_steps.npz", allow_pickle=False) as npz:
+        before = {key: npz[key] for key in npz.files}
+    path = make_bundle(tmp_path / "old", fitted_parts)
+    metadata = json.loads((path / METADATA_FILE).read_text())
+    (path / METADATA_FILE).write_text(json.dumps(metadata | {"preprocessing": old["state"]}))
+    with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files if not key.startswith("preprocessing.")}
+    prefix = "window_emsc2_global.state."
+    arrays |= {f"preprocessing.{k[len(prefix):]}": v for k, v in before.items() if k.startswith(prefix)}
+    np.savez(path / ARRAYS_FILE, **arrays)
+    write_manifest(path, BUNDLE_FILES, format=BUNDLE_FORMAT)
+
+    _, _, model, meta = fitted_parts
+    served = Predictor(load_bundle(path)).predict(before["inputs"])
+    expected = model.predict(before["window_emsc2_global.transform"], verbose=0).ravel() * meta["target_scale"][0] + meta["target_mean"][0]
+    np.testing.assert_allclose(served.values[10:, 0], expected, rtol=1e-5)
+    assert (served.degenerate != "").tolist() == before["window_emsc2_global.degenerate"].tolist()

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
-from nirstream.core.chemometrics.preprocessing import EMSC, MSC, GlobalScaler, scaled_axis
+from nirstream.core.chemometrics.steps.emsc import EMSC, scaled_axis
+from nirstream.core.chemometrics.steps.msc import MSC
+from nirstream.core.chemometrics.steps.scaling import GlobalScaler
 
 
 def test_msc_hand_computed_example():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nirstream.core.chemometrics.augmentation import SpectralAugmenter
-from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.core.chemometrics.steps.emsc import EMSC
 from nirstream.core.chemometrics.shape_augmentation import (AxisWarp, BandWidth, ChannelGain, InstrumentDifference, ShapeAugmenter,
                                                SmoothBaseline)
 from tests.conftest import requires_tablets

@@ -5,7 +5,7 @@ import pytest
 
 from nirstream.core.messages.codec import decode_spectrum
 from nirstream.core.errors import SpectrumRejected
-from nirstream.core.chemometrics.preprocessing import EMSC
+from nirstream.core.chemometrics.steps.emsc import EMSC
 from nirstream.devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects
 
 

@@ -18,7 +18,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from nirstream.core.chemometrics.augmentation import SpectralAugmenter
 from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.chemometrics.preprocessing import EMSC, MSC, GlobalScaler
+from nirstream.core.chemometrics.steps.emsc import EMSC
+from nirstream.core.chemometrics.steps.msc import MSC
+from nirstream.core.chemometrics.steps.scaling import GlobalScaler
+from nirstream.core.chemometrics.steps.derivative import SavitzkyGolayDerivative
+from nirstream.core.chemometrics.steps.snv import SNV
+from nirstream.core.chemometrics.steps.window import WavelengthWindow
 from tests.helpers import tiny_cnn
 
 # Augmentation draws fresh random perturbations on every call, by design: a row's output depends on
@@ -35,6 +40,11 @@ FLAT_REFERENCE = "check data's mean spectrum is flat: collinear with EMSC's offs
 EMSC_ON_FLAT_DATA = {name: FLAT_REFERENCE for name in (
     "check_transformer_data_not_an_array", "check_transformer_general", "check_transformer_preserve_dtypes")}
 
+# Six checks fit on 2 channels: too few for even a linear Savitzky–Golay fit (3 channels), refused by name.
+TWO_CHANNEL_DATA = {name: "2-channel check data: a Savitzky–Golay derivative needs at least 3 channels" for name in (
+    "check_estimators_overwrite_params", "check_estimators_fit_returns_self", "check_readonly_memmap_input",
+    "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in")}
+
 
 def _expected_failures(estimator) -> dict[str, str]:
     if isinstance(estimator, SpectralAugmenter):
@@ -46,6 +56,8 @@ def _expected_failures(estimator) -> dict[str, str]:
             # worker's screen_transform dead-letters such spectra as degenerate (tests/test_hostile_input.py)
             failures["check_estimators_dtypes"] = "rows with zero EMSC scale in 3-channel random integers"
         return failures
+    if isinstance(estimator, SavitzkyGolayDerivative):
+        return TWO_CHANNEL_DATA
     if getattr(estimator, "snv", False):
         # random integers on 3 channels: some rows are constant, so SNV divides by a zero spread; the worker's
         # screen_transform dead-letters constant spectra before SNV (tests/test_pretreatments.py)
@@ -54,10 +66,12 @@ def _expected_failures(estimator) -> dict[str, str]:
 
 
 # scikit-learn's checks use 1-3 features: EMSC order 0 (reference + offset) fits them; order 2, the
-# default, needs 4 channels and is checked on real spectra in test_emsc.py; so are the Savitzky–Golay
-# derivatives (tests/test_pretreatments.py), whose window needs more channels than these checks have.
+# default, needs 4 channels and is checked on real spectra in test_emsc.py; so are the quadratic Savitzky–Golay
+# derivatives (tests/test_pretreatments.py), whose window needs more channels than these checks have: here a
+# linear one over 3 channels.
 @parametrize_with_checks(
     [EMSC(order=0), MSC(), GlobalScaler(), SpectralAugmenter(random_state=0), ApplicabilityDomain(),
+     WavelengthWindow(), SavitzkyGolayDerivative(window_length=3, polyorder=1), SNV(),
      SpectralPreprocessor(emsc_order=0), SpectralPreprocessor(emsc_order=None),
      SpectralPreprocessor(emsc_order=None, snv=True)],
     expected_failed_checks=_expected_failures,

@@ -225,10 +225,9 @@ def _load_onnx(path: Path) -> Any:
 
 
 def _load_keras(path: Path) -> Any:
-    import keras
+    from nirstream.core.serving.keras_serving import load_keras_model
 
     try:
-        # safe_mode refuses lambda layers and other arbitrary code in the file
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return load_keras_model(path)
     except Exception as exc:  # keras raises a variety of types for corrupt archives
         raise BundleError(f"{path}: Keras cannot load the model: {exc}") from None

@@ -10,20 +10,69 @@ axis ``a`` running from 0 to 1 over the channels and
 
 ``std_`` is the global standard deviation of the data given to ``fit``, so the same settings
 mean the same thing on raw absorbances and on globally scaled spectra.
+
+One design for every augmentation: a seeded step (``RandomAugmentation``: ``fit`` learns the data's spread,
+``transform`` perturbs with fresh draws) and ``augmented_copies``, which runs a chain of fitted steps over
+``n_copies`` copies of a training set. ``SpectralAugmenter`` is such a step and its own chain of one;
+``shape_augmentation.ShapeAugmenter`` chains the steps EMSC does not undo.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-class SpectralAugmenter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class RandomAugmentation(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """A seeded augmentation step. ``fit`` validates, keeps the data's global spread (``std_``: amplitudes are relative
+    to it) and seeds the generator from ``random_state``; ``transform`` perturbs every spectrum once, fresh draws on
+    every call. Subclasses say what else they learn (``_learn``) and how they perturb (``_perturb``)."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        spread = float(X.std())
+        self.std_ = spread if spread > 0 else 1.0
+        self._rng = check_random_state(self.random_state)
+        self._learn(X)
+        return self
+
+    def _learn(self, X: np.ndarray) -> None:
+        """Anything else the step learns from the data."""
+
+    def transform(self, X):
+        check_is_fitted(self, "std_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self._perturb(X, self._rng)
+
+    def _perturb(self, X: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        raise NotImplementedError
+
+
+def augmented_copies(X, y, chain: Sequence[RandomAugmentation], n_copies: int,
+                     include_original: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(X_augmented, y_repeated)``: the original spectra (if asked), then ``n_copies`` copies, each passed through
+    the fitted ``chain`` in order."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} spectra but y has {y.shape[0]} values")
+    copies = [X] if include_original else []
+    for _ in range(n_copies):
+        copy = X
+        for step in chain:
+            copy = step.transform(copy)
+        copies.append(copy)
+    return np.concatenate(copies), np.concatenate([y] * len(copies))
+
+
+class SpectralAugmenter(RandomAugmentation):
     """Random baseline/scale perturbation of spectra (Bjerrum et al. 2017), seeded.
 
     ``transform`` perturbs every spectrum once (fresh draws on every call);
@@ -54,32 +103,16 @@ class SpectralAugmenter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(
-        self,
-        offset: float = 0.1,
-        slope: float = 0.05,
-        scale: float = 0.1,
-        noise: float = 0.0,
-        n_copies: int = 100,
-        include_original: bool = True,
-        random_state=None,
-    ):
-        self.offset = offset
-        self.slope = slope
-        self.scale = scale
+    def __init__(self, offset: float = 0.1, slope: float = 0.05, scale: float = 0.1, noise: float = 0.0,
+                 n_copies: int = 100, include_original: bool = True, random_state=None):
+        self.offset, self.slope, self.scale = offset, slope, scale
         self.noise = noise
         self.n_copies = n_copies
         self.include_original = include_original
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=np.float64)
-        std = float(X.std())
-        self.std_ = std if std > 0 else 1.0
+    def _learn(self, X):
         self.axis_ = np.linspace(0.0, 1.0, X.shape[1])
-        self._rng = check_random_state(self.random_state)
-        return self
 
     def draw_parameters(self, n_samples: int) -> dict[str, np.ndarray]:
         """Draw ``offset``, ``slope`` and ``scale`` for ``n_samples`` spectra, each shape (n, 1)."""
@@ -91,24 +124,14 @@ class SpectralAugmenter(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             "scale": rng.uniform(1 - self.scale, 1 + self.scale, size=(n_samples, 1)),
         }
 
-    def transform(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+    def _perturb(self, X, rng):
         p = self.draw_parameters(X.shape[0])
         baseline = self.std_ * (p["offset"] + (p["slope"] - 1.0) * (self.axis_ - 0.5))
         augmented = p["scale"] * X + baseline
         if self.noise > 0:
-            augmented += self._rng.normal(0.0, self.noise * self.std_, size=X.shape)
+            augmented += rng.normal(0.0, self.noise * self.std_, size=X.shape)
         return augmented
 
     def fit_resample(self, X, y):
         """Fit, then return ``(X_augmented, y_repeated)`` with ``n_copies`` copies of each spectrum."""
-        self.fit(X)
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} spectra but y has {y.shape[0]} values")
-        copies = [self.transform(X) for _ in range(self.n_copies)]
-        if self.include_original:
-            copies.insert(0, X)
-        return np.concatenate(copies), np.concatenate([y] * len(copies))
+        return augmented_copies(X, y, [self.fit(X)], self.n_copies, self.include_original)

@@ -9,10 +9,10 @@ exactly. These change what EMSC cannot fit:
 * ``ChannelGain``         -- multiplicative per-channel noise (detector gain ripple);
 * ``InstrumentDifference``-- scaled differences (slave − master) of paired transfer spectra.
 
-Each is a seeded scikit-learn transformer: ``transform`` perturbs every spectrum once with fresh draws; amplitudes
+Each is a seeded ``RandomAugmentation`` step: ``transform`` perturbs every spectrum once with fresh draws; amplitudes
 are relative to the data given to ``fit`` (its global standard deviation, or channel spacing for the warp), so the
 same settings mean the same on any instrument. ``ShapeAugmenter`` chains them and makes ``n_copies`` copies of a
-training set, like ``SpectralAugmenter.fit_resample``.
+training set with ``augmented_copies``, like ``SpectralAugmenter.fit_resample``.
 """
 
 from __future__ import annotations
@@ -22,37 +22,14 @@ from numbers import Integral, Real
 import numpy as np
 from numpy.polynomial import legendre
 from scipy.ndimage import gaussian_filter1d
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+
+from nirstream.core.chemometrics.augmentation import RandomAugmentation, augmented_copies
 
 
-class _RandomTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Shared fit: validate, remember the data's global spread, seed the generator."""
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=np.float64)
-        spread = float(X.std())
-        self.std_ = spread if spread > 0 else 1.0
-        self._rng = check_random_state(self.random_state)
-        self._fit_more(X)
-        return self
-
-    def _fit_more(self, X: np.ndarray) -> None:
-        """Anything else a subclass learns from the data."""
-
-    def transform(self, X):
-        check_is_fitted(self, "std_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._perturb(X, self._rng)
-
-    def _perturb(self, X: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        raise NotImplementedError
-
-
-class AxisWarp(_RandomTransformer):
+class AxisWarp(RandomAugmentation):
     """Read each spectrum at ``i·(1 + s) + d`` (channel units, linear interpolation, ends held), ``d ~ U(±shift)``
     channels and ``s ~ U(±stretch)``: the wavelength-axis differences between instruments.
 
@@ -86,7 +63,7 @@ class AxisWarp(_RandomTransformer):
         return X[rows, left] * (1.0 - weight) + X[rows, left + 1] * weight
 
 
-class BandWidth(_RandomTransformer):
+class BandWidth(RandomAugmentation):
     """Broaden or narrow the bands: width ``w ~ U(-width, width)`` channels; ``w > 0`` blurs with a Gaussian of
     standard deviation ``w``; ``w < 0`` sharpens, ``x + (x - blur_|w|(x))``, a first-order deconvolution.
 
@@ -114,7 +91,7 @@ class BandWidth(_RandomTransformer):
         return out
 
 
-class SmoothBaseline(_RandomTransformer):
+class SmoothBaseline(RandomAugmentation):
     """Add a smooth baseline made only of polynomials of order ``above_order + 1`` to ``above_order + terms`` over the
     channel axis, orthogonalised against the lower orders on the channel grid, each peaking at ±1 with amplitude
     ``~ N(0, amplitude · std)``: curvature EMSC of order ``above_order`` cannot fit.
@@ -139,7 +116,7 @@ class SmoothBaseline(_RandomTransformer):
         self.terms = terms
         self.random_state = random_state
 
-    def _fit_more(self, X):
+    def _learn(self, X):
         axis = np.linspace(-1.0, 1.0, X.shape[1])
         top = self.above_order + self.terms
         polynomials = np.stack([legendre.legval(axis, np.eye(top + 1)[order]) for order in range(top + 1)], axis=1)
@@ -153,7 +130,7 @@ class SmoothBaseline(_RandomTransformer):
         return X + amplitudes @ self.basis_
 
 
-class ChannelGain(_RandomTransformer):
+class ChannelGain(RandomAugmentation):
     """Multiply every channel by its own ``1 + e``, ``e ~ N(0, sigma)``: gain ripple a scatter model has no term for.
 
     Parameters
@@ -172,7 +149,7 @@ class ChannelGain(_RandomTransformer):
         return X * (1.0 + rng.normal(0.0, self.sigma, X.shape))
 
 
-class InstrumentDifference(_RandomTransformer):
+class InstrumentDifference(RandomAugmentation):
     """Add ``c · (slave_k − master_k)`` for a random transfer pair ``k`` and ``c ~ U(0, scale)``: the difference a
     second instrument makes to the same sample, learnt from spectra measured on both.
 
@@ -193,7 +170,7 @@ class InstrumentDifference(_RandomTransformer):
         self.scale = scale
         self.random_state = random_state
 
-    def _fit_more(self, X):
+    def _learn(self, X):
         differences = np.atleast_2d(np.asarray(self.differences, dtype=np.float64))
         if differences.shape[1] != X.shape[1]:
             raise ValueError(f"differences have {differences.shape[1]} channels, the spectra {X.shape[1]}")
@@ -230,16 +207,6 @@ class ShapeAugmenter(BaseEstimator):
 
     def fit_resample(self, X, y):
         self._validate_params()
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} spectra but y has {y.shape[0]} values")
         rng = check_random_state(self.random_state)
-        fitted = [clone(step).set_params(random_state=int(rng.randint(2**31 - 1))).fit(X) for step in self.steps or []]
-        copies = [X] if self.include_original else []
-        for _ in range(self.n_copies):
-            copy = X
-            for step in fitted:
-                copy = step.transform(copy)
-            copies.append(copy)
-        return np.concatenate(copies), np.concatenate([y] * len(copies))
+        chain = [clone(step).set_params(random_state=int(rng.randint(2**31 - 1))).fit(X) for step in self.steps or []]
+        return augmented_copies(X, y, chain, self.n_copies, self.include_original)

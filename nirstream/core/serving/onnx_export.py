@@ -19,11 +19,11 @@ class OnnxParityError(RuntimeError):
 def export_with_parity(model, path: Path, features: np.ndarray) -> dict[str, float]:
     """Write ``model`` (with its members' outputs, for an ensemble) as ONNX to ``path`` and check it against Keras on
     ``features`` (preprocessed real spectra, (n, channels)); raise ``OnnxParityError`` beyond the tolerance."""
+    from nirstream.core.serving.keras_serving import use_full_float32, with_member_outputs
     from nirstream.core.serving.onnx_model import OnnxModel
-    from nirstream.core.serving.predictor import _with_member_outputs, use_full_float32
 
     use_full_float32()  # the Keras side of the comparison as the worker computes it
-    served, _ = _with_member_outputs(model)
+    served, _ = with_member_outputs(model)
     x = np.asarray(features, dtype=np.float32).reshape((len(features), *model.input_shape[1:]))
     served(x[:1])  # a Keras model must have been called before export
     served.export(str(path), format="onnx", verbose=False)

@@ -15,6 +15,7 @@ import numpy as np
 
 from nirstream.core.artifacts.bundle import ModelBundle
 from nirstream.core.chemometrics.linear_model import LinearModel
+from nirstream.core.serving.keras_serving import compiled_prediction
 from nirstream.core.serving.onnx_model import OnnxModel
 
 
@@ -69,26 +70,6 @@ def padded_size(n: int) -> int:
     return -(-n // largest) * largest
 
 
-def _with_member_outputs(model):
-    """A seed ensemble (members nested in one model, averaged by its last layer) as a model that returns the average
-    and each member's output from one call, and True; any other model as it is, and False."""
-    import keras
-
-    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(members) < 2:
-        return model, False
-    return keras.Model(model.inputs, [model.output, *(member.output for member in members)]), True
-
-
-def use_full_float32() -> None:
-    """Predict in full float32 on GPUs. TensorFloat-32 (TensorFlow's default on Ampere and later) moved the paper-size
-    network's outputs by 1e-3 of their scale on an H100, 100x the ONNX parity tolerance; without it 1e-6
-    (benchmarks/results/gpu-keras-parity.json). Training may keep it: only predictions must agree."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-
-
 class Predictor:
     """Wraps a bundle's model in a ``tf.function``; batches are zero-padded to a few fixed sizes.
 
@@ -120,14 +101,8 @@ class Predictor:
             model = bundle.model
             self._call = (lambda x: model(x)) if self.is_ensemble else (lambda x: model(x)[0])
             return
-        import tensorflow as tf
-
-        use_full_float32()
-        input_shape = tuple(bundle.model.input_shape[1:])
-        model, self.is_ensemble = _with_member_outputs(bundle.model)
-        signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
-        self._input_shape = input_shape
-        self._call = tf.function(lambda x: model(x, training=False), input_signature=signature, reduce_retracing=True)
+        self._input_shape = tuple(bundle.model.input_shape[1:])
+        self._call, self.is_ensemble = compiled_prediction(bundle.model, self._input_shape)
 
     def interval_bounds(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper interval bounds around predictions ``values`` (n, targets); the bundle must have intervals."""

@@ -1,0 +1,122 @@
+"""The worker's input screen: which spectra the fitted preprocessing steps cannot make features of, and which lie
+beyond what training saw. It walks the very steps ``SpectralPreprocessor.transform`` runs, checking between them.
+
+Limits come from the training spectra (input grid, not augmented):
+
+* degenerate -- spread (std over the window's channels) at or below ``SPREAD_FLOOR_FRACTION`` of the flattest training
+  spectrum's; after a derivative, the same for the derivative's spread; EMSC scale (the reference coefficient) at or
+  below ``SCALE_FLOOR_FRACTION`` of the smallest training scale (zero and negative always), or not finite; features
+  that overflow. Such rows get zero features and a reason, and must not be predicted.
+* outside -- EMSC coefficients beyond the training range widened by ``COEFFICIENT_MARGIN`` of its width on each side:
+  predict, flag outlier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+
+from nirstream.core.chemometrics.steps.step import apply_steps
+
+SPREAD_FLOOR_FRACTION = 0.01  # flatter than 1 % of the flattest training spectrum: nearly constant
+SCALE_FLOOR_FRACTION = 0.01  # EMSC scale below 1 % of the smallest training scale: no usable signal
+COEFFICIENT_MARGIN = 0.5  # EMSC coefficients beyond the training range widened by half its width: outlier
+
+
+@dataclass(frozen=True)
+class ScreenedFeatures:
+    """Model features of a batch, with what the input screen found per spectrum.
+
+    ``degenerate`` rows carry no usable spectrum (zero, constant, negative EMSC scale, overflow):
+    their features are zeros and must not be predicted; ``details`` says why. ``outside`` rows
+    have EMSC coefficients (scale, offset, slope...) beyond the training range: predict, flag outlier.
+    """
+
+    features: np.ndarray
+    degenerate: np.ndarray
+    details: np.ndarray  # per spectrum, '' when usable
+    outside: np.ndarray
+
+
+class InputScreen(BaseEstimator):
+    """Limits learnt by walking training spectra through fitted ``steps``; ``screen`` walks a batch the same way.
+
+    Parameters
+    ----------
+    steps : Pipeline
+        The fitted preprocessing steps (names ``window``, ``derivative``, ``snv``, ``emsc``, ``scaling``).
+
+    Attributes
+    ----------
+    spread_floor_ : float       -- window spread at or below which a spectrum is degenerate
+    derivative_floor_ : float   -- the same for the derivative's spread (0 without a derivative)
+    scale_floor_ : float        -- EMSC reference coefficient at or below which a spectrum is degenerate
+    coefficient_low_, coefficient_high_ : ndarray or None -- accepted EMSC coefficient range (else outlier)
+    """
+
+    def __init__(self, steps: Pipeline | None = None):
+        self.steps = steps
+
+    def fit(self, X, y=None) -> InputScreen:
+        """Learn the limits from training spectra ``X`` (float64, input grid, already validated)."""
+        self.derivative_floor_ = self.scale_floor_ = 0.0
+        self.coefficient_low_ = self.coefficient_high_ = None
+        for name, step, before, after in apply_steps(self.steps, X):
+            if name == "window":
+                self.spread_floor_ = float(SPREAD_FLOOR_FRACTION * after.std(axis=1).min())
+            elif name == "derivative":
+                # A straight line has no 2nd derivative (and a constant no 1st): nothing left for SNV or the model.
+                self.derivative_floor_ = float(SPREAD_FLOOR_FRACTION * after.std(axis=1).min())
+            elif name == "emsc":
+                coefficients = step.coefficients(before)
+                low, high = coefficients.min(axis=0), coefficients.max(axis=0)
+                width = high - low
+                self.coefficient_low_, self.coefficient_high_ = low - COEFFICIENT_MARGIN * width, high + COEFFICIENT_MARGIN * width
+                self.scale_floor_ = float(max(0.0, SCALE_FLOOR_FRACTION * low[0]))
+        return self
+
+    def screen(self, X: np.ndarray) -> ScreenedFeatures:
+        """Features of validated spectra ``X`` without ever raising on finite input, and what was found per spectrum."""
+        n = X.shape[0]
+        details = np.full(n, "", dtype=object)
+        outside = np.zeros(n, dtype=bool)
+        with np.errstate(all="ignore"):
+            for name, step, before, after in apply_steps(self.steps, X):
+                if name == "window":
+                    self._check_spread(after, details)
+                elif name == "derivative":
+                    self._check_derivative(after, details)
+                elif name == "emsc":
+                    outside = self._check_emsc(step.coefficients_of(before), details)
+            features = np.where((details == "")[:, None], after, 0.0)
+        overflow = ~np.isfinite(features).all(axis=1)
+        details[overflow] = "preprocessed values overflow: the spectrum is far outside anything the model knows"
+        features[overflow] = 0.0
+        degenerate = details != ""
+        return ScreenedFeatures(features, degenerate, details, outside & ~degenerate)
+
+    def _check_spread(self, windowed: np.ndarray, details: np.ndarray) -> None:
+        spread = windowed.std(axis=1)
+        for i in np.flatnonzero(~(spread > self.spread_floor_)):
+            details[i] = (f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor "
+                          f"{self.spread_floor_:.3g} learnt from training")
+
+    def _check_derivative(self, differentiated: np.ndarray, details: np.ndarray) -> None:
+        spread = differentiated.std(axis=1)
+        for i in np.flatnonzero((details == "") & ~(spread > self.derivative_floor_)):
+            details[i] = (f"no band structure: spread {spread[i]:.3g} of the derivative at or below the "
+                          f"floor {self.derivative_floor_:.3g} learnt from training (a straight or constant spectrum)")
+
+    def _check_emsc(self, coefficients: np.ndarray, details: np.ndarray) -> np.ndarray:
+        """Name the rows with no usable EMSC scale; return the rows whose coefficients lie outside the training range."""
+        scale = coefficients[:, 0]
+        unusable = ~(scale > self.scale_floor_) | ~np.isfinite(coefficients).all(axis=1)
+        for i in np.flatnonzero((details == "") & unusable):
+            details[i] = (f"EMSC scale {scale[i]:.3g} is zero, negative or below {self.scale_floor_:.3g} (1 % of "
+                          "the smallest training scale): no usable signal, or a sign/units fault")
+        if self.coefficient_low_ is None:
+            return np.zeros(len(coefficients), dtype=bool)
+        return ((coefficients < self.coefficient_low_) | (coefficients > self.coefficient_high_)).any(axis=1)
