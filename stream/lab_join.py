@@ -13,7 +13,7 @@ from nirstream.core.errors import RejectReason
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.serving.predictor import Predictor
 from nirstream.stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
-from nirstream.stream.join_state import ChangelogRecord, encode_change
+from nirstream.stream.join_changelog import ChangelogRecord, encode_change
 from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, encode_labelled
 
 
