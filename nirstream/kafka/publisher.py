@@ -42,7 +42,7 @@ async def send_all(producer: AIOKafkaProducer, messages: list[Outgoing]) -> list
 
 
 Refused = Callable[[Outgoing, BaseException], Outgoing | None]
-Retrying = Callable[[list[Outgoing], BaseException, int, float], None]  # (unsent, last error, attempt, pause)
+Retrying = Callable[[list[Outgoing], BaseException | None, int, float], Awaitable[None]]  # (unsent, last error, attempt, pause)
 
 
 class RetryingPublisher:
@@ -81,7 +81,7 @@ class RetryingPublisher:
                 break
             attempt += 1
             pause = next(pauses)
-            self.on_retry(pending, error, attempt, pause)
+            await self.on_retry(pending, error, attempt, pause)
             await self.sleep(pause)
             if self.stopping():
                 return False

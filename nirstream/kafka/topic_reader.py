@@ -69,16 +69,17 @@ async def read_latest(options: dict[str, Any], topic: str, partitions: Iterable[
 class TopicFollower:
     """Reads ``topics`` from their beginning or their end until stopped, one fetch at a time.
 
-    ``positioned`` is set once every assigned partition's starting offset is known: from then on every later record
-    is seen. With ``reconnect``, a broker that is away (at the start or later) only delays the reading; without it,
+    ``positioned`` (given or made) is set once every assigned partition's starting offset is known: from then on
+    every later record is seen. With ``reconnect``, a broker that is away (at the start or later) only delays the reading; without it,
     its errors end the reading."""
 
     def __init__(self, options: dict[str, Any], *topics: str, from_beginning: bool, max_records: int | None = None,
-                 fetch_timeout_ms: int = 200, reconnect: Backoff | None = None, **consumer_settings: Any):
+                 fetch_timeout_ms: int = 200, reconnect: Backoff | None = None, positioned: asyncio.Event | None = None,
+                 **consumer_settings: Any):
         self.topics, self.max_records, self.fetch_timeout_ms, self.reconnect = topics, max_records, fetch_timeout_ms, reconnect
         self.consumer = AIOKafkaConsumer(*topics, **options, group_id=None, enable_auto_commit=False,
                                          auto_offset_reset="earliest" if from_beginning else "latest", **consumer_settings)
-        self.positioned = asyncio.Event()
+        self.positioned = positioned or asyncio.Event()
 
     async def batches(self, stop: asyncio.Event) -> AsyncIterator[list[ConsumerRecord]]:
         """Each fetch's records (possibly none) until ``stop`` is set."""
