@@ -26,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
-from aiokafka import AIOKafkaConsumer  # noqa: E402
 
 from benchmarks.proc import cpu_seconds, rss_mib  # noqa: E402
 from benchmarks.stream_throughput import paper_size_registry  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
+from nirstream.core.settings import client_options  # noqa: E402
 from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
 from nirstream.devtools.simulate import Analyzer, ProcessEffects, replay  # noqa: E402
+from nirstream.kafka.topic_reader import TopicFollower  # noqa: E402
 from tests.streaming import WorkerProcess, unique_topics  # noqa: E402
 from nirstream.core.provenance import write_result
 
@@ -55,23 +56,17 @@ async def soak(minutes: float, rate: float, workdir: Path, drain_idle: float = 6
             seen, latencies, dead, stop = Counter(), [], Counter(), asyncio.Event()
 
             async def consume() -> None:
-                consumer = AIOKafkaConsumer(topics.predictions, topics.deadletter, bootstrap_servers=bootstrap,
-                                            auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=20)
-                await consumer.start()
-                try:
-                    while not stop.is_set():
-                        batch = await consumer.getmany(timeout_ms=200)
-                        now = time.time()
-                        for tp, messages in batch.items():
-                            for m in messages:
-                                body = orjson.loads(m.value)
-                                if tp.topic == topics.deadletter:
-                                    dead[body["reason"]] += 1
-                                else:
-                                    seen[body["message_id"]] += 1
-                                    latencies.append(now - datetime.fromisoformat(body["spectrum_timestamp"]).timestamp())
-                finally:
-                    await consumer.stop()
+                follower = TopicFollower(client_options(bootstrap), topics.predictions, topics.deadletter,
+                                         from_beginning=True, fetch_max_wait_ms=20)
+                async for messages in follower.batches(stop):
+                    now = time.time()
+                    for m in messages:
+                        body = orjson.loads(m.value)
+                        if m.topic == topics.deadletter:
+                            dead[body["reason"]] += 1
+                        else:
+                            seen[body["message_id"]] += 1
+                            latencies.append(now - datetime.fromisoformat(body["spectrum_timestamp"]).timestamp())
 
             sent = Counter()
             timeline: list[dict] = []

@@ -26,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import aclosing
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +47,7 @@ from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.messages.common import WavelengthGrid  # noqa: E402
 from nirstream.core.messages.spectrum import SpectrumHeader  # noqa: E402
 from nirstream.devtools.embedded_broker import EmbeddedBroker  # noqa: E402
+from nirstream.kafka.topic_reader import TopicFollower  # noqa: E402
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
 from nirstream.trainer.cnn import build_cnn  # noqa: E402
@@ -100,17 +102,15 @@ def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 2
 
 async def drain(bootstrap: str, topic: str, expected: int, timeout: float, latency: bool = False) -> tuple[float, list[float]]:
     """Seconds from the first to the last of ``expected`` predictions, and (if asked) per-message latencies."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-                                fetch_max_wait_ms=10)
-    await consumer.start()
+    follower = TopicFollower({"bootstrap_servers": bootstrap}, topic, from_beginning=True, max_records=10000,
+                             fetch_max_wait_ms=10)
     first = last = None
     latencies, seen = [], 0
     deadline = time.monotonic() + timeout
-    try:
-        while seen < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200, max_records=10000)
+    async with aclosing(follower.batches(asyncio.Event())) as batches:
+        async for messages in batches:
             now = time.time()
-            for message in (m for ms in batch.values() for m in ms):
+            for message in messages:
                 seen += 1
                 first = first or time.monotonic()
                 last = time.monotonic()
@@ -118,8 +118,8 @@ async def drain(bootstrap: str, topic: str, expected: int, timeout: float, laten
                     continue  # keep the measuring consumer light: it shares the 2 cores with the worker
                 stamp = orjson.loads(message.value)["spectrum_timestamp"]
                 latencies.append(now - _epoch(stamp))
-    finally:
-        await consumer.stop()
+            if seen >= expected or time.monotonic() >= deadline:
+                break
     if seen < expected:
         raise RuntimeError(f"only {seen} of {expected} predictions arrived")
     return (last - first) or 1e-9, latencies

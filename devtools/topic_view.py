@@ -9,11 +9,13 @@ import asyncio
 import math
 import time
 from collections import Counter, deque
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
+from nirstream.core.settings import client_options as environment_options
+from nirstream.kafka.topic_reader import TopicFollower
 from nirstream.stream.lab_join_store import AnalyzerStats
 
 
@@ -90,24 +92,19 @@ async def follow(bootstrap: str, topics: dict[str, str], state: WatchState, stop
                  from_beginning: bool = True, client_options: dict | None = None) -> None:
     """Update ``state`` from the predictions, labelled and dead-letter topics until ``stop`` is set."""
     kinds = {topics["predictions"]: "prediction", topics["labelled"]: "labelled", topics["deadletter"]: "dead"}
-    consumer = AIOKafkaConsumer(*kinds, **(client_options or {"bootstrap_servers": bootstrap}), group_id=None,
-                                auto_offset_reset="earliest" if from_beginning else "latest", fetch_max_wait_ms=100)
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200)
+    follower = TopicFollower(client_options or environment_options(bootstrap), *kinds, from_beginning=from_beginning,
+                             fetch_max_wait_ms=100)
+    async with aclosing(follower.batches(stop)) as batches:
+        async for messages in batches:
             now = time.monotonic()
-            for tp, messages in batch.items():
-                for message in messages:
-                    kind = kinds[tp.topic]
-                    body = orjson.loads(message.value)
-                    if kind == "dead":
-                        state.dead_letters += 1
-                        state.dead_letter_reasons[body.get("reason", "?")] += 1
-                        continue
-                    state.on_prediction(body, now) if kind == "prediction" else state.on_labelled(body)
-    finally:
-        await consumer.stop()
+            for message in messages:
+                kind = kinds[message.topic]
+                body = orjson.loads(message.value)
+                if kind == "dead":
+                    state.dead_letters += 1
+                    state.dead_letter_reasons[body.get("reason", "?")] += 1
+                    continue
+                state.on_prediction(body, now) if kind == "prediction" else state.on_labelled(body)
 
 
 async def watch(bootstrap: str, topics: dict[str, str], from_beginning: bool, client_options: dict | None = None) -> None:

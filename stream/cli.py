@@ -16,8 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Serves /metrics, /health and /ready on the web port."
         ),
     )
-    worker.add_argument("--config", help="TOML settings file (see README: Configuration)")
-    worker.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
+    _add_settings_sources(worker)
     worker.add_argument("--registry", help="model registry directory (NIRSTREAM_REGISTRY)")
     worker.add_argument("--group-id", help="consumer group (NIRSTREAM_GROUP_ID)")
     worker.add_argument("--max-batch-size", type=int, help="most spectra per model call (NIRSTREAM_MAX_BATCH_SIZE)")
@@ -39,8 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and an optional TOML file ([opcua] table); flags override both. See README: OPC UA for the control system."
         ),
     )
-    opcua.add_argument("--config", help="TOML settings file (see README: Configuration)")
-    opcua.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
+    _add_settings_sources(opcua)
     opcua.add_argument("--endpoint",
                        help="where to listen (NIRSTREAM_OPCUA__ENDPOINT; default opc.tcp://0.0.0.0:4840/nirstream/)")
     opcua.add_argument("--security-mode", choices=["None", "SignAndEncrypt"],
@@ -60,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                "default urn:nirstream)")
     opcua.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     opcua.set_defaults(handler=_opcua)
+
+
+def _add_settings_sources(parser: argparse.ArgumentParser) -> None:
+    """Where both commands' settings come from besides the environment: a TOML file, and the broker's address."""
+    parser.add_argument("--config", help="TOML settings file (see README: Configuration)")
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
 
 
 def _worker(args: argparse.Namespace) -> int:

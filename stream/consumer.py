@@ -10,6 +10,10 @@ record) is handled per record: a compact dead letter says what could not be publ
 failures (broker away) are retried with back-off, the batch kept in memory, never re-read in a loop;
 meanwhile ``/ready`` is false and ``nirstream_publish_retries_total`` counts. The lab join's state goes to its
 changelog with the batch and is restored when partitions are assigned (``join_state``).
+
+Split by job, the way aiokafka splits its own consumer: the clients are set up in ``worker_clients``, batches
+assembled in ``batch_fetch``, published with retries in ``batch_publishing``, committed in ``batch_commit``,
+readiness probed in ``readiness``; this service runs the pipeline that ties them together.
 """
 
 from __future__ import annotations
@@ -19,36 +23,27 @@ import logging
 import os
 import socket
 import time
-from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mode import Service
 
 from nirstream.core.artifacts.bundle import BundleError
-from nirstream.core.errors import RejectReason
-from nirstream.kafka.send_errors import PERMANENT_SEND_ERRORS
-from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, dead_letter, process_batch
+from nirstream.kafka.publisher import Outgoing
+from nirstream.stream.batch_commit import commit_batch
+from nirstream.stream.batch_fetch import fetch_batch
+from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
+from nirstream.stream.batch_publishing import BatchPublishing
 from nirstream.stream.join_state import JoinStateKeeper, require_partitions
 from nirstream.stream.lab_join import join_lab_values
+from nirstream.stream.lab_join_store import OnlineMonitor
 from nirstream.stream.metrics import WorkerMetrics
 from nirstream.stream.model_holder import ModelHolder
-from nirstream.stream.lab_join_store import OnlineMonitor
+from nirstream.stream.readiness import BrokerWatch, report_lag
 from nirstream.stream.settings import Settings
 from nirstream.stream.topics import ensure_topics
+from nirstream.stream.worker_clients import batch_consumer, batch_producer
 
 log = logging.getLogger(__name__)
-
-MAX_PUBLISH_BACKOFF_SECONDS = 30.0
-
-
-class Outgoing(NamedTuple):
-    topic: str
-    key: bytes | None
-    value: bytes | None  # None: a tombstone (lab-join changelog)
-    replacement: bool = False  # already the dead letter that stands in for an unpublishable message
-    partition: int | None = None  # None: by key (the lab-join changelog names it: that of the record it came from)
 
 
 class BatchConsumer(Service):
@@ -68,8 +63,9 @@ class BatchConsumer(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consuming = False
-        self.broker_reachable = True
-        self.publishing_ok = True
+        self.broker = BrokerWatch()
+        self.publishing = BatchPublishing(lambda: self.producer, metrics, settings.topics.deadletter, self.policy.worker_name,
+                                          stopping=lambda: self.should_stop, sleep=self.sleep)
         self.batches_done = 0
         self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
         self.join_state = JoinStateKeeper(settings, self.monitor, metrics, self._drain)
@@ -77,29 +73,15 @@ class BatchConsumer(Service):
 
     @property
     def ready(self) -> bool:
-        return (self.holder.current is not None and self.consuming and self.broker_reachable and self.publishing_ok
+        return (self.holder.current is not None and self.consuming and self.broker.reachable and self.publishing.ok
                 and not self.join_state.restoring)
 
     async def on_start(self) -> None:
-        options = self.settings.kafka_client_options()
         await ensure_topics(self.settings)
-        self.producer = AIOKafkaProducer(
-            **options, acks="all", linger_ms=2, enable_idempotence=False, max_request_size=4 * self.settings.max_message_bytes
-        )
+        self.producer = batch_producer(self.settings)
         await self.producer.start()
         await require_partitions(self.producer, self.settings)
-        self.consumer = AIOKafkaConsumer(
-            **options,
-            group_id=self.settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=max(1 << 20, 2 * self.settings.max_message_bytes),
-            fetch_max_bytes=max(50 << 20, 2 * self.settings.max_message_bytes),
-            partition_assignment_strategy=(RangePartitionAssignor,),  # partition p of both topics to the same worker
-        )
+        self.consumer = batch_consumer(self.settings)
         self.join_state.consumer = self.consumer
         # reference is co-partitioned with spectra (see monitoring.py); the listener restores and drops the join state
         self.consumer.subscribe([self.settings.topics.spectra, self.settings.topics.reference], listener=self.join_state)
@@ -162,31 +144,8 @@ class BatchConsumer(Service):
 
     async def _next_batch(self) -> list[InboundRecord]:
         """Up to max_batch_size records, waiting at most batch_timeout_ms after the first one."""
-        limit = self.settings.max_batch_size
-        fetched = await self.consumer.getmany(timeout_ms=200, max_records=limit)
-        epoch = self.join_state.epoch
-        records = self._flatten(fetched)
-        if not records:
-            return records
-        deadline = time.monotonic() + self.settings.batch_timeout_ms / 1000
-        while len(records) < limit and (remaining := deadline - time.monotonic()) > 0:
-            more = self._flatten(await self.consumer.getmany(timeout_ms=int(remaining * 1000), max_records=limit - len(records)))
-            if self.join_state.epoch != epoch:
-                # A rebalance in between: the records before it are read again from the committed offsets
-                records, epoch = [], self.join_state.epoch
-            if not more:
-                break
-            records.extend(more)
-        return records
-
-    @staticmethod
-    def _flatten(fetched) -> list[InboundRecord]:
-        now = time.time()
-        return [
-            InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, now)
-            for messages in fetched.values()
-            for m in messages
-        ]
+        return await fetch_batch(self.consumer, self.settings.max_batch_size, self.settings.batch_timeout_ms,
+                                 lambda: self.join_state.epoch)
 
     def _prepare(self, records: list[InboundRecord]):
         """Predict a batch and join its lab values: everything but publishing and committing."""
@@ -213,109 +172,25 @@ class BatchConsumer(Service):
                     + [Outgoing(topics.deadletter, k, v) for k, v in predicted.dead_letters + joined.dead_letters]
                     + [Outgoing(topics.labelled, k, v) for k, v in joined.labelled]
                     + [Outgoing(topics.lab_join, k, v, partition=p) for p, k, v in joined.state_records])
-        if not await self._publish(outgoing):
+        if not await self.publishing.publish(outgoing):
             return  # stopping while the broker was away: the batch is re-read after the restart
         joined_records = [Outgoing(topics.lab_join, k, v, partition=p) for p, k, v in joined.joined_records]
-        if joined_records and not await self._publish(joined_records):
+        if joined_records and not await self.publishing.publish(joined_records):
             return
-        await self._commit(records)
+        await commit_batch(self.consumer, records, self.metrics)
         self.metrics.observe_batch(len(records), predicted, joined, time.perf_counter() - started, predictor.targets)
         self.metrics.observe_lab_join(joined, self.monitor)
         self.batches_done += 1
-
-    async def _publish(self, outgoing: list[Outgoing]) -> bool:
-        """Send every message and wait for the acks; False only if the worker is stopping before they all went out."""
-        pending, attempt = outgoing, 0
-        while pending:
-            retry = []
-            for message, outcome in zip(pending, await self._send_all(pending), strict=True):
-                if outcome is None:
-                    continue
-                if isinstance(outcome, PERMANENT_SEND_ERRORS):
-                    replacement = self._unpublishable(message, outcome)
-                    if replacement is not None:
-                        retry.append(replacement)
-                else:
-                    retry.append(message)
-            pending = retry
-            if not pending:
-                break
-            attempt += 1
-            delay = min(MAX_PUBLISH_BACKOFF_SECONDS, 0.2 * 2**attempt)
-            self.metrics.publish_retries.inc(len(pending))
-            if self.publishing_ok:
-                log.warning("publishing %d message(s) failed; retrying with back-off (not ready until they go out)", len(pending))
-            self.publishing_ok = False
-            self.metrics.ready.set(0)
-            await self.sleep(delay)
-            if self.should_stop:
-                return False
-        if not self.publishing_ok:
-            log.warning("publishing works again")
-        self.publishing_ok = True
-        return True
-
-    async def _send_all(self, messages: list[Outgoing]) -> list[BaseException | None]:
-        """Send a batch of messages; the error of each that failed (None where acknowledged)."""
-        futures: list = []
-        for message in messages:
-            try:
-                futures.append(await self.producer.send(message.topic, message.value, key=message.key, partition=message.partition))
-            except Exception as exc:  # noqa: BLE001 - e.g. MessageSizeTooLargeError raised before sending
-                futures.append(exc)
-        waiting = [f for f in futures if not isinstance(f, BaseException)]
-        results = iter(await asyncio.gather(*waiting, return_exceptions=True))
-        return [f if isinstance(f, BaseException) else (r if isinstance(r := next(results), BaseException) else None)
-                for f in futures]
-
-    def _unpublishable(self, message: Outgoing, error: BaseException) -> Outgoing | None:
-        """A compact dead letter in place of a message the broker will never take; None if that was one already."""
-        topic, key, value, replacement, _ = message
-        value = value or b""
-        self.metrics.unpublishable.labels(topic=topic).inc()
-        log.error("a %d-byte message for %s cannot be published (%s): replaced by a dead letter", len(value), topic, error)
-        if replacement:
-            return None  # even the compact replacement was refused: counted and logged, never retried
-        record = InboundRecord(topic, -1, -1, key, value)
-        detail = f"this worker's {len(value)}-byte message for {topic} was refused: {type(error).__name__}: {error}"
-        self.metrics.dead_letters.labels(reason=RejectReason.UNPUBLISHABLE.value).inc()
-        return Outgoing(self.settings.topics.deadletter, key,
-                        dead_letter(record, RejectReason.UNPUBLISHABLE, detail, self.policy.worker_name), replacement=True)
-
-    async def _commit(self, records: list[InboundRecord]) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # e.g. partitions moved to another worker mid-batch: it re-reads them (duplicates, same ids)
-            self.metrics.commit_failures.inc()
-            log.warning("offset commit failed (%s); the batch may be processed again", exc)
 
     @Service.timer(1.0)
     async def _probe_broker(self) -> None:
         """A metadata round trip: readiness turns false while the broker cannot be reached."""
         if self.producer is None:
             return
-        try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2.0)
-            reachable = True
-        except (KafkaError, OSError, asyncio.TimeoutError):
-            reachable = False
-        if reachable != self.broker_reachable:
-            log.warning("broker %s", "reachable again" if reachable else "unreachable: not ready until it is back")
-        self.broker_reachable = reachable
+        await self.broker.probe(self.producer)
         self.metrics.ready.set(1 if self.ready else 0)
 
     @Service.timer(2.0)
     async def _report_lag(self) -> None:
-        if not self.consuming:
-            return
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
-            if highwater is None:
-                continue
-            position = await self.consumer.position(tp)
-            self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(highwater - position, 0))
+        if self.consuming:
+            await report_lag(self.consumer, self.metrics)

@@ -28,122 +28,21 @@ embedded broker keeps every record, so a restore reads more there, but reads the
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
-import numpy as np
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from nirstream.core.messages.reference import ReferenceMessage
+from nirstream.kafka.topic_reader import read_latest
+from nirstream.stream.join_changelog import fold
+from nirstream.stream.lab_join_store import OnlineMonitor
 from nirstream.stream.metrics import WorkerMetrics
-from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
 from nirstream.stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-_FLOAT32 = np.dtype("<f4")
 RESTORE_RETRY_SECONDS = 2.0
-
-ChangelogRecord = tuple[int, bytes, bytes | None]  # partition, key (sample id), value (None: tombstone)
-
-
-def encode_change(change: StateChange) -> ChangelogRecord:
-    """The changelog record of one state change."""
-    entry, key = change.entry, change.sample_id.encode()
-    if entry is None:
-        return change.partition, key, None
-    body: dict = {"v": FORMAT_VERSION, "at": change.at}
-    if isinstance(entry, PendingPrediction):
-        body |= {"kind": "prediction", "analyzer_id": entry.analyzer_id, "message_id": entry.message_id,
-                 "model_version": entry.model_version, "predicted": entry.predicted, "flag": entry.flag, "grid": entry.grid,
-                 "values": base64.b64encode(np.ascontiguousarray(entry.values, _FLOAT32).tobytes()).decode()}
-    elif isinstance(entry, ReferenceMessage):
-        body |= {"kind": "reference", "reference": entry.model_dump(mode="json")}
-    else:
-        body |= {"kind": "joined", "message_id": entry.message_id}
-    return change.partition, key, orjson.dumps(body)
-
-
-def decode_change(partition: int, key: bytes, value: bytes | None) -> StateChange:
-    """A changelog record as a state change; ValueError (or KeyError, TypeError) if it is not one."""
-    sample_id = key.decode()
-    if value is None:
-        return StateChange(partition, sample_id, None, 0.0)
-    body = orjson.loads(value)
-    if body.get("v") != FORMAT_VERSION:
-        raise ValueError(f"changelog format {body.get('v')!r}; this worker reads {FORMAT_VERSION}")
-    at, kind = float(body["at"]), body["kind"]
-    if kind == "prediction":
-        values = np.frombuffer(base64.b64decode(body["values"], validate=True), _FLOAT32)
-        entry = PendingPrediction(body["analyzer_id"], body["message_id"], body["model_version"],
-                                  {t: float(v) for t, v in body["predicted"].items()}, body["flag"], body["grid"], values, at)
-    elif kind == "reference":
-        entry = ReferenceMessage.model_validate(body["reference"])
-    elif kind == "joined":
-        entry = JoinedSample(body["message_id"])
-    else:
-        raise ValueError(f"unknown changelog entry kind {kind!r}")
-    return StateChange(partition, sample_id, entry, at)
-
-
-def fold(partition: int, latest: dict[bytes, bytes | None], now: float, retention: float) -> list[StateChange]:
-    """The live entries of one changelog partition from its last record per key: tombstones and entries older
-    than ``retention`` left out, unreadable records skipped with a warning."""
-    entries, unreadable = [], 0
-    for key, value in latest.items():
-        if value is None:
-            continue
-        try:
-            change = decode_change(partition, key, value)
-        except Exception as exc:  # noqa: BLE001 - any record (e.g. JSON that is not an object) is skipped, never fatal
-            unreadable += 1
-            last_error = exc
-            continue
-        if now - change.at <= retention:
-            entries.append(change)
-    if unreadable:
-        log.warning("skipped %d unreadable lab-join record(s) in partition %d (last: %s)", unreadable, partition, last_error)
-    return entries
-
-
-async def read_to_end(options: dict, topic: str, partitions: Iterable[int], max_fetch_bytes: int = 50 << 20):
-    """Every record of ``partitions`` of ``topic``, from the beginning to the end as it was when called."""
-    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=max_fetch_bytes, fetch_max_bytes=max_fetch_bytes)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-
-        async def unread(candidates) -> set[TopicPartition]:
-            # The embedded broker (Tansu 0.6.0) reports the last batch's base offset + 1 as the end; the fetch's high
-            # watermark is right: read up to the larger of the two.
-            return {tp for tp in candidates if await consumer.position(tp) < max(ends[tp], consumer.highwater(tp) or 0)}
-
-        remaining = await unread(tps)
-        while remaining:
-            for messages in (await consumer.getmany(*remaining, timeout_ms=1000)).values():
-                for message in messages:
-                    yield message
-            remaining = await unread(remaining)
-    finally:
-        await consumer.stop()
-
-
-async def read_latest(options: dict, topic: str, partitions: Iterable[int],
-                      max_fetch_bytes: int = 50 << 20) -> dict[int, dict[bytes, bytes | None]]:
-    """The last record per key of each of ``partitions`` of ``topic``."""
-    latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
-    async for message in read_to_end(options, topic, latest, max_fetch_bytes):
-        if message.key is not None:
-            latest[message.partition][message.key] = message.value
-    return latest
 
 
 async def require_partitions(producer: AIOKafkaProducer, settings: Settings) -> None:

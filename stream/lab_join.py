@@ -14,7 +14,7 @@ from nirstream.core.messages.labelled import encode_labelled
 from nirstream.core.messages.reference import decode_reference
 from nirstream.core.serving.predictor import Predictor
 from nirstream.stream.batch_processing import BatchResult, InboundRecord, Rejections, describe_error
-from nirstream.stream.join_state import ChangelogRecord, encode_change
+from nirstream.stream.join_changelog import ChangelogRecord, encode_change
 from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction
 
 

@@ -27,6 +27,8 @@ class WorkerMetrics:
         self._analyzers: set[str] = set()
         self._max_analyzers = max_analyzer_labels
         r = self.registry
+
+        # the stream: what came in, what went out, how long it took
         self.spectra_received = Counter("nirstream_spectra_received_total", "Messages read from the spectra topic", registry=r)
         self.predictions = Counter("nirstream_predictions_total", "Predictions published", ["analyzer"], registry=r)
         self.dead_letters = Counter("nirstream_dead_letters_total", "Messages sent to the dead-letter topic", ["reason"], registry=r)
@@ -36,6 +38,11 @@ class WorkerMetrics:
         self.inference_seconds = Histogram("nirstream_inference_seconds", "Model call per batch", buckets=LATENCY_BUCKETS, registry=r)
         self.batch_seconds = Histogram("nirstream_batch_seconds", "Whole batch: decode to offsets committed", buckets=LATENCY_BUCKETS, registry=r)
         self.end_to_end_seconds = Histogram("nirstream_end_to_end_latency_seconds", "Analyzer timestamp to prediction acknowledged", buckets=LATENCY_BUCKETS, registry=r)
+        self.isolations = Counter("nirstream_batch_isolations_total", "Failed model calls split to isolate the spectra causing them", registry=r)
+        self.last_prediction = Gauge("nirstream_last_prediction", "Last predicted value", ["analyzer", "target"], registry=r)
+        self.last_prediction_timestamp = Gauge("nirstream_last_prediction_timestamp_seconds", "Unix time of the last prediction", ["analyzer"], registry=r)
+
+        # the serving model and its swaps
         self.model_info = Gauge("nirstream_model_info", "The model serving now (value 1)", ["version", "target"], registry=r)
         self.interval_half_width = Gauge("nirstream_model_interval_half_width", "Serving model's prediction-interval "
                                          "half-width (prediction ± this covers the lab value with probability coverage)",
@@ -44,19 +51,20 @@ class WorkerMetrics:
         self.model_created = Gauge("nirstream_model_created_timestamp_seconds", "When the serving model's bundle was created", registry=r)
         self.model_swaps = Counter("nirstream_model_swaps_total", "Successful hot swaps", registry=r)
         self.model_swap_failures = Counter("nirstream_model_swap_failures_total", "Bundles refused on load", ["reason"], registry=r)
-        self.consumer_lag = Gauge("nirstream_consumer_lag", "Messages behind the partition end", ["topic", "partition"], registry=r)
-        self.last_prediction = Gauge("nirstream_last_prediction", "Last predicted value", ["analyzer", "target"], registry=r)
-        self.last_prediction_timestamp = Gauge("nirstream_last_prediction_timestamp_seconds", "Unix time of the last prediction", ["analyzer"], registry=r)
+
+        # Kafka: readiness, lag, publishing and commits
         self.ready = Gauge("nirstream_ready", "1 when the worker has a model and a broker connection", registry=r)
+        self.consumer_lag = Gauge("nirstream_consumer_lag", "Messages behind the partition end", ["topic", "partition"], registry=r)
+        self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
+        self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
+        self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
+
+        # the lab join
         self.reference_values = Counter("nirstream_reference_values_total", "Lab reference values received", registry=r)
         self.reference_pairs = Counter("nirstream_reference_pairs_total", "Predictions joined with a lab value", ["analyzer"], registry=r)
         self.rolling_rmsep = Gauge("nirstream_rolling_rmsep", "RMSEP of the last joined predictions vs lab", ["analyzer", "target"], registry=r)
         self.rolling_bias = Gauge("nirstream_rolling_bias", "Mean of predicted minus lab over the last joined pairs", ["analyzer", "target"], registry=r)
         self.outlier_fraction = Gauge("nirstream_outlier_fraction", "Fraction of the last predictions flagged warning or outlier", ["analyzer"], registry=r)
-        self.isolations = Counter("nirstream_batch_isolations_total", "Failed model calls split to isolate the spectra causing them", registry=r)
-        self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
-        self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
-        self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
         self.join_restored = Counter("nirstream_join_restored_total", "Lab-join entries (waiting predictions and lab values, "
                                      "joined sample ids) restored from the changelog on partition assignment", registry=r)
 

@@ -11,19 +11,20 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from nirstream.core.messages.prediction import PredictionMessage
 from nirstream.core.settings import SharedSettings
+from nirstream.kafka.backoff import Backoff
+from nirstream.kafka.topic_reader import TopicFollower
 from nirstream.stream.log_sampling import worth_logging
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[PredictionMessage], Awaitable[object]]
-MAX_BACKOFF_SECONDS = 30.0
+RECONNECT = Backoff(first=1.0, ceiling=30.0)
 
 
 class PredictionFeed:
@@ -39,51 +40,15 @@ class PredictionFeed:
 
     async def run(self, handle: Handler, stop: asyncio.Event) -> None:
         """Until ``stop`` is set. The broker being away (at start or later) only delays: the values go stale meanwhile."""
-        topic = self.settings.topics.predictions
-        consumer = AIOKafkaConsumer(
-            topic, **self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="latest", fetch_max_wait_ms=100,
+        follower = TopicFollower(
+            self.settings.kafka_client_options(), self.settings.topics.predictions, from_beginning=False,
+            max_records=self.max_batch_size, reconnect=RECONNECT, positioned=self.ready, fetch_max_wait_ms=100,
             metadata_max_age_ms=10_000,  # notices the topic (or new partitions) within seconds when created later
         )
-        failures = 0
-        while not stop.is_set():
-            try:
-                await consumer.start()
-                break
-            except (KafkaError, OSError) as exc:
-                failures += 1
-                log.warning("cannot reach Kafka at %s (%s); retrying", self.settings.bootstrap_servers, exc)
-                await _wait(stop, min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures))
-        else:
-            return
-        log.info("following %s from its latest offsets", topic)
-        failures = 0
-        try:
-            while not stop.is_set():
-                try:
-                    fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch_size)
-                    if not self.ready.is_set():
-                        await self._resolve_start(consumer)
-                    failures = 0
-                except KafkaError as exc:  # e.g. authorisation: keep trying
-                    failures += 1
-                    log.warning("reading %s failed (%s); retrying", topic, exc)
-                    await _wait(stop, min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures))
-                    continue
-                for messages in fetched.values():
-                    for message in messages:
-                        await self._handle(message, handle)
-        finally:
-            await consumer.stop()
-
-    async def _resolve_start(self, consumer: AIOKafkaConsumer) -> None:
-        assigned = consumer.assignment()
-        if not assigned:
-            return  # the topic does not exist yet, or its metadata has not arrived
-        for partition in assigned:
-            await consumer.position(partition)  # resolves "latest" to an offset
-        self.ready.set()
-        log.info("reading %d partition(s) of %s", len(assigned), self.settings.topics.predictions)
+        async with aclosing(follower.batches(stop)) as batches:
+            async for messages in batches:
+                for message in messages:
+                    await self._handle(message, handle)
 
     async def _handle(self, message, handle: Handler) -> None:
         self.received += 1
@@ -111,10 +76,3 @@ def _require_finite(prediction: PredictionMessage) -> None:
     numbers += [bound for interval in (prediction.intervals or {}).values() for bound in (interval.low, interval.high)]
     if not all(math.isfinite(number) for number in numbers):
         raise ValueError(f"prediction {prediction.message_id} holds a value that is not a finite number")
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass

@@ -18,7 +18,9 @@ from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.serving.predictor import Predictor
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
 from nirstream.stream.consumer import BatchConsumer
-from nirstream.stream.join_state import decode_change, encode_change, fold, read_latest, read_to_end, require_partitions
+from nirstream.kafka.topic_reader import read_latest, read_to_end
+from nirstream.stream.join_changelog import decode_change, encode_change, fold
+from nirstream.stream.join_state import require_partitions
 from nirstream.stream.lab_join import join_lab_values
 from nirstream.stream.metrics import WorkerMetrics
 from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, StateChange

@@ -8,38 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from nirstream.core.settings import client_options as environment_options
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.labelled import LabelledPair
+from nirstream.kafka.topic_reader import read_to_end
 
 log = logging.getLogger(__name__)
 
 
 async def _read_all(bootstrap_servers: str, topic: str, timeout: float, client_options: dict | None) -> list[LabelledPair]:
-    consumer = AIOKafkaConsumer(**(client_options or environment_options(bootstrap_servers)), group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()  # fetches the cluster metadata that partitions_for_topic reads
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return []
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        records: list[LabelledPair] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]] and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            records.extend(_parse(m.value) for messages in batch.values() for m in messages)
-        return [r for r in records if r is not None]
-    finally:
-        await consumer.stop()
+    options = client_options or environment_options(bootstrap_servers)
+    records = [_parse(m.value) async for m in read_to_end(options, topic, timeout=timeout)]
+    return [r for r in records if r is not None]
 
 
 def _parse(raw: bytes) -> LabelledPair | None:

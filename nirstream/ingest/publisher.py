@@ -7,7 +7,10 @@ Retries can repeat: a send that timed out or whose acknowledgement was lost may 
 and is sent again (aiokafka's own retries, too, run without idempotence). The producer is not idempotent
 because idempotence needs the broker's InitProducerId, which the embedded test broker (Tansu, memory
 storage) refuses; and it would not cover this loop's retries, each of which starts a fresh producer.
-A repeat is the same record: consumers drop it by ``message_id``."""
+A repeat is the same record: consumers drop it by ``message_id``.
+
+The retrying is nirstream's one publisher (``nirstream.kafka.publisher``); this module says what the bridge does
+meanwhile: a fresh producer after each failure, and the exceptions above."""
 
 from __future__ import annotations
 
@@ -18,12 +21,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from nirstream.kafka.send_errors import PERMANENT_SEND_ERRORS
+from nirstream.kafka.backoff import Backoff, pause_unless_stopped
+from nirstream.kafka.publisher import Outgoing, RetryingPublisher
 
 log = logging.getLogger(__name__)
 
-FIRST_BACKOFF_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 15.0
+BACKOFF = Backoff(first=0.5, ceiling=15.0)
+RETRIABLE = (KafkaError, OSError, asyncio.TimeoutError)
 
 
 class MessageRefused(Exception):
@@ -43,6 +47,10 @@ class SpectrumPublisher:
         """``attempts``: failed sends of one message before ``BrokerUnavailable`` (None: retry until stopped)."""
         self.client_options, self.topic, self.stop, self.attempts = client_options, topic, stop, attempts
         self._producer: AIOKafkaProducer | None = None
+        self._publisher = RetryingPublisher(self._started, BACKOFF, stopping=stop.is_set,
+                                            sleep=lambda seconds: pause_unless_stopped(stop, seconds),
+                                            refused=self._refused, on_retry=self._retrying,
+                                            on_recovered=lambda: log.warning("broker reachable again: published"))
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -57,30 +65,21 @@ class SpectrumPublisher:
 
     async def publish(self, key: bytes, value: bytes) -> None:
         """Return once the broker acknowledged ``value``."""
-        backoff, failures = FIRST_BACKOFF_SECONDS, 0
-        while True:
-            if self.stop.is_set():
-                raise Stopped
-            try:
-                producer = await self._started()
-                await producer.send_and_wait(self.topic, value, key=key)
-                if backoff > FIRST_BACKOFF_SECONDS:
-                    log.warning("broker reachable again: published")
-                return
-            except PERMANENT_SEND_ERRORS as exc:
-                raise MessageRefused(f"{type(exc).__name__}: {exc}") from None
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                failures += 1
-                await self.close()  # a fresh producer reconnects from scratch, even after a failed start
-                if self.attempts is not None and failures >= self.attempts:
-                    raise BrokerUnavailable(f"{failures} sends to {self.topic} failed, the last with "
-                                            f"{type(exc).__name__}: {exc}") from None
-                log.warning("cannot publish to %s (%s: %s); retrying in %.1f s", self.topic, type(exc).__name__, exc, backoff)
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=backoff)
-            except asyncio.TimeoutError:
-                pass
-            backoff = min(2 * backoff, MAX_BACKOFF_SECONDS)
+        if self.stop.is_set() or not await self._publisher.publish([Outgoing(self.topic, key, value)]):
+            raise Stopped
+
+    @staticmethod
+    def _refused(message: Outgoing, error: BaseException) -> None:
+        raise MessageRefused(f"{type(error).__name__}: {error}") from None
+
+    async def _retrying(self, pending: list[Outgoing], error: BaseException | None, attempt: int, pause: float) -> None:
+        if not isinstance(error, RETRIABLE):
+            raise error  # not a broker that is away: a bug, not retried
+        await self.close()  # a fresh producer reconnects from scratch, even after a failed start
+        if self.attempts is not None and attempt >= self.attempts:
+            raise BrokerUnavailable(f"{attempt} sends to {self.topic} failed, the last with "
+                                    f"{type(error).__name__}: {error}") from None
+        log.warning("cannot publish to %s (%s: %s); retrying in %.1f s", self.topic, type(error).__name__, error, pause)
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None
