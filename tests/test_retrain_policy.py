@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nirstream.trainer.promotion_gate import judge
+from nirstream.trainer.time_forward_gate import judge
 from nirstream.trainer.retrain_policy import bias_test, decide
 from nirstream.trainer.service_settings import GatePolicy, RetrainPolicy
 
