@@ -269,12 +269,20 @@ def _train(args: argparse.Namespace) -> int:
     from nirstream.trainer.training_run import run_training  # TensorFlow: only once the options are known to be good
 
     # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
-    summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
+    from nirstream.trainer.stages.recovery import FittedModelKept
+
+    try:
+        summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
+    except FittedModelKept as exc:
+        print(f"nirstream: error: {exc}", file=sys.stderr)
+        return 2
     _print_summary(summary)
     return 0
 
 
 def _print_summary(summary: dict) -> None:
+    from nirstream.trainer.stages.screening import describe_left_out
+
     print(f"version {summary['version']}: {summary['promotion']['reason']}")
     print(f"  deployed {summary['deployed']['reason']}")
     units = summary["units"]
@@ -303,6 +311,8 @@ def _print_summary(summary: dict) -> None:
         for name, d in per_test.items():
             verdict = {"a better": "CNN better", "b better": "PLS better"}.get(d["verdict"], d["verdict"])
             print(f"  CNN − PLS {target:10s} {name:12s} {d['difference']:+.3f} (95% CI {d['low']:+.3f} to {d['high']:+.3f}): {verdict}")
+    for entry in summary["left_out"]:
+        print(f"  left out: {describe_left_out(entry)}")
     print(f"report: {summary['report']}")
 
 
@@ -350,6 +360,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             if "interval_coverage" in m:
                 line += f"  {predictor.intervals.coverage:.0%} interval covers {m['interval_coverage']:.0%}"
             print(line)
+    for name, counts in figures.get("not_predicted", {}).items():
+        for reason, count in counts.items():
+            rows = ", ".join(f"row {e['row']} (sample {e['sample']})" for e in figures["left_out"]
+                             if e["split"] == name and e["reason"] == reason)
+            print(f"v{predictor.version} {name:12s} not predicted: {reason} {count}: {rows}")
     if figures.get("resampled"):
         print(f"  ({figures['resampled']})")
     if args.output:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nirstream.core.artifacts.bundle import write_bundle
+from nirstream.core.artifacts.bundle import PredictionIntervals, write_bundle
 from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.chemometrics.figures_of_merit import regression_metrics
@@ -23,6 +23,7 @@ from nirstream.trainer.promotion_gate import PromotionDecision, decide_promotion
 from nirstream.trainer.stages.calibration import IntervalCalibration
 from nirstream.trainer.stages.evaluation import HeldOutFigures
 from nirstream.trainer.stages.family import FamilyChoice
+from nirstream.trainer.stages.fitting import Candidate
 from nirstream.trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -39,31 +40,41 @@ class GateOutcome:
 
 def publish_and_gate(settings: TrainSettings, protocol: Protocol, choice: FamilyChoice, calibration: IntervalCalibration,
                      figures: HeldOutFigures) -> GateOutcome:
-    targets, deployed = protocol.targets, choice.deployed
+    registry = ModelRegistry(settings.registry)
+    version, domain = write_candidate(registry, settings, protocol, choice.deployed, choice.reason, calibration.intervals,
+                                      choice.validation_predicted, figures.metrics, figures.coverage)
+    decision = _gate(settings, registry, version, protocol)
+    return GateOutcome(version, decision, domain.limits_)
+
+
+def write_candidate(registry: ModelRegistry, settings: TrainSettings, protocol: Protocol, deployed: Candidate, reason: str,
+                    intervals: PredictionIntervals | None = None, validation_predicted: np.ndarray | None = None,
+                    tests: dict | None = None, coverage: dict | None = None) -> tuple[str, ApplicabilityDomain]:
+    """Publish ``deployed`` as a new version of ``registry`` with the figures known (the recovery after a failure
+    may know none); return the version and the applicability domain it stores."""
+    targets = protocol.targets
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     train_features = deployed.preprocessor.transform(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
+    validation = ({} if validation_predicted is None else
+                  {t: regression_metrics(y_val[:, j], validation_predicted[:, j]) for j, t in enumerate(targets)})
     metadata = dict(
         parity_features=train_features[:PARITY_SPECTRA],
         targets=list(targets), units={t: protocol.unit(t) for t in targets}, variant=settings.variant,
         target_mean=deployed.target_mean, target_scale=deployed.target_scale,
         model_kind="deep-chemometrics-cnn" if deployed.family == "cnn" else "pls",
         target_range={t: (float(np.min(y_train[:, j])), float(np.max(y_train[:, j]))) for j, t in enumerate(targets)},
-        intervals=calibration.intervals,
-        metrics={"validation": {t: regression_metrics(y_val[:, j], choice.validation_predicted[:, j])
-                                for j, t in enumerate(targets)},
-                 "tests": figures.metrics, "interval_coverage": figures.coverage},
-        training={"protocol": protocol.name, "family": deployed.family, "family_choice": choice.reason,
+        intervals=intervals,
+        metrics={"validation": validation, "tests": tests or {}, "interval_coverage": coverage or {}},
+        training={"protocol": protocol.name, "family": deployed.family, "family_choice": reason,
                   "splits": protocol.split_description, "n_train": protocol.train.n_samples,
                   "n_validation": protocol.validation.n_samples, **deployed.training},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,
     )
-    registry = ModelRegistry(settings.registry)
     version = registry.publish(lambda directory: write_bundle(directory, deployed.model, deployed.preprocessor, domain,
                                                               **metadata), by=settings.by)
-    decision = _gate(settings, registry, version, protocol)
-    return GateOutcome(version, decision, domain.limits_)
+    return version, domain
 
 
 def _gate(settings: TrainSettings, registry: ModelRegistry, version: str, protocol: Protocol) -> PromotionDecision:

@@ -20,13 +20,15 @@ from nirstream.trainer.stages.evaluation import HeldOutFigures
 from nirstream.trainer.stages.family import FamilyChoice
 from nirstream.trainer.stages.fitting import FittedCandidates
 from nirstream.trainer.stages.publishing import GateOutcome
+from nirstream.trainer.stages.screening import ScreenedData
 from nirstream.trainer.train_settings import TrainSettings
 
 
-def write_training_report(settings: TrainSettings, protocol: Protocol, fitted: FittedCandidates, choice: FamilyChoice,
+def write_training_report(settings: TrainSettings, screened: ScreenedData, fitted: FittedCandidates, choice: FamilyChoice,
                           calibration: IntervalCalibration, figures: HeldOutFigures, outcome: GateOutcome,
                           started: float) -> dict[str, Any]:
     """Write the report directory (``<report_dir>/<protocol>-v<version>``) and return the summary it holds."""
+    protocol = screened.protocol
     targets, deployed, regressor, intervals = protocol.targets, choice.deployed, fitted.regressor, calibration.intervals
     units = {t: protocol.unit(t) for t in targets}
     report_dir = settings.report_dir / f"{protocol.name.replace(':', '-')}-v{outcome.version}"
@@ -57,6 +59,7 @@ def write_training_report(settings: TrainSettings, protocol: Protocol, fitted: F
                       "test_coverage": figures.coverage},
         "search": fitted.search, "cnn_failure": fitted.cnn_failure,
         "pls": fitted.pls_baseline, "cnn_minus_pls": figures.cnn_minus_pls, "deployed_minus_pls": figures.deployed_minus_pls,
+        "left_out": screened.as_report(), "not_predicted": screened.not_predicted(),
         "promotion": outcome.decision.__dict__, "domain_limits": outcome.domain_limits,
         "elapsed_seconds": time.perf_counter() - started,
     }
