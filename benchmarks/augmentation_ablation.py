@@ -33,7 +33,8 @@ from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from nirstream.trainer.data_splits import load_protocol  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
-from nirstream.core.provenance import write_result
+from nirstream.core.provenance import write_result  # noqa: E402
+from nirstream.trainer.training_data import load_training_protocol  # noqa: E402
 
 VARIANTS = ("copies+emsc", "emsc", "augment+emsc", "shape+emsc", "augment", "shape")
 N_STANDARDS = 20
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     extra["augmentation_strength"] = 0.0
                 name_in_trainer = "shape+emsc" if variant == "copies+emsc" else variant.removesuffix("+pairs")
                 settings = TrainSettings(quick=True, seed=seed, variant=name_in_trainer, **options, **extra)
-                protocol = settings.load_protocol()
+                protocol = load_training_protocol(settings)
                 tests = ({"test_1": load_protocol("same-instrument", ["assay"], full_grid=True).test, "test_2": protocol.test}
                          if name == "tablets" else {"test": protocol.test})
                 started = time.perf_counter()

@@ -24,7 +24,8 @@ from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference
 from benchmarks.quick_cnn import fit_and_predict  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
-from nirstream.core.provenance import write_result
+from nirstream.core.provenance import write_result  # noqa: E402
+from nirstream.trainer.training_data import load_training_protocol  # noqa: E402
 
 SETS = {
     "tecator": {"protocol": "tecator", "targets": ["water", "fat", "protein"]},
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             fits = {}
             for centring in ("spectrum", "global"):
                 settings = TrainSettings(quick=True, seed=seed, centring=centring, **options)
-                protocol = settings.load_protocol()
+                protocol = load_training_protocol(settings)
                 started = time.perf_counter()
                 validation, tests, collapsed = fit_and_predict(settings, protocol, {"test": protocol.test})
                 fits[centring] = (validation, tests["test"], collapsed, time.perf_counter() - started)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
+from nirstream.trainer.training_data import load_training_protocol  # noqa: E402
 from nirstream.trainer.training_run import run_training  # noqa: E402
 from nirstream.core.provenance import write_result
 
@@ -40,7 +41,7 @@ SETS = {
 def check(name: str, options: dict, full: bool, scratch: Path) -> list[dict]:
     settings = TrainSettings(quick=not full, registry=scratch / name / "registry", report_dir=scratch / name, **options)
     summary = run_training(settings, verbose=0)
-    protocol = settings.load_protocol()
+    protocol = load_training_protocol(settings)
     rows = []
     for j, target in enumerate(summary["targets"]):
         for test_name, data in protocol.tests.items():

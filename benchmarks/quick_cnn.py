@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from nirstream.trainer.cnn import NetworkCollapsed
+from nirstream.trainer.regressor_building import cnn_regressor
 
 
 def fit_and_predict(settings, protocol, tests: dict) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
     """(validation predictions, {test name: predictions}, collapsed); a network whose every seed collapsed counts as
     the mean predictor (that is what the trainer's guard stops it from being)."""
-    regressor = settings.cnn_regressor(protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, 0)
+    regressor = cnn_regressor(settings, protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, 0)
     k = len(protocol.targets)
     try:
         regressor.fit(protocol.train.X, protocol.y(protocol.train), X_val=protocol.validation.X,

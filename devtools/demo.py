@@ -31,6 +31,7 @@ from nirstream.core.datasets.tablets import tablets_path
 from nirstream.core.chemometrics.figures_of_merit import rmse
 from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.core.settings import TopicNames
+from nirstream.trainer.champion import promote_and_announce
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,7 @@ def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: 
     progress.gate = registry.status(version)
     if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
         reason = f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra"
-        registry.promote(version, reason)
-        from nirstream.trainer.announce import announce
-
-        announce(bootstrap, models_topic, version, registry.base, reason)  # the trainer announced its own promotions
+        promote_and_announce(registry, version, reason, bootstrap_servers=bootstrap, models_topic=models_topic)
     progress.version, progress.at = version, elapsed
 
 

@@ -32,7 +32,7 @@ def test_a_model_without_skill_is_not_served_even_without_a_champion(tecator, tm
     from nirstream.core.serving.predictor import Predictor
     from nirstream.core.artifacts.registry import ModelRegistry
     from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
-    from nirstream.trainer.publish import decide_promotion
+    from nirstream.trainer.promotion_gate import decide_promotion
 
     train, gate = tecator.split("train"), tecator.split("monitor")
     preprocessor = SpectralPreprocessor(tecator.wavelengths).fit(train.X)

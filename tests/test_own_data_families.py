@@ -77,7 +77,9 @@ def test_where_pls_wins_on_validation_the_deployed_bundle_is_pls_and_a_worker_se
 
 
 def second_validation_rmsep(predictor: Predictor, settings) -> float:
-    protocol = settings.load_protocol()
+    from nirstream.trainer.training_data import load_training_protocol
+
+    protocol = load_training_protocol(settings)
     predicted = predictor.predict(protocol.validation.X).values[:, 0]
     return float(np.sqrt(np.mean((predicted - protocol.validation.target("fat")) ** 2)))
 

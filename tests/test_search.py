@@ -7,6 +7,7 @@ import pytest
 
 from nirstream.trainer.data_splits import load_protocol
 from nirstream.trainer.search import MIN_WEIGHTS, WEIGHTS_PER_SPECTRUM, parse_budget, search_cnn
+from nirstream.trainer.regressor_building import regressor_factory
 from nirstream.trainer.train_settings import TrainSettings
 
 
@@ -21,7 +22,7 @@ def test_budgets_read_like_people_write_them():
 
 def test_the_search_keeps_the_best_validation_trial_and_never_reads_the_test_set():
     protocol = load_protocol("tecator", ["protein"])
-    make = TrainSettings(protocol="tecator").regressor_factory(protocol.train.wavelengths, None)
+    make = regressor_factory(TrainSettings(protocol="tecator"), protocol.train.wavelengths, None)
     best, trials = search_cnn(protocol, make, budget_seconds=600, seed=3, max_trials=3, epochs=3)
     assert 1 <= len(trials) <= 3  # a trial whose network is too large for 129 spectra is pruned before fitting
     assert best.member_validation_rmsep_[0] == pytest.approx(min(t["score"] for t in trials))

@@ -8,7 +8,7 @@ from sklearn.cross_decomposition import PLSRegression
 
 from tests.conftest import requires_tablets
 from tests.helpers import tiny_cnn
-from nirstream.trainer.compare import compare_pls
+from nirstream.trainer.comparison import compare_pls
 from nirstream.core.chemometrics.figures_of_merit import regression_metrics
 from nirstream.trainer.pls import cross_validate_lvs, fit_pls, predictions_per_lv
 from nirstream.trainer.data_splits import load_protocol
@@ -193,17 +193,19 @@ def test_best_validation_mode_deploys_the_member_with_the_lowest_validation_rmse
 
 
 def test_quick_training_fits_a_single_member():
+    from nirstream.trainer.regressor_building import cnn_regressor
     from nirstream.trainer.train_settings import TrainSettings
 
-    assert TrainSettings(quick=True).cnn_regressor(155).ensemble_size == 1
-    assert TrainSettings(quick=True, ensemble_size=2).cnn_regressor(155).ensemble_size == 2
+    assert cnn_regressor(TrainSettings(quick=True), 155).ensemble_size == 1
+    assert cnn_regressor(TrainSettings(quick=True, ensemble_size=2), 155).ensemble_size == 2
 
 
 @pytest.mark.parametrize("n_train", [40, 155, 600, 1557, 4000])
 def test_quick_training_has_a_fixed_budget_whatever_the_training_sets_size(n_train):
-    from nirstream.trainer.train_settings import QUICK_SPECTRA_SEEN, TrainSettings
+    from nirstream.trainer.regressor_building import QUICK_SPECTRA_SEEN, cnn_regressor
+    from nirstream.trainer.train_settings import TrainSettings
 
-    regressor = TrainSettings(quick=True).cnn_regressor(n_train)
+    regressor = cnn_regressor(TrainSettings(quick=True), n_train)
     seen = regressor.epochs * regressor.augmenter.n_copies * n_train
     assert 10 <= regressor.epochs <= 30
     assert regressor.epochs in (10, 30) or 0.8 * QUICK_SPECTRA_SEEN <= seen <= 1.2 * QUICK_SPECTRA_SEEN

@@ -7,6 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+EVALUATE_DESCRIPTION = ("Predict a protocol's test sets, or every row of --data, with a published model (the worker's code path) "
+                        "and print RMSEP (95 %% bootstrap interval), bias, SEP, R², slope and interval coverage per target. "
+                        "A --data file on another wavelength grid is linearly interpolated onto the model's grid if it "
+                        "covers the model's window.")
+HISTORY_DESCRIPTION = ("Show every publish, promotion, rejection, rollback and calibration-transfer publish in the "
+                       "registry's history.jsonl (when, event, version or analyzer, who, the artifact's checksum, why) and "
+                       "verify its hash chain and head anchor (history.head). Exits 2 and names the first bad line when a "
+                       "record was edited, removed, reordered or inserted, or the log was truncated. Records from before "
+                       "the audit trail are shown as legacy (unchained). Keep the printed head hash elsewhere and pass it "
+                       "to --expect-head later: that also catches a rewrite of the whole chain and its anchor.")
 PROTOCOL_HELP = "same-instrument (calibrate_1 -> test_1), cross-instrument (instrument 1 -> test_2), or tecator"
 
 
@@ -131,11 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser(
         "evaluate", help="evaluate a registry version on a protocol's test sets or on your own data file",
-        description=("Predict a protocol's test sets, or every row of --data, with a published model (the worker's code "
-                     "path) and print RMSEP (95 %% bootstrap interval), bias, SEP, R², slope and interval coverage per "
-                     "target. A --data file on another wavelength grid is linearly interpolated onto the model's grid "
-                     "if it covers the model's window."),
-    )
+        description=EVALUATE_DESCRIPTION)
     evaluate.add_argument("--version", help="registry version (default: the champion)")
     evaluate.add_argument("--protocol", default="cross-instrument", help=PROTOCOL_HELP + " (ignored with --data)")
     _data_arguments(evaluate, "evaluate on", split_labels=False)
@@ -195,12 +201,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=_models_change)
     history = actions.add_parser(
         "history", help="the registry's audit trail: who promoted, rejected, rolled back or published what, verified",
-        description=("Show every publish, promotion, rejection, rollback and calibration-transfer publish in the "
-                     "registry's history.jsonl (when, event, version or analyzer, who, the artifact's checksum, why) and "
-                     "verify its hash chain and head anchor (history.head). Exits 2 and names the first bad line when a "
-                     "record was edited, removed, reordered or inserted, or the log was truncated. Records from before "
-                     "the audit trail are shown as legacy (unchained). Keep the printed head hash elsewhere and pass it "
-                     "to --expect-head later: that also catches a rewrite of the whole chain and its anchor."))
+        description=HISTORY_DESCRIPTION)
     history.add_argument("--json", action="store_true", help="records and verification as JSON")
     history.add_argument("--verify", action="store_true", help="verification only, no table (for scripts and alerts)")
     history.add_argument("--expect-head", metavar="HASH", help="a head hash printed earlier (at least 12 hex characters): "
@@ -268,12 +269,20 @@ def _train(args: argparse.Namespace) -> int:
     from nirstream.trainer.training_run import run_training  # TensorFlow: only once the options are known to be good
 
     # one line per epoch when the output goes to a file (a demo's or a scheduler's log), a live bar on a terminal
-    summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
+    from nirstream.trainer.stages.recovery import FittedModelKept
+
+    try:
+        summary = run_training(settings, verbose="auto" if sys.stdout.isatty() else 2)
+    except FittedModelKept as exc:
+        print(f"nirstream: error: {exc}", file=sys.stderr)
+        return 2
     _print_summary(summary)
     return 0
 
 
 def _print_summary(summary: dict) -> None:
+    from nirstream.trainer.stages.screening import describe_left_out
+
     print(f"version {summary['version']}: {summary['promotion']['reason']}")
     print(f"  deployed {summary['deployed']['reason']}")
     units = summary["units"]
@@ -302,6 +311,8 @@ def _print_summary(summary: dict) -> None:
         for name, d in per_test.items():
             verdict = {"a better": "CNN better", "b better": "PLS better"}.get(d["verdict"], d["verdict"])
             print(f"  CNN − PLS {target:10s} {name:12s} {d['difference']:+.3f} (95% CI {d['low']:+.3f} to {d['high']:+.3f}): {verdict}")
+    for entry in summary["left_out"]:
+        print(f"  left out: {describe_left_out(entry)}")
     print(f"report: {summary['report']}")
 
 
@@ -314,7 +325,9 @@ def _export_from_topic(args: argparse.Namespace, settings) -> Path:
 
     if not args.bootstrap_servers:
         raise ValueError("--from-topic needs --bootstrap-servers")
-    protocol = settings.model_copy(update={"extra_training": None}).load_protocol()
+    from nirstream.trainer.training_data import load_training_protocol
+
+    protocol = load_training_protocol(settings.model_copy(update={"extra_training": None}))
     destination = settings.report_dir / f"labelled-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     count = export_labelled(args.bootstrap_servers, args.from_topic, list(protocol.targets),
                             WavelengthGrid.from_wavelengths(protocol.train.wavelengths), destination)
@@ -347,6 +360,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             if "interval_coverage" in m:
                 line += f"  {predictor.intervals.coverage:.0%} interval covers {m['interval_coverage']:.0%}"
             print(line)
+    for name, counts in figures.get("not_predicted", {}).items():
+        for reason, count in counts.items():
+            rows = ", ".join(f"row {e['row']} (sample {e['sample']})" for e in figures["left_out"]
+                             if e["split"] == name and e["reason"] == reason)
+            print(f"v{predictor.version} {name:12s} not predicted: {reason} {count}: {rows}")
     if figures.get("resampled"):
         print(f"  ({figures['resampled']})")
     if args.output:
@@ -358,6 +376,7 @@ def _transfer_fit(args: argparse.Namespace) -> int:
     from nirstream.core.artifacts.audit import current_actor
     from nirstream.core.datasets import load_table
     from nirstream.core.serving.predictor import Predictor
+    from nirstream.trainer.champion import announce_change
     from nirstream.trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
 
     registry = _registry(args)
@@ -367,12 +386,8 @@ def _transfer_fit(args: argparse.Namespace) -> int:
                             half_window=args.half_window or PDS_HALF_WINDOW, components=args.components or PDS_COMPONENTS,
                             by=current_actor(args.by))
     number = registry.publish_transfer(transfer, args.reason)
-    if args.bootstrap_servers:
-        from nirstream.core.settings import SharedSettings
-        from nirstream.trainer.announce import announce
-
-        announce(args.bootstrap_servers, SharedSettings.load().topics.models, predictor.version, registry.base,
-                 f"analyzer {args.analyzer}: transfer {number} ({args.method})", event_type="transfer_published")
+    announce_change(registry, predictor.version, f"analyzer {args.analyzer}: transfer {number} ({args.method})",
+                    args.bootstrap_servers, event_type="transfer_published")
     print(f"analyzer {args.analyzer}: transfer {number} ({args.method}, {len(transfer.metadata.standards)} standards, "
           f"model v{predictor.version}) is active")
     for target, f in transfer.metadata.figures.items():
@@ -431,15 +446,14 @@ def _models_show(args: argparse.Namespace) -> int:
 
 def _models_change(args: argparse.Namespace) -> int:
     from nirstream.core.artifacts.audit import AuditLogError
-    from nirstream.core.settings import SharedSettings
-    from nirstream.trainer.announce import announce
+    from nirstream.trainer.champion import promote_and_announce, roll_back_and_announce
 
     registry = _registry(args)
     if args.models_command == "promote":
-        registry.promote(args.version, args.reason, by=args.by)
+        promote_and_announce(registry, args.version, args.reason, by=args.by, bootstrap_servers=args.bootstrap_servers)
         version = args.version
     else:
-        version = registry.rollback(args.reason, by=args.by)
+        version = roll_back_and_announce(registry, args.reason, by=args.by, bootstrap_servers=args.bootstrap_servers)
     print(f"champion is now version {version}")
     try:
         anchor = registry.audit.anchor()
@@ -448,8 +462,6 @@ def _models_change(args: argparse.Namespace) -> int:
         anchor = None
     if anchor is not None:
         print(f"audit trail: {anchor.count} records, head {anchor.hash}")
-    if args.bootstrap_servers:
-        announce(args.bootstrap_servers, SharedSettings.load().topics.models, version, registry.base, args.reason)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nirstream.core.datasets import SpectralDataset
+from nirstream.core.errors import RejectReason
 from nirstream.core.chemometrics.figures_of_merit import figures_per_target
 from nirstream.core.serving.predictor import Predictor
 from nirstream.core.chemometrics.resampling import onto_model_grid
@@ -18,10 +19,17 @@ from nirstream.trainer.intervals import empirical_coverage
 from nirstream.trainer.data_splits import DataSource, load_protocol
 
 
-def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analyzer: str | None = None) -> dict[str, dict[str, Any]]:
+def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analyzer: str | None = None,
+            split: str = "data") -> tuple[dict[str, dict[str, Any]], list[dict]]:
     """Per target the model predicts and ``dataset`` has reference values for; spectra from ``analyzer`` (its
-    calibration transfer applied, as the worker does, when ``predictor`` carries one)."""
-    predicted = predictor.predict(X, None if analyzer is None else [analyzer] * len(X)).values
+    calibration transfer applied, as the worker does, when ``predictor`` carries one). Also the spectra not
+    predicted: those the worker's screen finds degenerate (it dead-letters them), by ``split``, row and sample."""
+    batch = predictor.predict(X, None if analyzer is None else [analyzer] * len(X))
+    degenerate = batch.degenerate != ""
+    not_predicted = [{"split": split, "row": int(i) + 1, "sample": dataset.sample_names[i],
+                      "reason": RejectReason.DEGENERATE.value, "detail": batch.degenerate[i]}
+                     for i in np.flatnonzero(degenerate)]
+    predicted, dataset = batch.values[~degenerate], dataset.rows(np.flatnonzero(~degenerate))
     targets = [t for t in predictor.targets if t in dataset.target_names]
     if not targets:
         raise ValueError(f"{dataset.name} has no reference values for the model's targets {list(predictor.targets)} "
@@ -32,13 +40,13 @@ def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analy
     if predictor.intervals is not None:
         for target, entry in empirical_coverage(reference, values, predictor.intervals, targets).items():
             result[target]["interval_coverage"] = entry["coverage"]
-    return result
+    return result, not_predicted
 
 
 def evaluate_protocol(predictor: Predictor, protocol_name: str, analyzer: str | None = None) -> dict[str, Any]:
     protocol = load_protocol(protocol_name, [t for t in predictor.targets], full_grid=True)
     return {"protocol": protocol.name,
-            "tests": {name: figures(predictor, data.X, data, analyzer) for name, data in protocol.tests.items()}}
+            **_per_split(predictor, {name: (data.X, data) for name, data in protocol.tests.items()}, analyzer)}
 
 
 def evaluate_data(predictor: Predictor, options: dict, analyzer: str | None = None) -> dict[str, Any]:
@@ -52,5 +60,22 @@ def evaluate_data(predictor: Predictor, options: dict, analyzer: str | None = No
         resampled = (f"{data.n_channels} channels {data.wavelengths[0]:g}-{data.wavelengths[-1]:g} nm linearly "
                      f"interpolated onto the model's {predictor.grid.count} channels")
     parts = {"data": np.arange(data.n_samples)} if not data.splits else data.splits
-    tests = {name: figures(predictor, X[rows], data.rows(rows), analyzer) for name, rows in parts.items()}
-    return {"data": str(source.path), "tests": tests, **({"resampled": resampled} if resampled else {})}
+    figured = _per_split(predictor, {name: (X[rows], data.rows(rows)) for name, rows in parts.items()}, analyzer)
+    return {"data": str(source.path), **figured, **({"resampled": resampled} if resampled else {})}
+
+
+def _per_split(predictor: Predictor, splits: dict[str, tuple[np.ndarray, SpectralDataset]],
+               analyzer: str | None) -> dict[str, Any]:
+    """``tests``: figures per split; with ``left_out`` and ``not_predicted`` (counts per split and reason) when the
+    worker's screen left spectra out."""
+    tests, left_out = {}, []
+    for name, (X, dataset) in splits.items():
+        tests[name], dropped = figures(predictor, X, dataset, analyzer, name)
+        left_out += dropped
+    if not left_out:
+        return {"tests": tests}
+    not_predicted: dict[str, dict[str, int]] = {}
+    for entry in left_out:
+        counts = not_predicted.setdefault(entry["split"], {})
+        counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
+    return {"tests": tests, "left_out": left_out, "not_predicted": not_predicted}

@@ -156,6 +156,13 @@ def _search_table(search: dict | None) -> str:
             f"score deployed: trial {search['best']['trial']})</h2>" + metrics_table(rows, columns))
 
 
+def _left_out_table(left_out: list[dict] | None) -> str:
+    if not left_out:
+        return ""
+    return ("<h2>Spectra left out (the worker would dead-letter them; in test sets: not predicted)</h2>"
+            + metrics_table(left_out, ["split", "row", "sample", "reason", "detail"]))
+
+
 def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -> Path:
     """Write ``report.json`` (everything) and ``report.html`` (tables + plots); return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -183,6 +190,7 @@ model version {html.escape(str(summary.get("version")))}; spectra {html.escape(s
 (which also stopped training early: the intervals may be slightly narrow); the test coverage is a check.</p>
 {metrics_table(coverage, ["target", "test set", "n", "nominal", "empirical coverage", "interval width"]) if coverage else ""}
 {_search_table(summary.get("search"))}
+{_left_out_table(summary.get("left_out"))}
 <p>Promotion (decided on {html.escape(str(summary.get("promotion", {}).get("gate_data", "")))} data):
 {html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
 {plots}</body></html>"""

@@ -1,26 +1,19 @@
-"""What ``nirstream train`` does: its settings (one definition, also the config file's schema) and its data.
+"""What ``nirstream train`` does: its settings (one definition, also the config file's schema), plain data.
 
 Kept apart from the training itself so that reading and checking options imports no TensorFlow: a
-mistake in a config file is reported in a second, not after the framework has loaded.
+mistake in a config file is reported in a second, not after the framework has loaded. Reading the
+data they name is ``training_data``'s job; building the CNN they describe is ``regressor_building``'s.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream.core.settings import SharedSettings
 from nirstream.trainer.intervals import DEFAULT_COVERAGE
-from nirstream.trainer.data_splits import DataSource, Protocol, load_protocol, protocol_from_data
-
-log = logging.getLogger(__name__)
-
-QUICK_SAMPLES_PER_EPOCH = 1000
-QUICK_SPECTRA_SEEN = 30_000  # the quick fit's budget of augmented spectra, whatever the training set's size
+from nirstream.trainer.data_splits import DataSource
 
 
 class TrainSettings(BaseModel):
@@ -76,74 +69,3 @@ class TrainSettings(BaseModel):
 
             parse_budget(self.search_budget)  # refuse a malformed budget before any data is read
         return self
-
-    def regressor_factory(self, wavelengths, window_nm: tuple[float, float] | None, verbose: int | str = 0):
-        """``make(n_copies, augmentation_strength, **cnn_params)`` -> an unfitted ``CNNRegressor`` of this run's variant
-        (the fixed configurations and every search trial are built here)."""
-        from nirstream.trainer.cnn import CNNRegressor
-        from nirstream.trainer.variants import variant_steps
-
-        differences = self._instrument_differences()  # read once, not per search trial
-
-        def make(n_copies: int, augmentation_strength: float = 1.0, **params):
-            preprocessor, augmenter = variant_steps(self.variant, wavelengths, window_nm, n_copies,
-                                                    augmentation_strength=augmentation_strength, centring=self.centring,
-                                                    instrument_differences=differences)
-            return CNNRegressor(preprocessor, augmenter, verbose=verbose, **params)
-
-        return make
-
-    def _instrument_differences(self) -> np.ndarray | None:
-        """Slave minus master spectra of the paired samples (``instrument_pairs``), for the shape augmentation."""
-        if self.instrument_pairs is None:
-            return None
-        from nirstream.core.datasets import load_table
-        from nirstream.trainer.transfer_fit import paired_standards
-
-        master, slave = (load_table(path, id_column="sample", spectra_only=True) for path in self.instrument_pairs)
-        _, X_master, X_slave = paired_standards(master, slave)
-        return X_slave - X_master
-
-    def load_protocol(self) -> Protocol:
-        """Train / validation / test of the user's file or the built-in protocol, plus any extra training rows."""
-        protocol = protocol_from_data(self.data) if self.data else load_protocol(self.protocol, self.targets, full_grid=True)
-        return _with_extra_training(protocol, self.extra_training) if self.extra_training else protocol
-
-    def cnn_regressor(self, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,
-                      verbose: int | str = 0):
-        """The (unfitted) ``CNNRegressor`` ``train`` fits on ``n_train`` spectra of grid ``wavelengths``."""
-        n_copies, params = 50, {}  # CNNRegressor's defaults otherwise: the measured winners on the tablets
-        if self.quick:
-            # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and a fixed budget:
-            # about QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch and QUICK_SPECTRA_SEEN in all (so a retrain
-            # on 1,500 stream spectra runs 20 epochs, not 30 longer ones): seconds on 2 cores, first model or retrain.
-            n_copies = max(1, round(QUICK_SAMPLES_PER_EPOCH / max(n_train, 1)))
-            epochs = int(np.clip(round(QUICK_SPECTRA_SEEN / (n_copies * max(n_train, 1))), 10, 30))
-            params = {"filters": (4, 8), "kernel_size": 16, "dense_units": 32, "epochs": epochs,
-                      "early_stopping_start": epochs, "ensemble_size": 1}
-        n_copies = self.n_copies if self.n_copies is not None else n_copies
-        params |= {k: v for k, v in (("epochs", self.epochs), ("ensemble_size", self.ensemble_size)) if v is not None}
-        return self.regressor_factory(wavelengths, window_nm, verbose)(n_copies, self.augmentation_strength,
-                                                                       random_state=self.seed, **params)
-
-
-def _with_extra_training(protocol: Protocol, path: Path) -> Protocol:
-    """Append labelled plant spectra (same grid, the protocol's targets) to the training set."""
-    from nirstream.core.datasets import load_table
-
-    train = protocol.train
-    extra = load_table(path, target_columns=list(protocol.targets))
-    if extra.wavelengths.shape != train.wavelengths.shape or not np.allclose(extra.wavelengths, train.wavelengths, atol=0.01):
-        raise ValueError(f"{path}: wavelength grid differs from the training data")
-    combined = replace(
-        train,
-        X=np.vstack([train.X, extra.X]),
-        y=np.vstack([protocol.y(train), protocol.y(extra)]),
-        target_names=protocol.targets,
-        units=tuple(protocol.unit(t) for t in protocol.targets),
-        sample_names=train.sample_names + extra.sample_names,
-    )
-    log.info("training on %d spectra (%d added from %s)", combined.n_samples, extra.n_samples, path)
-    return replace(protocol, train=combined)
-
-

@@ -157,19 +157,11 @@ def table_dataset(
     )
 
 
-def load_table(
-    path: str | Path,
-    target_columns: list[str] | None = None,
-    split_column: str | None = None,
-    id_column: str | None = None,
-    units: dict[str, str] | None = None,
-    name: str | None = None,
-    spectra_only: bool = False,
-) -> SpectralDataset:
-    """Load spectra and reference values from a CSV or Parquet file (see ``table_dataset``)."""
+def load_table(path: str | Path, *columns, name: str | None = None, **options) -> SpectralDataset:
+    """Load spectra and reference values from a CSV or Parquet file; ``columns`` and ``options`` are
+    ``table_dataset``'s (one list of them: target_columns, split_column, id_column, units, spectra_only)."""
     path = Path(path)
-    return table_dataset(read_frame(path), path.name, target_columns, split_column, id_column, units, name or path.stem,
-                         spectra_only)
+    return table_dataset(read_frame(path), path.name, *columns, name=name or path.stem, **options)
 
 
 def write_spectra_table(path: str | Path, data: SpectralDataset, id_column: str = "sample") -> Path:

@@ -1,26 +1,19 @@
-"""Turn a fitted model (CNN or PLS) into a model bundle, and decide whether it becomes champion.
+"""Whether a published candidate becomes champion.
 
-The bundle stores the model's own fitted ``SpectralPreprocessor`` (on the analyzers' whole
-wavelength grid; it cuts the model's window itself): the worker runs what the trainer fitted.
 The promotion gate compares candidate and champion on the gate data (the validation split, or a
 split the user set aside for it), never on the split the report calls test.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-from nirstream.core.artifacts.bundle import BundleError, write_bundle
-from nirstream.core.chemometrics.domain import ApplicabilityDomain
+from nirstream.core.artifacts.bundle import BundleError
 from nirstream.core.chemometrics.figures_of_merit import rmse
 from nirstream.core.serving.predictor import Predictor
 from nirstream.core.artifacts.registry import ModelRegistry
-from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,10 +74,3 @@ def decide_promotion(registry: ModelRegistry, candidate: Predictor, X_gate: np.n
     reason = (f"{gate_data} RMSEP does not beat champion {champion_version} by the {margin:.0%} margin "
               f"({versus}; ratio {ratio:.3f})")
     return PromotionDecision(False, reason, gate_data, candidate_rmsep, champion_rmsep, champion_version)
-
-
-def publish_candidate(registry: ModelRegistry, model, preprocessor: SpectralPreprocessor, domain: ApplicabilityDomain,
-                      by: str | None = None, **metadata) -> str:
-    """Write a fitted model (a CNN's network or a ``LinearModel``) with the very preprocessor it was fitted with as a
-    new version (``by``: who, for the registry's audit trail)."""
-    return registry.publish(lambda directory: write_bundle(directory, model, preprocessor, domain, **metadata), by=by)

@@ -1,0 +1,38 @@
+"""Champion changes that running workers hear about: promote (or roll back) in the registry, then announce.
+
+The registry is the truth and workers poll it; the announcement on the models topic (when Kafka is
+given) only makes them switch at once. Every caller — ``nirstream train``'s gate, ``nirstream models
+promote/rollback``, ``nirstream transfer fit`` and the demo's operator override — goes through here.
+"""
+
+from __future__ import annotations
+
+from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.trainer.announce import announce
+
+
+def promote_and_announce(registry: ModelRegistry, version: str, reason: str, *, by: str | None = None,
+                         bootstrap_servers: str | None = None, models_topic: str | None = None) -> None:
+    """Make ``version`` the champion (recorded with ``by`` and ``reason``), then tell the workers."""
+    registry.promote(version, reason, by=by)
+    announce_change(registry, version, reason, bootstrap_servers, models_topic)
+
+
+def roll_back_and_announce(registry: ModelRegistry, reason: str, *, by: str | None = None,
+                           bootstrap_servers: str | None = None, models_topic: str | None = None) -> str:
+    """Return to the previous champion, tell the workers, and return its version."""
+    version = registry.rollback(reason, by=by)
+    announce_change(registry, version, reason, bootstrap_servers, models_topic)
+    return version
+
+
+def announce_change(registry: ModelRegistry, version: str, reason: str, bootstrap_servers: str | None,
+                    models_topic: str | None = None, event_type: str = "promoted") -> None:
+    """Announce a registry change on the models topic (default NIRSTREAM_TOPICS__MODELS); nothing without Kafka."""
+    if not bootstrap_servers:
+        return
+    if models_topic is None:
+        from nirstream.core.settings import SharedSettings
+
+        models_topic = SharedSettings.load().topics.models
+    announce(bootstrap_servers, models_topic, version, registry.base, reason, event_type=event_type)

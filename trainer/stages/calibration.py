@@ -1,0 +1,48 @@
+"""Stage 3: the deployed model's prediction intervals."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from nirstream.core.artifacts.bundle import PredictionIntervals
+from nirstream.trainer.data_splits import Protocol
+from nirstream.trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions,
+                                         representativeness_warning)
+from nirstream.trainer.stages.fitting import Candidate
+from nirstream.trainer.train_settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IntervalCalibration:
+    intervals: PredictionIntervals | None
+    note: str  # the report's note on them
+    calibration: str  # where they were calibrated: "validation" or "cross-validation"
+
+
+def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: Protocol,
+                       validation_predicted: np.ndarray) -> IntervalCalibration:
+    """Calibrate on the validation residuals, or (``cross-validation``, or ``auto`` when validation spans much less
+    than training) on out-of-fold residuals of the training split."""
+    targets, y_train, y_val = protocol.targets, protocol.y(protocol.train), protocol.y(protocol.validation)
+    narrow = representativeness_warning(y_train, y_val, targets)
+    calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
+    if calibration == "validation":
+        intervals, note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
+        if narrow and intervals:
+            log.warning(narrow)
+            note += f"; WARNING: {narrow}"
+        return IntervalCalibration(intervals, note, calibration)
+    if narrow and settings.calibration == "auto":
+        log.warning("%s: calibrating on cross-validated training residuals instead", narrow)
+    log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
+    y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
+                                                       settings.seed)
+    intervals, note = calibrate_intervals(y_oof, predicted_oof, targets, settings.coverage, source="training")
+    if narrow and settings.calibration == "auto":
+        note += f" (auto: {narrow})"
+    return IntervalCalibration(intervals, note, calibration)
