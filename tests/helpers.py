@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from nirstream.core.artifacts.bundle import write_bundle
 from nirstream.core.datasets import SpectralDataset
@@ -93,3 +94,13 @@ def write_jcamp(path: Path, title: str, wavelengths: np.ndarray, values: np.ndar
     lines += [f"{a!r}, {b!r}" for a, b in zip(x, values, strict=True)]
     path.write_text("\n".join([*lines, "##END="]) + "\n")
     return path
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
+    """Create ``topic`` by hand (plaintext), as an operator would before the service starts."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()

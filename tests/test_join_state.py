@@ -8,7 +8,6 @@ import numpy as np
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from nirstream.core.messages.codec import encode_binary, encode_json
@@ -26,8 +25,8 @@ from nirstream.stream.metrics import WorkerMetrics
 from nirstream.stream.lab_join_store import JoinedSample, OnlineMonitor, PendingPrediction, StateChange
 from nirstream.stream.settings import Settings
 from nirstream.stream.topics import ensure_topics
-from tests.helpers import as_float32
-from tests.streaming import collect, decoded, produce, run, unique_topics
+from tests.helpers import as_float32, create_topic
+from tests.streaming import collect, decoded, run, unique_topics
 from tests.test_worker_hostile import wait_for_commits
 
 RETENTION = 100.0
@@ -179,12 +178,7 @@ def test_the_changelog_matches_the_spectra_topic_and_is_read_to_its_end_whatever
     settings = Settings(bootstrap_servers=broker.bootstrap_servers, topics=topics, spectra_partitions=5)
 
     async def create_and_write() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topics.spectra, 3, 1)])  # created before, with another count
-        finally:
-            await admin.close()
+        await create_topic(broker.bootstrap_servers, topics.spectra, 3)  # created before, with another count
         await ensure_topics(settings)  # the changelog with its configs: the embedded broker takes them, and ignores them
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
         await producer.start()
@@ -210,12 +204,7 @@ def test_a_changelog_with_fewer_partitions_than_the_spectra_is_refused_by_name(b
     settings = Settings(bootstrap_servers=broker.bootstrap_servers, topics=topics, spectra_partitions=2)
 
     async def start() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topics.lab_join, 1, 1)])  # made by hand, too small
-        finally:
-            await admin.close()
+        await create_topic(broker.bootstrap_servers, topics.lab_join, 1)  # made by hand, too small
         await ensure_topics(settings)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
         await producer.start()

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from asyncua import Client, ua
 from asyncua.crypto import cert_gen
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
@@ -25,6 +24,7 @@ from nirstream.core.messages.prediction import OutlierStatistics, PredictionInte
 from nirstream.stream.opcua_app import OpcUaService
 from nirstream.stream.opcua_server import FUTURE_TOLERANCE, MAX_IDS_AT_SOURCE_TIME, ProcessValueServer, node_id_string
 from nirstream.stream.settings import OpcUaOptions, OpcUaSettings
+from tests.helpers import create_topic
 from tests.streaming import produce
 
 NAMESPACE = "urn:nirstream"
@@ -46,15 +46,6 @@ def prediction(analyzer: str, sequence: int, values: dict[str, float], flag: str
 
 def encoded(*messages: PredictionMessage) -> list[tuple[bytes, bytes]]:
     return [(m.analyzer_id.encode(), m.model_dump_json().encode()) for m in messages]
-
-
-async def create_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
 
 
 async def until(condition, what: str, timeout: float = TIMEOUT):
