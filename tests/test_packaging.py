@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -24,8 +25,13 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 def test_a_built_install_holds_only_the_nirstream_package(tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    build_existed = (ROOT / "build").exists()
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    finally:
+        if not build_existed:  # setuptools builds in the source tree: leave the checkout as it was
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
     top_level = {p.name for p in target.iterdir() if p.name not in {"bin", "__pycache__"}}
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"nirstream"}
     for room in ("stream", "trainer", "devtools", "core/chemometrics", "kafka"):

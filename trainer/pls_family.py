@@ -14,10 +14,9 @@ from sklearn.cross_decomposition import PLSRegression
 from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.variants import PLS_PRETREATMENTS, variant_steps
+from nirstream.trainer.variants import variant_steps
 
 PLS_COPIES = 10  # augmented copies per spectrum for PLS, as in its cross-validation (compare_pls)
-PLS_VARIANTS = PLS_PRETREATMENTS  # preprocessings the deployable PLS tries besides the run's variant
 
 
 def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[str, int],

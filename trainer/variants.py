@@ -23,7 +23,7 @@ from nirstream.core.chemometrics.shape_augmentation import (AxisWarp, BandWidth,
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 VARIANTS = ("none", "emsc", "augment", "augment+emsc", "shape", "shape+emsc")
-PLS_PRETREATMENTS = ("none", "emsc", "snv", "sg1", "sg1+snv", "sg2+snv")
+PLS_VARIANTS = ("none", "emsc", "snv", "sg1", "sg1+snv", "sg2+snv")
 EMSC_ORDER = 2
 
 
@@ -37,8 +37,8 @@ class Variant:
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        if name not in VARIANTS + PLS_PRETREATMENTS:
-            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(dict.fromkeys(VARIANTS + PLS_PRETREATMENTS))}")
+        if name not in VARIANTS + PLS_VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(dict.fromkeys(VARIANTS + PLS_VARIANTS))}")
         parts = set(name.split("+"))
         derivative = 1 if "sg1" in parts else 2 if "sg2" in parts else None
         return cls(augment="augment" in parts, emsc="emsc" in parts, snv="snv" in parts, derivative=derivative,

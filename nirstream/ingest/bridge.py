@@ -46,7 +46,7 @@ from nirstream.core.chemometrics.resampling import on_regular_grid
 from nirstream.core.chemometrics.validation import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
 from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
-from nirstream.ingest.scanner import Candidate, FolderScanner, ScanResult
+from nirstream.ingest.scanner import ListedFile, FolderScanner, ScanResult
 from nirstream.ingest.state import BridgeState, PublishedFile, StateStore, UnmovedFile, state_name
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def shown(text: str) -> str:
     return one_line(text, DETAIL_CHARS)
 
 
-def read_listed_file(candidate: Candidate, limit: int) -> bytes:
+def read_listed_file(candidate: ListedFile, limit: int) -> bytes:
     """The file's content, at most ``limit`` bytes (``FileRejected`` when there is more: it grew since the listing).
     Opened without following a symbolic link (one swapped in since the listing is rejected) and without blocking
     (a FIFO, or a lease an SMB server holds for a writer: then ``OSError``, to try again later)."""
@@ -289,7 +289,7 @@ class FileBridge:
             pass
         return self.stop.is_set()
 
-    async def _take(self, candidate: Candidate) -> None:
+    async def _take(self, candidate: ListedFile) -> None:
         if candidate.symlink:
             return self._reject(candidate, None, FileRejected(UNREADABLE, SYMLINK_DETAIL))
         try:
@@ -352,7 +352,7 @@ class FileBridge:
             if await self._pause():
                 raise Stopped
 
-    def _reject(self, candidate: Candidate, sha256: str | None, error: FileRejected) -> None:
+    def _reject(self, candidate: ListedFile, sha256: str | None, error: FileRejected) -> None:
         """Explain and move the file to ``rejected/``. Nothing here may stop the bridge: a reason that cannot be
         written stays in the log, and a file that cannot be moved is remembered in the state so that it is not
         read, rejected and explained again every poll."""
@@ -381,7 +381,7 @@ class FileBridge:
             self._leave_in_place(candidate, error, str(exc))
         return None
 
-    def _leave_in_place(self, candidate: Candidate, error: FileRejected, why: str) -> None:
+    def _leave_in_place(self, candidate: ListedFile, error: FileRejected, why: str) -> None:
         log.error("cannot move rejected %s to %s/ (%s): it stays in the folder, and is listed under 'unmoved' in %s "
                   "and skipped until it changes; move or delete it by hand", shown(candidate.name), REJECTED_DIR, why,
                   self.store.path)
@@ -389,11 +389,11 @@ class FileBridge:
             name=state_name(candidate.name), size=candidate.size, mtime_ns=candidate.mtime_ns, reason=error.reason)]})
         self._save_unmoved()
 
-    def _unmoved(self, candidate: Candidate) -> bool:
+    def _unmoved(self, candidate: ListedFile) -> bool:
         key = (state_name(candidate.name), candidate.size, candidate.mtime_ns)
         return any((u.name, u.size, u.mtime_ns) == key for u in self.state.unmoved)
 
-    def _forget_moved_or_changed(self, listed: list[Candidate]) -> None:
+    def _forget_moved_or_changed(self, listed: list[ListedFile]) -> None:
         """Drop ``unmoved`` entries no longer in the folder as they were: a changed file is taken again."""
         present = {(state_name(c.name), c.size, c.mtime_ns) for c in listed}
         kept = [u for u in self.state.unmoved if (u.name, u.size, u.mtime_ns) in present]

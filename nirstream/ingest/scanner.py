@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Candidate:
+class ListedFile:
     """A file seen in the folder: where, how big, when last modified."""
 
     path: Path
@@ -37,12 +37,12 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ScanResult:
-    ready: list[Candidate]  # complete files, in order (modification time, then name)
+    ready: list[ListedFile]  # complete files, in order (modification time, then name)
     waiting: int  # files seen but not yet complete, and every file after the first of them
-    listed: list[Candidate] = field(default_factory=list)  # every file seen, complete or not
+    listed: list[ListedFile] = field(default_factory=list)  # every file seen, complete or not
 
     @property
-    def first_waiting(self) -> Candidate | None:
+    def first_waiting(self) -> ListedFile | None:
         """The oldest file not yet complete (the ones after it wait behind it), or None."""
         return self.listed[len(self.ready)] if self.waiting else None
 
@@ -57,7 +57,7 @@ class FolderScanner:
         self._clock = clock
         self._unchanged_since: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, first seen so)
 
-    def _listing(self) -> list[Candidate]:
+    def _listing(self) -> list[ListedFile]:
         files = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
@@ -70,7 +70,7 @@ class FolderScanner:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # removed between listing and stat
                     continue
-                files.append(Candidate(Path(entry.path), stat.st_size, stat.st_mtime_ns, symlink))
+                files.append(ListedFile(Path(entry.path), stat.st_size, stat.st_mtime_ns, symlink))
         return sorted(files, key=lambda c: (c.mtime_ns, c.name))
 
     def scan(self) -> ScanResult:
@@ -78,7 +78,7 @@ class FolderScanner:
         now, wall = self._clock(), time.time()
         files = self._listing()
         previous, self._unchanged_since = self._unchanged_since, {}
-        ready: list[Candidate] = []
+        ready: list[ListedFile] = []
         blocked = False
         for file in files:
             size, mtime, since = previous.get(file.name, (None, None, now))

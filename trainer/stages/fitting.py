@@ -12,7 +12,8 @@ from sklearn.base import clone
 from nirstream.trainer.cnn import NetworkCollapsed
 from nirstream.trainer.comparison import compare_pls
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.pls_family import PLS_COPIES, PLS_VARIANTS, fit_deployable_pls, predict_linear
+from nirstream.trainer.pls_family import PLS_COPIES, fit_deployable_pls, predict_linear
+from nirstream.trainer.variants import PLS_VARIANTS
 from nirstream.trainer.regressor_building import cnn_regressor, regressor_factory
 from nirstream.trainer.search import parse_budget, search_cnn
 from nirstream.trainer.train_settings import TrainSettings
