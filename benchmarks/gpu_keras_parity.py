@@ -52,7 +52,7 @@ def run() -> None:
     import numpy as np
     import onnxruntime
 
-    from nirstream.core.serving.onnx_model import gpu_present, serving_runtime
+    from nirstream.core.runtimes.onnx_model import gpu_present, serving_runtime
 
     precision = os.environ.get("PRECISION", "highest")
     if precision == "highest":

@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from nirstream.core.artifacts.bundle import write_bundle  # noqa: E402
 from nirstream.core.messages.codec import encode_binary  # noqa: E402
-from nirstream.core.serving.cpu_threads import serve_with_one_blas_thread  # noqa: E402
+from nirstream.core.runtimes.cpu_threads import serve_with_one_blas_thread  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.chemometrics.domain import ApplicabilityDomain  # noqa: E402
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor  # noqa: E402

@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run until SIGTERM/SIGINT; faust's worker handles signals and a graceful stop."""
-    from nirstream.core.serving.cpu_threads import serve_with_one_blas_thread
+    from nirstream.core.runtimes.cpu_threads import serve_with_one_blas_thread
 
     serve_with_one_blas_thread()
     app = create_app(settings)

@@ -20,7 +20,7 @@ from nirstream.core.messages.dead_letter import encode_dead_letter
 from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
 from nirstream.core.messages.prediction import PredictionEncoder
 from nirstream.core.serving.predictor import BatchPrediction, Predictor
-from nirstream.core.chemometrics.validation import non_finite_detail, non_finite_rows, saturated_rows
+from nirstream.core.messages.spectrum_checks import non_finite_detail, non_finite_rows, saturated_rows
 
 log = logging.getLogger(__name__)
 

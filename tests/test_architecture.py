@@ -44,7 +44,7 @@ def room(module: str) -> str:
     if not parts or parts[0] == "__main__":
         return "cli"
     if parts[0] == "core":
-        return f"core.{parts[1]}" if len(parts) > 2 and parts[1] in CORE_ROOMS else "core"
+        return f"core.{parts[1]}" if len(parts) >= 2 and parts[1] in CORE_ROOMS else "core"
     return parts[0]
 
 

@@ -43,7 +43,7 @@ from nirstream.core.messages.common import WavelengthGrid, utc_now
 from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.chemometrics.resampling import on_regular_grid
-from nirstream.core.chemometrics.validation import check_spectrum_values
+from nirstream.core.messages.spectrum_checks import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
 from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
 from nirstream.ingest.scanner import ListedFile, FolderScanner, ScanResult

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
-from nirstream.core.chemometrics.validation import non_finite_detail, non_finite_rows
+from nirstream.core.messages.spectrum_checks import non_finite_detail, non_finite_rows
 from nirstream.core.errors import RejectReason
 from nirstream.trainer.data_splits import Protocol
 

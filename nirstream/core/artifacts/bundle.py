@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nirstream import __version__
 from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.artifacts.manifest import ArtifactError, verify_manifest, write_manifest
-from nirstream.core.serving.onnx_model import serving_runtime
+from nirstream.core.runtimes.onnx_model import serving_runtime
 from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
@@ -128,7 +128,7 @@ class ModelBundle:
     @property
     def runtime(self) -> str:
         """What runs the model: keras, onnx or linear (a matrix product)."""
-        from nirstream.core.serving.onnx_model import OnnxModel
+        from nirstream.core.runtimes.onnx_model import OnnxModel
 
         return "linear" if isinstance(self.model, LinearModel) else "onnx" if isinstance(self.model, OnnxModel) else "keras"
 
@@ -162,7 +162,7 @@ def write_bundle(
         model.save(directory / MODEL_FILE)
         files = BUNDLE_FILES
         if parity_features is not None:
-            from nirstream.core.serving.onnx_export import export_with_parity
+            from nirstream.core.runtimes.onnx_export import export_with_parity
 
             metadata["onnx_parity"] = export_with_parity(model, directory / ONNX_FILE, parity_features)
             files = ONNX_BUNDLE_FILES
@@ -216,7 +216,7 @@ def load_bundle(directory: str | Path, runtime: str | None = None) -> ModelBundl
 
 
 def _load_onnx(path: Path) -> Any:
-    from nirstream.core.serving.onnx_model import OnnxModel
+    from nirstream.core.runtimes.onnx_model import OnnxModel
 
     try:
         return OnnxModel(path)
@@ -225,7 +225,7 @@ def _load_onnx(path: Path) -> Any:
 
 
 def _load_keras(path: Path) -> Any:
-    from nirstream.core.serving.keras_serving import load_keras_model
+    from nirstream.core.runtimes.keras_serving import load_keras_model
 
     try:
         return load_keras_model(path)

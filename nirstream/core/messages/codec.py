@@ -31,7 +31,7 @@ from nirstream.core.errors import RejectReason, SpectrumRejected
 from nirstream.core.messages.common import SCHEMA_VERSION
 from nirstream.core.messages.limits import MAX_MESSAGE_BYTES
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.chemometrics.validation import check_spectrum_length, check_spectrum_values
+from nirstream.core.messages.spectrum_checks import check_spectrum_length, check_spectrum_values
 
 BINARY_MAGIC = b"NIRS"
 BINARY_FORMAT_VERSION = 1

@@ -1,1 +1,1 @@
-"""The served model: prediction of a batch from a bundle (ONNX Runtime or Keras), CPU thread limits."""
+"""The served model: a bundle's prediction of a batch (padding, calibration transfers, flags)."""

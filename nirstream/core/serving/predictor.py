@@ -15,8 +15,8 @@ import numpy as np
 
 from nirstream.core.artifacts.bundle import ModelBundle
 from nirstream.core.chemometrics.linear_model import LinearModel
-from nirstream.core.serving.keras_serving import compiled_prediction
-from nirstream.core.serving.onnx_model import OnnxModel
+from nirstream.core.runtimes.keras_serving import compiled_prediction
+from nirstream.core.runtimes.onnx_model import OnnxModel
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ class OnnxParityError(RuntimeError):
 def export_with_parity(model, path: Path, features: np.ndarray) -> dict[str, float]:
     """Write ``model`` (with its members' outputs, for an ensemble) as ONNX to ``path`` and check it against Keras on
     ``features`` (preprocessed real spectra, (n, channels)); raise ``OnnxParityError`` beyond the tolerance."""
-    from nirstream.core.serving.keras_serving import use_full_float32, with_member_outputs
-    from nirstream.core.serving.onnx_model import OnnxModel
+    from nirstream.core.runtimes.keras_serving import use_full_float32, with_member_outputs
+    from nirstream.core.runtimes.onnx_model import OnnxModel
 
     use_full_float32()  # the Keras side of the comparison as the worker computes it
     served, _ = with_member_outputs(model)

@@ -1,0 +1,1 @@
+"""What runs a network: ONNX Runtime, Keras (TensorFlow), the ONNX export with its parity check, CPU thread limits."""
