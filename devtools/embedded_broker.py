@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nirstream.devtools.child_processes import stop_with_parent
+from nirstream.core.child_processes import stop_with_parent
 
 # Tansu reads these from the environment and they would override our flags.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nirstream.devtools.child_processes import stop_with_parent, terminate
+from nirstream.core.child_processes import stop_with_parent, terminate
 
 _EPOCH = re.compile(rb"Epoch (\d+)/(\d+)")
 _LABELLED = re.compile(rb"(\d+) labelled plant spectra from")

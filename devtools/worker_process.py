@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nirstream.devtools.embedded_broker import free_port
-from nirstream.devtools.child_processes import stop_with_parent, terminate
+from nirstream.core.child_processes import stop_with_parent, terminate
 from nirstream.core.settings import TopicNames
 
 
@@ -48,11 +48,15 @@ class WorkerProcess:
         env = worker_env(self.bootstrap, self.registry, self.web_port, self.topics, self.group_id, **self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nirstream", "worker", "--loglevel", self.loglevel],
+            [sys.executable, "-m", "nirstream", *self.command()],
             env=env, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child
         )
         return self
+
+    def command(self) -> list[str]:
+        """The ``nirstream`` sub-command this process runs."""
+        return ["worker", "--loglevel", self.loglevel]
 
     @property
     def pid(self) -> int:

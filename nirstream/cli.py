@@ -98,8 +98,10 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     from nirstream.ingest import cli as ingest_cli
     from nirstream.stream import cli as stream_cli
     from nirstream.trainer import cli as trainer_cli
+    from nirstream.trainer import service_cli as trainer_service_cli
 
-    return [trainer_cli.register, stream_cli.register, ingest_cli.register, devtools_cli.register]
+    return [trainer_cli.register, trainer_service_cli.register, stream_cli.register, ingest_cli.register,
+            devtools_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

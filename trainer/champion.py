@@ -18,6 +18,20 @@ def promote_and_announce(registry: ModelRegistry, version: str, reason: str, *, 
     announce_change(registry, version, reason, bootstrap_servers, models_topic)
 
 
+def approve_and_announce(registry: ModelRegistry, version: str, reason: str, *, by: str,
+                         bootstrap_servers: str | None = None, models_topic: str | None = None) -> None:
+    """Promote a version the learning loop proposed, as a named person's decision (21 CFR Part 11 change control):
+    the promotion's audit record carries who, why and the gate's figures from the proposal."""
+    version = str(version)
+    events = [e for e in registry.history() if e.version == version and e.event in ("proposed", "promoted", "rejected")]
+    if not events or events[-1].event != "proposed":
+        state = events[-1].event if events else registry.status(version)
+        raise ValueError(f"version {version} is not waiting for approval (it is {state}); `nirstream models promote` "
+                         "promotes any version by hand")
+    registry.promote(version, reason, by=by, details={"approved_proposal": events[-1].details})
+    announce_change(registry, version, reason, bootstrap_servers, models_topic)
+
+
 def roll_back_and_announce(registry: ModelRegistry, reason: str, *, by: str | None = None,
                            bootstrap_servers: str | None = None, models_topic: str | None = None) -> str:
     """Return to the previous champion, tell the workers, and return its version."""

@@ -199,6 +199,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__*)")
         _registry_argument(action)
         action.set_defaults(handler=_models_change)
+    approve = actions.add_parser(
+        "approve", help="promote a version the trainer service proposed, as a named person's decision",
+        description="Promote VERSION, which the learning loop's time-forward gate proposed, recording who approved it, "
+                    "why, and the gate's figures in the audit trail (21 CFR Part 11 change control).")
+    approve.add_argument("version")
+    approve.add_argument("--by", required=True, help="who approves (a named person)")
+    approve.add_argument("--reason", required=True, help="why, for the audit trail")
+    approve.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka")
+    _registry_argument(approve)
+    approve.set_defaults(handler=_models_change)
     history = actions.add_parser(
         "history", help="the registry's audit trail: who promoted, rejected, rolled back or published what, verified",
         description=HISTORY_DESCRIPTION)
@@ -446,11 +456,14 @@ def _models_show(args: argparse.Namespace) -> int:
 
 def _models_change(args: argparse.Namespace) -> int:
     from nirstream.core.artifacts.audit import AuditLogError
-    from nirstream.trainer.champion import promote_and_announce, roll_back_and_announce
+    from nirstream.trainer.champion import approve_and_announce, promote_and_announce, roll_back_and_announce
 
     registry = _registry(args)
     if args.models_command == "promote":
         promote_and_announce(registry, args.version, args.reason, by=args.by, bootstrap_servers=args.bootstrap_servers)
+        version = args.version
+    elif args.models_command == "approve":
+        approve_and_announce(registry, args.version, args.reason, by=args.by, bootstrap_servers=args.bootstrap_servers)
         version = args.version
     else:
         version = roll_back_and_announce(registry, args.reason, by=args.by, bootstrap_servers=args.bootstrap_servers)

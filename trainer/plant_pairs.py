@@ -39,11 +39,17 @@ def labelled_frame(pairs: list[LabelledPair], targets: list[str], grid: Waveleng
     for pair in pairs:
         first.setdefault(pair.message_id, pair)
     rows = [p for p in first.values() if p.grid == grid and all(t in p.reference for t in targets)]
+    return training_frame([p.sample_id for p in rows], [p.reference for p in rows], [p.values for p in rows], targets, grid)
+
+
+def training_frame(sample_ids: list[str], references: list[dict[str, float]], spectra: list, targets: list[str],
+                   grid: WavelengthGrid) -> pd.DataFrame:
+    """The table ``nirstream train --extra-training`` reads: sample id, one column per target, one per wavelength."""
     columns = [f"{w:.4f}" for w in grid.wavelengths()]
-    frame = pd.DataFrame(np.array([p.values for p in rows], dtype=np.float64).reshape(len(rows), grid.count), columns=columns)
+    frame = pd.DataFrame(np.array(spectra, dtype=np.float64).reshape(len(spectra), grid.count), columns=columns)
     for target in reversed(targets):
-        frame.insert(0, target, [p.reference[target] for p in rows])
-    frame.insert(0, "sample_id", [p.sample_id for p in rows])
+        frame.insert(0, target, [r[target] for r in references])
+    frame.insert(0, "sample_id", list(sample_ids))
     return frame
 
 

@@ -122,25 +122,36 @@ class PlantStore:
         return self._db.execute("SELECT COUNT(*) FROM labelled_pairs WHERE measured_at > ?",
                                 (_utc(since).isoformat(),)).fetchone()[0]
 
+    def count_archived_after(self, moment: datetime) -> int:
+        """How many pairs the store took after ``moment`` (lab values a model published then has not seen)."""
+        return self._db.execute("SELECT COUNT(*) FROM labelled_pairs WHERE archived_at > ?",
+                                (_utc(moment).isoformat(),)).fetchone()[0]
+
     def message_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT message_id FROM labelled_pairs ORDER BY message_id")]
 
     def pairs(self, *, since: datetime | None = None, analyzer: str | None = None, target: str | None = None,
-              newest: int | None = None) -> list[StoredPair]:
+              model_version: str | None = None, newest: int | None = None,
+              newest_per_analyzer: int | None = None) -> list[StoredPair]:
         """Stored pairs in lab-time order, optionally after ``since``, of one analyzer, with a lab value for
-        ``target``, or only the ``newest`` n of those."""
+        ``target``, predicted by ``model_version``; only the ``newest`` n of those, or n per analyzer."""
         clauses, params = [], []
-        if since is not None:
-            clauses.append("measured_at > ?")
-            params.append(_utc(since).isoformat())
-        if analyzer is not None:
-            clauses.append("analyzer_id = ?")
-            params.append(analyzer)
+        for clause, value in (("measured_at > ?", None if since is None else _utc(since).isoformat()),
+                              ("analyzer_id = ?", analyzer), ("model_version = ?", model_version)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(f"SELECT * FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
         found = [_read(row) for row in rows]
         if target is not None:
             found = [p for p in found if target in p.reference]
+        if newest_per_analyzer:
+            per_analyzer: dict[str, list[StoredPair]] = {}
+            for pair in found:
+                per_analyzer.setdefault(pair.analyzer_id, []).append(pair)
+            kept = {id(p) for pairs in per_analyzer.values() for p in pairs[-newest_per_analyzer:]}
+            found = [p for p in found if id(p) in kept]
         return found[-newest:] if newest else found
 
     def training_arrays(self, targets: list[str], grid: WavelengthGrid,

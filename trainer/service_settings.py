@@ -6,7 +6,7 @@ explicit arguments > ``NIRSTREAM_*`` environment (``NIRSTREAM_RETRAIN__MIN_NEW_P
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,5 +49,11 @@ class TrainerServiceSettings(SharedSettings):
     store: Path = Field(default=Path("plant-data/pairs.sqlite"), description="The plant data store (SQLite file)")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6067, description="Port of /metrics, /health and /ready")
+    base_training: dict[str, Any] = Field(
+        default_factory=dict, description="What a retrain trains on besides the stored plant pairs: `nirstream train`'s "
+                                          "settings (TOML table [base_training], e.g. protocol = \"same-instrument\" or "
+                                          "data = {path = ...}); the champion's targets unless it names its own")
+    check_seconds: float = Field(default=10.0, gt=0, description="How often the retraining policy is consulted")
+    workdir: Path = Field(default=Path("plant-data/retrains"), description="Retrain children's logs, reports, outcomes")
     retrain: RetrainPolicy = RetrainPolicy()
     gate: GatePolicy = GatePolicy()

@@ -41,6 +41,9 @@ class TrainSettings(BaseModel):
     registry: Path = Field(default_factory=lambda: SharedSettings.load().registry, description="Default: NIRSTREAM_REGISTRY")
     report_dir: Path = Path("artifacts")
     promote_margin: float = Field(default=0.0, ge=0, lt=1, description="Relative RMSEP improvement needed")
+    promote: bool = Field(default=True, description="Gate the new version on the validation split (promote or reject); "
+                                                    "False: publish it and leave the decision to the caller (the "
+                                                    "trainer service's time-forward gate)")
     search_budget: str | None = Field(default=None, description="Search the CNN's hyper-parameters on the validation "
                                       "split for this long (e.g. 10m; Optuna). Default: the paper's configuration")
     pls: bool = Field(default=True, description="Fit PLS per target: the baseline, and a family that can be deployed")

@@ -90,10 +90,13 @@ def _gate(settings: TrainSettings, registry: ModelRegistry, version: str, protoc
     if gate_narrow:
         decision.reason += (f" (no-skill check skipped: the {gate_name} targets spread less than half as much as the "
                             f"training targets: {', '.join(gate_narrow)})")
-    if decision.promote:
+    if not settings.promote:
+        log.info("version %s published; the caller decides (validation gate said: %s)", version, decision.reason)
+    elif decision.promote:
         promote_and_announce(registry, version, decision.reason, by=settings.by,
                              bootstrap_servers=settings.bootstrap_servers, models_topic=settings.models_topic)
     else:
         registry.reject(version, decision.reason, by=settings.by)
-    log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
+    if settings.promote:
+        log.info("version %s %s: %s", version, "promoted" if decision.promote else "rejected", decision.reason)
     return decision

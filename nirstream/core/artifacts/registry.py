@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class RegistryEvent(BaseModel):
     """One line of ``history.jsonl``. Lines from before the audit trail lack ``by``, ``checksum``, ``prev``, ``hash``."""
 
-    event: str  # published | promoted | rejected | rolled_back | transfer_published
+    event: str  # published | proposed | promoted | rejected | rolled_back | transfer_published
     version: str  # the model version (a transfer's: the model it was fitted with; analyzer and number in details)
     reason: str = ""
     at: str = ""  # UTC, ISO 8601
@@ -127,20 +127,27 @@ class ModelRegistry:
             self._record(audit, "published", version, "", by, self._checksum(self.path(version)), details or {})
         return version
 
-    def promote(self, version: str, reason: str = "", by: str | None = None) -> None:
+    def promote(self, version: str, reason: str = "", by: str | None = None, details: dict[str, Any] | None = None) -> None:
         version = str(version)
         verify_bundle(self.path(version))
         with self.audit.writing() as audit:  # pointer and record under one lock: concurrent promotions stay in order
             previous = self.champion()
             # the record is complete before the pointer moves: a failure to build it leaves the champion as it was
-            event = self._event("promoted", version, reason, by, self._checksum(self.path(version)), {"previous": previous})
+            event = self._event("promoted", version, reason, by, self._checksum(self.path(version)),
+                                {"previous": previous, **(details or {})})
             self._point_champion(version, previous)
             audit.append(event)
 
-    def reject(self, version: str, reason: str, by: str | None = None) -> None:
+    def reject(self, version: str, reason: str, by: str | None = None, details: dict[str, Any] | None = None) -> None:
         version = str(version)
         with self.audit.writing() as audit:
-            self._record(audit, "rejected", version, reason, by, self._checksum(self.path(version)))
+            self._record(audit, "rejected", version, reason, by, self._checksum(self.path(version)), details)
+
+    def propose(self, version: str, reason: str, by: str | None = None, details: dict[str, Any] | None = None) -> None:
+        """Record that ``version`` passed a gate and waits for a named person's approval (``models approve``)."""
+        version = str(version)
+        with self.audit.writing() as audit:
+            self._record(audit, "proposed", version, reason, by, self._checksum(self.path(version)), details)
 
     def rollback(self, reason: str = "manual rollback", by: str | None = None) -> str:
         """Make the previous champion champion again; return its version."""

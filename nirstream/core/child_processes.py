@@ -1,4 +1,5 @@
-"""Child processes (embedded broker, workers) that do not outlive the process that started them."""
+"""Child processes (embedded broker, workers, the trainer service's retrains) that do not outlive the process that
+started them."""
 
 from __future__ import annotations
 
