@@ -117,10 +117,10 @@ def test_a_drifting_process_is_retrained_gated_promoted_and_hot_swapped_without_
                       NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="80",
                       NIRSTREAM_BASE_TRAINING=json.dumps({"protocol": "tecator", "family": "pls"})).start()
     try:
+        trainer.wait_ready()
         run(produce(broker.bootstrap_servers, topics.labelled,
                     [(b"line-1", m) for m in labelled(tecator, test_rows, spectra, predicted)]))
-        trainer.wait_for(lambda: trainer.get("/metrics")[0] == 200
-                         and trainer.metric("nirstream_trainer_gate_decisions_total") >= 1, "a gate decision")
+        trainer.wait_for(lambda: trainer.metric("nirstream_trainer_gate_decisions_total") >= 1, "a gate decision")
         assert trainer.metric("nirstream_trainer_gate_decisions_total", decision="promoted") == 1, trainer.log_tail()
         new_champion = registry.champion()
         assert new_champion not in (None, "1")
@@ -140,10 +140,10 @@ def test_a_failing_retrain_leaves_the_champion_serving_and_is_counted(broker, re
     trainer = service(broker, registry, topics, tmp_path, NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="30",
                       NIRSTREAM_BASE_TRAINING=json.dumps({"data": {"path": str(tmp_path / "missing.csv")}})).start()
     try:
+        trainer.wait_ready()
         run(produce(broker.bootstrap_servers, topics.labelled,
                     [(b"line-1", m) for m in labelled(tecator, list(range(40)))]))
-        trainer.wait_for(lambda: trainer.get("/metrics")[0] == 200
-                         and trainer.metric("nirstream_trainer_retrains_total", outcome="failed") >= 1, "a failed retrain")
+        trainer.wait_for(lambda: trainer.metric("nirstream_trainer_retrains_total", outcome="failed") >= 1, "a failed retrain")
         assert registry.champion() == "1"
         assert trainer.metric("nirstream_trainer_retrains_total", outcome="succeeded") == 0
         assert "retrain failed" in trainer.log_path.read_text()
@@ -165,3 +165,26 @@ def test_a_proposal_waits_for_a_named_persons_approval(mode, tmp_path, registry,
     promotion = registry.history()[-1]
     assert (promotion.event, promotion.by) == ("promoted", "Jane Doe")
     assert promotion.details["approved_proposal"] == {"gate": "time-forward"}
+
+
+def test_a_bad_promotion_is_rolled_back_by_the_guard(broker, registry, topics, tmp_path, tecator, rng):
+    registry.promote("2", "an operator's promotion that turns out badly")
+    fat = tecator.y[:, tecator.target_names.index("fat")]
+    rows = list(range(40))
+    good = fat[rows[:20]] + rng.normal(0, 0.5, 20)  # version 1's last lab pairs
+    bad = fat[rows[20:]] + rng.normal(0, 5.0, 20)  # version 2's first lab pairs
+    messages = (labelled(tecator, rows[:20], predicted=good, model_version="1")
+                + labelled(tecator, rows[20:], predicted=bad, model_version="2", start=20))
+    trainer = service(broker, registry, topics, tmp_path, NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="1000",
+                      NIRSTREAM_RETRAIN__BIAS_K="1000").start()
+    try:
+        trainer.wait_ready()
+        run(produce(broker.bootstrap_servers, topics.labelled, [(b"line-1", m) for m in messages]))
+        trainer.wait_for(lambda: trainer.metric("nirstream_trainer_rollbacks_total") >= 1, "an automatic rollback")
+        assert registry.champion() == "1"
+        rollback = registry.history()[-1]
+        assert (rollback.event, rollback.by, rollback.details["from"]) == ("rolled_back", "nirstream trainer", "2")
+        assert "promotion guard" in rollback.reason
+        assert registry.audit.verify().intact
+    finally:
+        trainer.stop()

@@ -35,7 +35,9 @@ from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.core.child_processes import stop_with_parent, terminate
 from nirstream.core.messages.labelled import LabelledPair
 from nirstream.kafka.backoff import Backoff, pause_unless_stopped
+from nirstream.trainer.champion import roll_back_and_announce
 from nirstream.trainer.plant_store import PlantStore
+from nirstream.trainer.promotion_guard import judge_promotion
 from nirstream.trainer.retrain_policy import decide
 from nirstream.trainer.service_metrics import TrainerMetrics
 from nirstream.trainer.service_settings import TrainerServiceSettings
@@ -107,6 +109,7 @@ class RetrainScheduler:
         self.run_dir: Path | None = None
         self.last_decision = ""
         self.rejected_in_a_row = 0
+        self.guarded: set[str] = set()  # champions the guard has judged (or need none)
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -125,6 +128,9 @@ class RetrainScheduler:
         champion = self.registry.champion()
         if champion is None:
             return
+        if self.settings.guard.enabled and champion not in self.guarded:
+            self._guard(champion)
+            champion = self.registry.champion()
         decision = decide(self.settings.retrain, new_pairs=self._new_pairs(champion),
                           recent_errors=self._recent_errors(champion),
                           minutes_since_last_start=None if self.last_start is None else (time.monotonic() - self.last_start) / 60,
@@ -134,6 +140,28 @@ class RetrainScheduler:
             self.last_decision = decision.reason
         if decision.retrain:
             self._start(decision.reason)
+
+    def _guard(self, champion: str) -> None:
+        """Judge a newly promoted champion once it has its first lab pairs; roll back if it is worse."""
+        changes = [e for e in self.registry.history() if e.version == champion and e.event in ("promoted", "rolled_back")]
+        previous = changes[-1].details.get("previous") if changes and changes[-1].event == "promoted" else None
+        if not previous:  # the first champion, or one a rollback returned to: nothing to compare with
+            self.guarded.add(champion)
+            return
+        verdict = judge_promotion(self.store, champion, str(previous), self.settings.guard.pairs,
+                                  self.settings.gate.confidence)
+        if not verdict.ready:
+            return
+        self.guarded.add(champion)
+        if not verdict.roll_back:
+            log.info("promotion guard: %s", verdict.reason)
+            return
+        back_to = roll_back_and_announce(self.registry, f"promotion guard: {verdict.reason}", by="nirstream trainer",
+                                         bootstrap_servers=self.settings.bootstrap_servers,
+                                         models_topic=self.settings.topics.models)
+        self.guarded.add(back_to)
+        self.metrics.rollbacks.inc()
+        log.error("promotion guard rolled back to version %s: %s", back_to, verdict.reason)
 
     def _new_pairs(self, champion: str) -> int:
         """Pairs archived after the champion was published: lab values it has not seen."""

@@ -26,4 +26,6 @@ class TrainerMetrics:
                                           registry=r)
         self.gate_rmsep = Gauge("nirstream_trainer_gate_rmsep", "RMSEP on the newest held-out pairs at the last gate",
                                 ["model", "target"], registry=r)
+        self.rollbacks = Counter("nirstream_trainer_rollbacks_total", "Automatic rollbacks by the promotion guard",
+                                 registry=r)
         self.retrain_running = Gauge("nirstream_trainer_retrain_running", "1 while a retrain child runs", registry=r)

@@ -41,6 +41,15 @@ class GatePolicy(BaseModel):
                                        "person (21 CFR Part 11 change control); automatic: it is promoted at once")
 
 
+class GuardPolicy(BaseModel):
+    """After a promotion: roll back when the new champion's first lab pairs are worse than the previous one's last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    pairs: int = Field(default=20, ge=10, description="The new champion's first pairs (ISO 12099's 20 for a SEP)")
+
+
 class TrainerServiceSettings(SharedSettings):
     """``nirstream trainer``: the shared tree plus the service's own settings."""
 
@@ -57,3 +66,4 @@ class TrainerServiceSettings(SharedSettings):
     workdir: Path = Field(default=Path("plant-data/retrains"), description="Retrain children's logs, reports, outcomes")
     retrain: RetrainPolicy = RetrainPolicy()
     gate: GatePolicy = GatePolicy()
+    guard: GuardPolicy = GuardPolicy()

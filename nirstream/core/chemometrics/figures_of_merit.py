@@ -88,3 +88,26 @@ def figures_per_target(y_true, y_pred, targets, seed: int = 0) -> dict[str, dict
     y_true, y_pred = np.reshape(y_true, (len(y_true), -1)), np.reshape(y_pred, (len(y_pred), -1))
     return {t: {**regression_metrics(y_true[:, j], y_pred[:, j]), "rmsep_ci95": rmsep_interval(y_true[:, j], y_pred[:, j], seed=seed)}
             for j, t in enumerate(targets)}
+
+
+def _rms_statistic(errors, axis=-1):
+    return np.sqrt(np.mean(errors**2, axis=axis))
+
+
+def unpaired_rmsep_difference(errors_a, errors_b, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """RMSEP(a) - RMSEP(b) from the errors (prediction - reference) of two different sets of samples, with a
+    percentile bootstrap interval resampling each set on its own. Weaker than the paired comparison (what the
+    samples share does not cancel); for models that predicted different samples, e.g. one after the other."""
+    from scipy.stats import bootstrap
+
+    a, b = (np.asarray(e, dtype=np.float64).ravel() for e in (errors_a, errors_b))
+
+    def difference(x, y, axis=-1):
+        return _rms_statistic(x, axis) - _rms_statistic(y, axis)
+
+    result = bootstrap((a, b), difference, paired=False, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                       confidence_level=confidence, method="percentile", random_state=seed)
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    verdict = "a better" if high < 0 else "b better" if low > 0 else "no difference shown"
+    return {"difference": float(difference(a, b)), "low": low, "high": high, "confidence": confidence,
+            "verdict": verdict}
