@@ -43,7 +43,11 @@ class TrainerServiceProcess(WorkerProcess):
     def wait_for(self, condition, what: str, timeout: float = TIMEOUT):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (found := condition()) not in (None, False):
+            try:
+                found = condition()
+            except OSError:  # /metrics not answering yet
+                found = None
+            if found not in (None, False):
                 return found
             if self.process.poll() is not None:
                 raise AssertionError(f"trainer service exited ({self.process.returncode}) waiting for {what}:\n"
@@ -52,16 +56,18 @@ class TrainerServiceProcess(WorkerProcess):
         raise AssertionError(f"no {what} within {timeout:.0f} s; log:\n{self.log_tail()}")
 
 
-def labelled(tecator, rows, spectra=None, predicted=None, analyzer="line-1", start=0, model_version="1") -> list[bytes]:
+def labelled(tecator, rows, spectra=None, predicted=None, analyzer="line-1", start=0, model_version="1",
+             reference=None) -> list[bytes]:
     grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
     fat = tecator.y[:, tecator.target_names.index("fat")]
     spectra = tecator.X[rows] if spectra is None else spectra
     predicted = fat[rows] if predicted is None else predicted
+    reference = fat[rows] if reference is None else reference
     return [LabelledPair(sample_id=f"S{start + i}", analyzer_id=analyzer, message_id=f"{analyzer}:{start + i}",
-                         model_version=model_version, predicted={"fat": float(p)}, reference={"fat": float(fat[r])},
-                         error={"fat": float(p - fat[r])}, flag="ok", measured_at=T0 + timedelta(hours=start + i),
+                         model_version=model_version, predicted={"fat": float(p)}, reference={"fat": float(y)},
+                         error={"fat": float(p - y)}, flag="ok", measured_at=T0 + timedelta(hours=start + i),
                          grid=grid, values=[float(v) for v in x]).model_dump_json().encode()
-            for i, (r, x, p) in enumerate(zip(rows, spectra, predicted, strict=True))]
+            for i, (x, p, y) in enumerate(zip(spectra, predicted, reference, strict=True))]
 
 
 def service(broker, registry, topics, tmp_path, name="trainer", **env) -> TrainerServiceProcess:
@@ -188,3 +194,45 @@ def test_a_bad_promotion_is_rolled_back_by_the_guard(broker, registry, topics, t
         assert registry.audit.verify().intact
     finally:
         trainer.stop()
+
+
+def test_a_biased_analyzer_gets_a_slope_bias_correction_that_its_newest_pairs_show_to_help(
+        broker, registry, topics, tmp_path, tecator, rng):
+    champion = Predictor(registry.load())
+    rows = list(tecator.splits["test"])[:30]
+    predicted = champion.predict(tecator.X[rows]).values[:, 0]
+    shifted = predicted + 4.0 + rng.normal(0, 0.5, len(rows))  # lab values 4 % above what the model says
+    trainer = service(broker, registry, topics, tmp_path, NIRSTREAM_GATE__MODE="automatic",
+                      NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="1000",  # only the bias can start a retrain, which fails:
+                      NIRSTREAM_BASE_TRAINING=json.dumps({"data": {"path": str(tmp_path / "missing.csv")}})).start()
+    try:
+        trainer.wait_ready()
+        run(produce(broker.bootstrap_servers, topics.labelled,
+                    [(b"line-1", m) for m in labelled(tecator, rows, predicted=predicted, reference=shifted)]))
+        trainer.wait_for(lambda: trainer.metric("nirstream_trainer_bias_corrections_total", outcome="published") >= 1,
+                         "a published bias correction")
+        assert trainer.metric("nirstream_trainer_retrains_total", outcome="failed") == 1  # the first response follows
+        transfer = registry.load_transfer("line-1")
+        assert transfer.metadata.method == "sbc" and transfer.metadata.model_version == "1"
+        corrected = transfer.correct(predicted[-10:, None], ("fat",))[:, 0]
+        assert np.sqrt(np.mean((corrected - shifted[-10:]) ** 2)) < np.sqrt(np.mean((predicted[-10:] - shifted[-10:]) ** 2))
+        assert registry.champion() == "1"  # no retrain: the correction was the first response
+    finally:
+        trainer.stop()
+
+
+def test_no_correction_is_published_for_an_unbiased_analyzer(tmp_path, registry, tecator, rng):
+    from nirstream.trainer.bias_correction import fit_bias_correction
+    from nirstream.trainer.plant_store import PlantStore
+    from nirstream.trainer.service_settings import GatePolicy, RetrainPolicy
+
+    champion = Predictor(registry.load())
+    rows = list(tecator.splits["test"])[:30]
+    predicted = champion.predict(tecator.X[rows]).values[:, 0]
+    with PlantStore(tmp_path / "pairs.sqlite") as store:
+        unbiased = predicted + rng.normal(0, 1.0, len(rows))  # lab values scattered around what the model says
+        store.add([LabelledPair.model_validate_json(m)
+                   for m in labelled(tecator, rows, predicted=predicted, reference=unbiased)])
+        correction = fit_bias_correction(store, champion, "line-1", RetrainPolicy(), GatePolicy(), by="test")
+    assert correction.transfer is None and "does not help" in correction.reason
+    assert correction.figures["fat"]["difference"]["high"] >= 0

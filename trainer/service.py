@@ -35,7 +35,9 @@ from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.core.child_processes import stop_with_parent, terminate
 from nirstream.core.messages.labelled import LabelledPair
 from nirstream.kafka.backoff import Backoff, pause_unless_stopped
-from nirstream.trainer.champion import roll_back_and_announce
+from nirstream.core.serving.predictor import Predictor
+from nirstream.trainer.bias_correction import fit_bias_correction
+from nirstream.trainer.champion import announce_change, roll_back_and_announce
 from nirstream.trainer.plant_store import PlantStore
 from nirstream.trainer.promotion_guard import judge_promotion
 from nirstream.trainer.retrain_policy import decide
@@ -110,14 +112,17 @@ class RetrainScheduler:
         self.last_decision = ""
         self.rejected_in_a_row = 0
         self.guarded: set[str] = set()  # champions the guard has judged (or need none)
+        self.corrected_at: dict[tuple[str, str], int] = {}  # (champion, analyzer) -> its pairs at the last SBC try
+        self._champion: Predictor | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
-                self.step()
+                await asyncio.to_thread(self.step)  # a model load or a correction's fit must not stall /metrics
                 await pause_unless_stopped(stop, self.settings.check_seconds)
         finally:
             terminate(self.child, 5.0)
+            self.store.close()
 
     def step(self) -> None:
         """One look: finish a retrain that ended (or ran out of time), else start one if the policy says so."""
@@ -140,6 +145,34 @@ class RetrainScheduler:
             self.last_decision = decision.reason
         if decision.retrain:
             self._start(decision.reason)
+        elif decision.biased and self.settings.retrain.bias_correction:
+            for analyzer in sorted({test.analyzer for test in decision.biased}):
+                self._correct_bias(champion, analyzer)
+
+    def _correct_bias(self, champion: str, analyzer: str) -> None:
+        """Try a slope/bias correction for ``analyzer`` once per ``bias_min_pairs`` new pairs of it."""
+        pairs = len(self.store.pairs(analyzer=analyzer))
+        tried = self.corrected_at.get((champion, analyzer))
+        if tried is not None and pairs - tried < self.settings.retrain.bias_min_pairs:
+            return
+        self.corrected_at[(champion, analyzer)] = pairs
+        if self._champion is None or self._champion.version != champion:
+            self._champion = Predictor(self.registry.load(champion))
+        correction = fit_bias_correction(self.store, self._champion, analyzer, self.settings.retrain,
+                                         self.settings.gate, by="nirstream trainer")
+        if correction.transfer is None:
+            self.metrics.bias_corrections.labels("not_helpful").inc()
+            log.info("bias correction: %s", correction.reason)
+        elif self.settings.gate.mode != "automatic":
+            self.metrics.bias_corrections.labels("proposed").inc()
+            log.warning("bias correction: %s (gate.mode %s: not published; `nirstream transfer` publishes one by hand)",
+                        correction.reason, self.settings.gate.mode)
+        else:
+            number = self.registry.publish_transfer(correction.transfer, correction.reason, by="nirstream trainer")
+            announce_change(self.registry, champion, f"{analyzer} slope/bias correction #{number}",
+                            self.settings.bootstrap_servers, self.settings.topics.models, event_type="transfer_published")
+            self.metrics.bias_corrections.labels("published").inc()
+            log.warning("bias correction #%s published: %s", number, correction.reason)
 
     def _guard(self, champion: str) -> None:
         """Judge a newly promoted champion once it has its first lab pairs; roll back if it is worse."""
@@ -222,7 +255,9 @@ class TrainerService:
         self.store = PlantStore(settings.store)
         self.metrics.pairs_stored.set(self.store.count())
         self.archiver = PairArchiver(settings, self.store, self.metrics)
-        self.scheduler = RetrainScheduler(settings, self.store, self.metrics, config_file, overrides or {})
+        # its own connection: the scheduler runs in a worker thread (loading a model, fitting a correction) while
+        # the archiver writes; SQLite's write-ahead log lets one writer and readers work at once
+        self.scheduler = RetrainScheduler(settings, PlantStore(settings.store), self.metrics, config_file, overrides or {})
 
     def web_app(self) -> web.Application:
         async def health(_request):

@@ -28,4 +28,6 @@ class TrainerMetrics:
                                 ["model", "target"], registry=r)
         self.rollbacks = Counter("nirstream_trainer_rollbacks_total", "Automatic rollbacks by the promotion guard",
                                  registry=r)
+        self.bias_corrections = Counter("nirstream_trainer_bias_corrections_total",
+                                        "Slope/bias corrections: published, not_helpful, proposed", ["outcome"], registry=r)
         self.retrain_running = Gauge("nirstream_trainer_retrain_running", "1 while a retrain child runs", registry=r)

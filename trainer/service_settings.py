@@ -25,6 +25,10 @@ class RetrainPolicy(BaseModel):
     bias_k: float = Field(default=3.0, gt=0, description="Bias significant when |mean error| > k standard errors "
                                                          "(3: the control-chart limit ASTM D6122 charts use)")
     min_interval_minutes: float = Field(default=60.0, ge=0, description="Never start retrains more often")
+    bias_correction: bool = Field(default=True, description="When an analyzer's bias is significant and no retrain "
+                                                            "starts, publish a slope/bias correction that its newest "
+                                                            "pairs show to help (gate.mode automatic only; proposed "
+                                                            "mode logs it)")
     timeout_minutes: float = Field(default=30.0, gt=0, description="A retrain running longer is killed (and counted "
                                                                    "as failed); the champion keeps serving")
 
