@@ -177,7 +177,8 @@ def compose() -> dict:
 def test_compose_services_volumes_ports_and_files():
     config = compose()
     services = config["services"]
-    assert {"kafka", "kafka-init", "worker", "opcua", "trainer", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"kafka", "kafka-init", "worker", "opcua", "trainer", "train", "simulator", "prometheus", "alertmanager",
+            "grafana"} <= set(services)
 
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:") and "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
@@ -185,9 +186,16 @@ def test_compose_services_volumes_ports_and_files():
     assert services["worker"]["deploy"]["replicas"] == 2
     assert "NIRSTREAM_GROUP_ID" in services["worker"]["environment"]
     assert services["worker"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
-    assert services["trainer"]["profiles"] == ["train"] and "nirstream train" in services["trainer"]["command"][0]
+    # the one-shot training job is `train` (profile train); `trainer` is the always-on learning loop
+    assert services["train"]["profiles"] == ["train"] and "nirstream train" in services["train"]["command"][0]
+    trainer = services["trainer"]
+    assert "profiles" not in trainer and trainer["command"] == ["trainer"] and trainer["restart"] == "unless-stopped"
+    assert "plant-data:/plant-data" in trainer["volumes"] and trainer["environment"]["NIRSTREAM_STORE"].startswith("/plant-data/")
+    assert trainer["environment"]["NIRSTREAM_WORKDIR"].startswith("/plant-data/")
+    assert "6067/ready" in " ".join(trainer["healthcheck"]["test"]) and "ports" not in trainer
     assert services["simulator"]["profiles"] == ["simulate"] and "--analyzer line-1=tablets1:test" in services["simulator"]["command"][0]
-    assert "models:/models" in services["trainer"]["volumes"] and "models:/models" in services["worker"]["volumes"]
+    for name in ("train", "trainer", "worker"):
+        assert "models:/models" in services[name]["volumes"], name
     opcua = services["opcua"]
     assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
     assert "4840:4840" in opcua["ports"] and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
@@ -235,6 +243,8 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
     worker_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-worker")
     assert worker_job["dns_sd_configs"][0]["names"] == ["worker"] and worker_job["dns_sd_configs"][0]["port"] == 6066
     assert services["worker"]["environment"]["NIRSTREAM_WEB_PORT"] == 6066
+    trainer_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-trainer")
+    assert trainer_job["static_configs"][0]["targets"] == [f"trainer:{services['trainer']['environment']['NIRSTREAM_WEB_PORT']}"]
 
 
 def test_topic_script_creates_every_topic_with_its_partitions():
