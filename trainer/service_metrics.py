@@ -29,3 +29,9 @@ class TrainerMetrics:
         self.rollbacks = Counter("nirstream_trainer_rollbacks_total", "Automatic rollbacks by the promotion guard",
                                  registry=r)
         self.retrain_running = Gauge("nirstream_trainer_retrain_running", "1 while a retrain child runs", registry=r)
+        # Every outcome and decision exists at 0 from the start: increase() then sees the first failure
+        # (an alert) and the dashboard's panels have series before the first retrain.
+        for outcome in ("started", "succeeded", "failed"):
+            self.retrains.labels(outcome)
+        for decision in ("promoted", "proposed", "rejected"):
+            self.decisions.labels(decision)
