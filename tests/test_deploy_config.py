@@ -144,6 +144,8 @@ def test_grafana_provisioning_and_dashboards():
         ids = [p["id"] for p in dashboard["panels"]]
         assert len(ids) == len(set(ids))
         for panel in dashboard["panels"]:
+            if panel["type"] == "row":  # a row only heads the panels below it: no query of its own
+                continue
             assert panel["datasource"]["uid"] == DATASOURCE_UID
             assert panel["targets"] and all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
     assert any("histogram_quantile" in e and "nirstream_end_to_end_latency_seconds_bucket" in e
@@ -165,6 +167,25 @@ def test_quality_dashboard_is_per_target_with_prediction_intervals():
     cells = [(x, y) for p in dashboard["panels"] for g in [p["gridPos"]]
              for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
     assert len(cells) == len(set(cells)), "panels overlap"
+
+
+def test_quality_dashboard_has_a_learning_loop_row_on_the_trainers_own_metrics():
+    from nirstream.trainer.service_metrics import TrainerMetrics
+
+    dashboard = json.loads((GRAFANA / "dashboards" / "nirstream-quality.json").read_text())
+    [row] = [p for p in dashboard["panels"] if p["type"] == "row" and "learning loop" in p["title"].lower()]
+    below = [p for p in dashboard["panels"] if p["type"] != "row" and p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = " ".join(t["expr"] for p in below for t in p["targets"])
+    for shown in ("nirstream_trainer_pairs_archived_total", "by (outcome) (increase(nirstream_trainer_retrains_total",
+                  "by (decision) (increase(nirstream_trainer_gate_decisions_total",
+                  "by (model, target) (nirstream_trainer_gate_rmsep", "nirstream_trainer_rollbacks_total",
+                  "nirstream_trainer_last_retrain_seconds"):
+        assert shown in exprs, shown
+    # every trainer metric a dashboard or rule names is one the service exports (a renamed metric shows no data)
+    exported = {sample.name for family in TrainerMetrics().registry.collect() for sample in family.samples}
+    exported |= {name.removesuffix("_total") for name in exported}
+    used = {m for path in DASHBOARDS + RULES for m in re.findall(r"nirstream_trainer_\w+", path.read_text())}
+    assert used and used <= exported, used - exported
 
 
 # --------------------------------------------------------------------------- docker-compose.yml, Dockerfile
