@@ -62,8 +62,8 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
                            "(default 900)")
     demo.add_argument("--rate", type=float, default=5.0, help="spectra per second per analyzer (default 5)")
     demo.add_argument("--retrain-after", type=int, default=100,
-                      help="start the retrain once the stream has joined this many lab values with predictions "
-                           "(default 100); the retrained model learns from them")
+                      help="the trainer service retrains once its store holds this many lab-labelled pairs beyond "
+                           "the 20 its gate holds out (default 100); the retrained model learns from them")
     demo.add_argument("--reference-fraction", type=float, default=0.5, help="share of samples the lab measures (default 0.5)")
     demo.add_argument("--drift", type=float, default=2.0, help="line-2's band growth per minute, in data std (default 2)")
     demo.add_argument("--summary", type=Path, help="write a JSON summary here")

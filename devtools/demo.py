@@ -1,8 +1,11 @@
-"""``nirstream demo``: broker, model, worker, two simulated analyzers, the lab loop and a hot swap.
+"""``nirstream demo``: broker, model, worker, the trainer service, two simulated analyzers, the lab loop and a
+hot swap.
 
 ``line-1`` replays test spectra unperturbed; ``line-2`` replays them with a growing absorption
-band (a drift EMSC cannot remove) and a few faults. Lab values follow after a delay. Partway
-through, a retrained model is published, promoted and announced, and the worker swaps to it.
+band (a drift EMSC cannot remove) and a few faults. Lab values follow after a delay. The trainer
+service (``nirstream trainer``, gate in automatic mode) archives the lab-labelled pairs; once it
+holds enough, it retrains, gates the candidate on the newest pairs and promotes it, and the worker
+swaps to it.
 Runs live (the watch view, Ctrl-C stops) or headless for ``--duration`` seconds; either way
 every process it started is stopped, and a JSON summary can be written.
 """
@@ -15,9 +18,10 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,8 @@ import numpy as np
 from nirstream.devtools.embedded_broker import EmbeddedBroker
 from nirstream.devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
 from nirstream.devtools.topic_view import WatchState, follow, render
-from nirstream.devtools.training_process import TrainingProcess
+from nirstream.devtools.trainer_process import TrainerProcess
+from nirstream.devtools.training_process import TrainingProcess, epoch_progress
 from nirstream.devtools.worker_process import WorkerProcess
 from nirstream.core.datasets.tablets import tablets_path
 from nirstream.core.chemometrics.figures_of_merit import rmse
@@ -98,11 +103,38 @@ class DemoIncomplete(RuntimeError):
     """The headless demo did not see the whole sequence (retrain, swap, swapped predictions) in time."""
 
 
+# The time-forward gate holds out the newest pairs (GatePolicy.holdout_pairs' default): the demo asks the
+# service for --retrain-after pairs to train on plus these, so the retrained model learns from --retrain-after.
+HOLDOUT_PAIRS = 20
+
+
+def start_trainer_service(bootstrap: str, registry: ModelRegistry, protocol: str, retrain_after: int, logs: Path) -> TrainerProcess:
+    """``nirstream trainer`` as the plant runs it, with settings that make its loop act within the demo: the same
+    quick training as the first model, the gate in automatic mode (promotion is the service's, with the gate's
+    figures in the audit trail), a retrain once the store holds ``retrain_after`` pairs beyond the held-out ones.
+    The bias trigger is off so that the demo's steps come in the same order every run. A fresh store per run."""
+    run_dir = Path(tempfile.mkdtemp(prefix="demo-trainer-", dir=logs))
+    settings = {
+        "NIRSTREAM_GATE__MODE": "automatic",
+        "NIRSTREAM_GATE__HOLDOUT_PAIRS": str(HOLDOUT_PAIRS),
+        "NIRSTREAM_RETRAIN__MIN_NEW_PAIRS": str(retrain_after + HOLDOUT_PAIRS),
+        "NIRSTREAM_RETRAIN__BIAS_K": "1e9",
+        "NIRSTREAM_CHECK_SECONDS": "1",
+        # calibration on validation: the demo shows the swap, not interval coverage, and must stay quick
+        "NIRSTREAM_BASE_TRAINING": json.dumps({"protocol": protocol, "quick": True, "pls": False,
+                                               "calibration": "validation", "seed": 1}),
+    }
+    return TrainerProcess(bootstrap, registry.base, None, logs / "demo-trainer.log", extra_env=settings,
+                          store=run_dir / "pairs.sqlite", workdir=run_dir / "retrains").start()
+
+
 @dataclass
 class SwapProgress:
-    """Where the mid-demo retrain and hot swap stand; each step is an observed event."""
+    """Where the trainer service's retrain and the hot swap stand; each step is an observed event."""
 
-    retrain: TrainingProcess | None = None
+    trainer: TrainerProcess
+    min_pairs: int
+    figures: dict = field(default_factory=dict)  # the service's last /metrics reading
     version: str | None = None
     gate: str = ""
     labelled_used: int | None = None
@@ -116,18 +148,18 @@ class SwapProgress:
 
 
 def _finish_retrain(progress: SwapProgress, registry: ModelRegistry, bootstrap: str, models_topic: str,
-                    first_version: str, elapsed: float) -> None:
-    """The retrain child has exited: make its version the champion (the operator's override) and announce it."""
-    retrain = progress.retrain
-    if retrain.returncode != 0:
-        raise DemoIncomplete(f"the retrain failed (exit {retrain.returncode}); its log:\n{retrain.log_tail()}")
-    version = registry.versions()[-1]
-    if version == first_version:
-        raise DemoIncomplete(f"the retrain published no new version; its log:\n{retrain.log_tail()}")
-    progress.labelled_used = retrain.labelled_count
-    progress.gate = registry.status(version)
-    if registry.champion() != version:  # the gate kept the old model; the operator overrides for the demo
-        reason = f"demo: operator promotes the model retrained on {progress.labelled_used} lab-labelled spectra"
+                    elapsed: float) -> None:
+    """The service's retrain has ended: read its outcome. Promoted: the service did it. Rejected by the gate: the
+    operator promotes the candidate anyway so that the demo shows the swap (recorded as such in the audit trail)."""
+    outcome = progress.trainer.last_outcome()
+    if progress.figures.get("failed") or outcome is None or outcome["status"] not in ("promoted", "rejected"):
+        log_file = progress.trainer.last_retrain_log()
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:]) if log_file else ""
+        raise DemoIncomplete(f"the trainer service's retrain did not decide ({outcome}); its log {log_file}:\n{tail}")
+    version = str(outcome["version"])
+    progress.labelled_used, progress.gate = outcome["training_pairs"], outcome["status"]
+    if outcome["status"] == "rejected":
+        reason = f"demo: operator promotes the candidate the time-forward gate rejected ({outcome['reason']})"
         promote_and_announce(registry, version, reason, bootstrap_servers=bootstrap, models_topic=models_topic)
     progress.version, progress.at = version, elapsed
 
@@ -158,23 +190,28 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     topics = TopicNames()
     state, stop_following, stop_sending = WatchState(), asyncio.Event(), asyncio.Event()
     timeline: list[dict] = []
-    progress = SwapProgress()
+    progress = None
     with EmbeddedBroker.start(port) as broker:
         bootstrap = broker.bootstrap_servers
         worker = WorkerProcess(bootstrap, registry.base, None, logs / "demo-worker.log", loglevel="warning", extra_env={
             "NIRSTREAM_SATURATION_LIMIT": str(SATURATION_CEILING * 0.99), "NIRSTREAM_RMSEP_WINDOW": "50"}).start()
         pids = {"broker": broker.process.pid, "worker": worker.pid}
-        sender = follower = None
+        sender = follower = trainer = None
         try:
-            worker.wait_ready(timeout=120)
+            worker.wait_ready(timeout=120)  # the worker has created the topics the trainer service reads
+            trainer = start_trainer_service(bootstrap, registry, protocol, retrain_after, logs)
+            pids["trainer"] = trainer.pid
+            progress = SwapProgress(trainer, retrain_after + HOLDOUT_PAIRS)
+            trainer.wait_ready(timeout=120)
             print(f"embedded broker {bootstrap}; worker metrics http://127.0.0.1:{worker.web_port}/metrics "
-                  f"(health /health, /ready); logs in {logs}/", flush=True)
+                  f"(health /health, /ready); trainer service http://127.0.0.1:{trainer.web_port}/metrics; "
+                  f"logs in {logs}/", flush=True)
             follower = asyncio.create_task(follow(bootstrap, topics.model_dump(), state, stop_following))
             sender = asyncio.create_task(replay(
                 bootstrap, topics.spectra, analyzers, rate, stop=stop_sending, reference_topic=topics.reference,
                 reference_fraction=reference_fraction, reference_delay=2.0))
             started = time.monotonic()
-            title = lambda: (f"nirstream demo — {time.monotonic() - started:5.1f} s — {progress_line(progress, retrain_after, state)}"
+            title = lambda: (f"nirstream demo — {time.monotonic() - started:5.1f} s — {progress_line(progress)}"
                              " — Ctrl-C stops")
             live = None
             if duration is None:
@@ -187,8 +224,8 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                     await asyncio.sleep(1.0)  # sampling interval of the metrics timeline and of the demo's steps
                     elapsed = time.monotonic() - started
                     timeline.append({"t": round(elapsed, 1), **await asyncio.to_thread(scrape, worker)})
-                    await asyncio.to_thread(_advance, progress, state, registry, bootstrap, topics, protocol, logs,
-                                            retrain_after, first_version, elapsed, [a.analyzer_id for a in analyzers])
+                    await asyncio.to_thread(_advance, progress, state, registry, bootstrap, topics, elapsed,
+                                            [a.analyzer_id for a in analyzers])
                     if live:
                         live.update(render(state, title()))
                     if duration is not None and progress.observed_at is not None and elapsed >= duration:
@@ -196,9 +233,12 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
                     elif duration is not None and worker.process.poll() is not None:
                         raise DemoIncomplete(f"the worker exited with code {worker.process.returncode}; its log:\n"
                                              f"{worker.log_tail()}")
+                    elif duration is not None and trainer.process.poll() is not None:
+                        raise DemoIncomplete(f"the trainer service exited with code {trainer.process.returncode}; its "
+                                             f"log:\n{trainer.log_tail()}")
                     elif duration is not None and elapsed > timeout:
                         raise DemoIncomplete(
-                            f"after {elapsed:.0f} s: {progress_line(progress, retrain_after, state)}; "
+                            f"after {elapsed:.0f} s: {progress_line(progress)}; "
                             f"versions seen {[(a, v.versions_seen) for a, v in state.analyzers.items()]}; logs in {logs}/")
             finally:
                 if live:
@@ -217,8 +257,8 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
             _, unfinished = await asyncio.wait(clients, timeout=0.5) if clients else (set(), set())
             for task in unfinished:
                 task.cancel()  # e.g. a producer still flushing to a broker that is going away
-            if progress.retrain:
-                progress.retrain.stop(timeout=0.5)
+            if trainer:
+                trainer.stop(timeout=0.5)  # its retrain child dies with it (PR_SET_PDEATHSIG); the store is SQLite
             worker.stop(timeout=0.5)  # offsets are committed after each batch: a kill loses nothing
             broker.stop(timeout=0.2)  # the demo's broker keeps everything in memory: nothing to flush
             log.info("demo stopped")
@@ -244,23 +284,30 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     return summary
 
 
-def progress_line(progress: SwapProgress, retrain_after: int, state: WatchState) -> str:
+def progress_line(progress: SwapProgress | None) -> str:
+    """One line for the screen, from the trainer service's /metrics."""
+    if progress is None:
+        return "starting the trainer service"
     if progress.version:
-        return f"serving version {progress.version}, retrained on {progress.labelled_used} lab-labelled spectra"
-    if progress.retrain:
-        return progress.retrain.status()
-    return f"lab values {len(state.labelled)}/{retrain_after} before the retrain"
+        return (f"serving version {progress.version}, retrained on {progress.labelled_used} lab-labelled spectra "
+                f"(gate: {progress.gate})")
+    figures = progress.figures
+    if progress.started_at is not None:
+        log_file = progress.trainer.last_retrain_log()
+        epochs = epoch_progress(log_file.read_bytes()) if log_file and log_file.exists() else ""
+        return f"trainer service retraining ({int(figures.get('stored', 0))} lab pairs stored{epochs})"
+    return f"lab pairs in the trainer's store {int(figures.get('stored', 0))}/{progress.min_pairs} before the retrain"
 
 
 def _advance(progress: SwapProgress, state: WatchState, registry: ModelRegistry, bootstrap: str, topics: TopicNames,
-             protocol: str, logs: Path, retrain_after: int, first_version: str, elapsed: float, analyzers: list[str]) -> None:
+             elapsed: float, analyzers: list[str]) -> None:
     """One step of the demo's sequence, each triggered by what has been observed, never by the clock."""
-    if progress.retrain is None and len(state.labelled) >= retrain_after:
-        progress.retrain = TrainingProcess(registry.base, protocol, logs / "demo-retrain.log", seed=1, bootstrap=bootstrap,
-                                           labelled_topic=topics.labelled).start()
+    progress.figures = progress.trainer.figures() or progress.figures
+    if progress.started_at is None and progress.figures.get("started"):
         progress.started_at = elapsed
-    elif progress.retrain is not None and progress.retrain.finished and progress.version is None:
-        _finish_retrain(progress, registry, bootstrap, topics.models, first_version, elapsed)
+    elif progress.started_at is not None and progress.version is None and (
+            progress.figures.get("succeeded") or progress.figures.get("failed")):
+        _finish_retrain(progress, registry, bootstrap, topics.models, elapsed)
     elif progress.version is not None and progress.observed_at is None and all(
             state.analyzers.get(a) and state.analyzers[a].model_version == progress.version for a in analyzers):
         progress.observed_at = elapsed

@@ -6,7 +6,6 @@ Reads the topics (no consumer group), so it shows the whole plant whatever the n
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter, deque
 from contextlib import aclosing

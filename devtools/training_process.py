@@ -1,5 +1,5 @@
-"""The demo's training runs: ``nirstream train --quick`` (first model) and ``--from-topic`` (mid-stream
-retrain on the stream's lab-labelled spectra), each in a child process.
+"""The demo's first model: ``nirstream train --quick`` in a child process. (Retrains are the trainer service's:
+``trainer_process.py``.)
 
 A child process (not a thread) so that Ctrl-C stops it at once and its CPU use cannot stall
 the demo's event loop; its output goes to a log file, and the epoch it has reached is read
@@ -17,19 +17,22 @@ from pathlib import Path
 from nirstream.core.child_processes import stop_with_parent, terminate
 
 _EPOCH = re.compile(rb"Epoch (\d+)/(\d+)")
-_LABELLED = re.compile(rb"(\d+) labelled plant spectra from")
+
+
+def epoch_progress(log: bytes) -> str:
+    """", epoch 3/8" from a Keras training log, or "" before the first epoch."""
+    epochs = _EPOCH.findall(log)
+    return f", epoch {int(epochs[-1][0])}/{int(epochs[-1][1])}" if epochs else ""
 
 
 @dataclass
 class TrainingProcess:
-    """``nirstream train --quick`` on the base protocol, plus the stream's labelled pairs when ``labelled_topic``."""
+    """``nirstream train --quick`` on the base protocol."""
 
     registry: Path
     protocol: str
     log_path: Path
     seed: int = 0
-    bootstrap: str | None = None
-    labelled_topic: str | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> TrainingProcess:
@@ -38,8 +41,6 @@ class TrainingProcess:
                    "--protocol", self.protocol,
                    "--seed", str(self.seed), "--registry", str(self.registry),
                    "--report-dir", str(self.log_path.parent / f"{self.log_path.stem}-report")]
-        if self.labelled_topic:
-            command += ["--from-topic", self.labelled_topic, "--bootstrap-servers", self.bootstrap]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         preexec_fn=stop_with_parent())  # noqa: PLW1509 - only a prctl call in the child
@@ -59,26 +60,13 @@ class TrainingProcess:
         except OSError:
             return b""
 
-    @property
-    def labelled_count(self) -> int | None:
-        """How many lab-labelled stream spectra the trainer added (once it has read the topic)."""
-        found = _LABELLED.findall(self._log())
-        return int(found[-1]) if found else None
-
     def status(self) -> str:
-        """One line for the screen: what the retrain is doing now."""
+        """One line for the screen: what the training is doing now."""
         if self.process is None:
-            return "waiting for lab values"
+            return "not started"
         if self.finished:
             return "training finished" if self.returncode == 0 else f"training failed (exit {self.returncode}; log {self.log_path})"
-        epochs = _EPOCH.findall(self._log())
-        progress = f", epoch {int(epochs[-1][0])}/{int(epochs[-1][1])}" if epochs else ""
-        if not self.labelled_topic:
-            return f"training a quick {self.protocol} model{progress}"
-        count = self.labelled_count
-        if count is None:
-            return "retrain: reading the lab-labelled spectra from the stream"
-        return f"retraining on {count} lab-labelled spectra{progress}"
+        return f"training a quick {self.protocol} model{epoch_progress(self._log())}"
 
     def stop(self, timeout: float = 2.0) -> None:
         terminate(self.process, timeout)

@@ -144,6 +144,8 @@ def test_grafana_provisioning_and_dashboards():
         ids = [p["id"] for p in dashboard["panels"]]
         assert len(ids) == len(set(ids))
         for panel in dashboard["panels"]:
+            if panel["type"] == "row":  # a row only heads the panels below it: no query of its own
+                continue
             assert panel["datasource"]["uid"] == DATASOURCE_UID
             assert panel["targets"] and all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
     assert any("histogram_quantile" in e and "nirstream_end_to_end_latency_seconds_bucket" in e
@@ -167,6 +169,25 @@ def test_quality_dashboard_is_per_target_with_prediction_intervals():
     assert len(cells) == len(set(cells)), "panels overlap"
 
 
+def test_quality_dashboard_has_a_learning_loop_row_on_the_trainers_own_metrics():
+    from nirstream.trainer.service_metrics import TrainerMetrics
+
+    dashboard = json.loads((GRAFANA / "dashboards" / "nirstream-quality.json").read_text())
+    [row] = [p for p in dashboard["panels"] if p["type"] == "row" and "learning loop" in p["title"].lower()]
+    below = [p for p in dashboard["panels"] if p["type"] != "row" and p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = " ".join(t["expr"] for p in below for t in p["targets"])
+    for shown in ("nirstream_trainer_pairs_archived_total", "by (outcome) (increase(nirstream_trainer_retrains_total",
+                  "by (decision) (increase(nirstream_trainer_gate_decisions_total",
+                  "by (model, target) (nirstream_trainer_gate_rmsep", "nirstream_trainer_rollbacks_total",
+                  "nirstream_trainer_last_retrain_seconds"):
+        assert shown in exprs, shown
+    # every trainer metric a dashboard or rule names is one the service exports (a renamed metric shows no data)
+    families = list(TrainerMetrics().registry.collect())  # a labelled gauge has no sample before its first value
+    exported = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    used = {m for path in DASHBOARDS + RULES for m in re.findall(r"nirstream_trainer_\w+", path.read_text())}
+    assert used and used <= exported, used - exported
+
+
 # --------------------------------------------------------------------------- docker-compose.yml, Dockerfile
 
 
@@ -177,7 +198,8 @@ def compose() -> dict:
 def test_compose_services_volumes_ports_and_files():
     config = compose()
     services = config["services"]
-    assert {"kafka", "kafka-init", "worker", "opcua", "trainer", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"kafka", "kafka-init", "worker", "opcua", "trainer", "train", "simulator", "prometheus", "alertmanager",
+            "grafana"} <= set(services)
 
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:") and "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
@@ -185,9 +207,16 @@ def test_compose_services_volumes_ports_and_files():
     assert services["worker"]["deploy"]["replicas"] == 2
     assert "NIRSTREAM_GROUP_ID" in services["worker"]["environment"]
     assert services["worker"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
-    assert services["trainer"]["profiles"] == ["train"] and "nirstream train" in services["trainer"]["command"][0]
+    # the one-shot training job is `train` (profile train); `trainer` is the always-on learning loop
+    assert services["train"]["profiles"] == ["train"] and "nirstream train" in services["train"]["command"][0]
+    trainer = services["trainer"]
+    assert "profiles" not in trainer and trainer["command"] == ["trainer"] and trainer["restart"] == "unless-stopped"
+    assert "plant-data:/plant-data" in trainer["volumes"] and trainer["environment"]["NIRSTREAM_STORE"].startswith("/plant-data/")
+    assert trainer["environment"]["NIRSTREAM_WORKDIR"].startswith("/plant-data/")
+    assert "6067/ready" in " ".join(trainer["healthcheck"]["test"]) and "ports" not in trainer
     assert services["simulator"]["profiles"] == ["simulate"] and "--analyzer line-1=tablets1:test" in services["simulator"]["command"][0]
-    assert "models:/models" in services["trainer"]["volumes"] and "models:/models" in services["worker"]["volumes"]
+    for name in ("train", "trainer", "worker"):
+        assert "models:/models" in services[name]["volumes"], name
     opcua = services["opcua"]
     assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
     assert "4840:4840" in opcua["ports"] and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
@@ -235,6 +264,8 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
     worker_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-worker")
     assert worker_job["dns_sd_configs"][0]["names"] == ["worker"] and worker_job["dns_sd_configs"][0]["port"] == 6066
     assert services["worker"]["environment"]["NIRSTREAM_WEB_PORT"] == 6066
+    trainer_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-trainer")
+    assert trainer_job["static_configs"][0]["targets"] == [f"trainer:{services['trainer']['environment']['NIRSTREAM_WEB_PORT']}"]
 
 
 def test_topic_script_creates_every_topic_with_its_partitions():

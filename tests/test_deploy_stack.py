@@ -1,11 +1,12 @@
-"""The monitoring stack for real: Prometheus scrapes a real worker, evaluates deploy/'s rules and
-sends the dead-letter alert through a real Alertmanager (deploy/'s routing) to a webhook in this test.
+"""The monitoring stack for real: Prometheus scrapes a real worker and a real trainer service, evaluates
+deploy/'s rules and sends the dead-letter alert through a real Alertmanager (deploy/'s routing) to a webhook in this test.
 
 The rules are the production files with one change: every `for:` is rendered as 0s (the expressions,
 windows and thresholds stay as shipped), so an alert fires at the first evaluation where its
 condition holds instead of minutes later. Prometheus scrapes and evaluates every second;
 Alertmanager's group_wait/group_interval are 1 s. Every PromQL expression of the Grafana
-dashboards is then evaluated against this Prometheus and must return data.
+dashboards is then evaluated against this Prometheus and must return data, except the gate's RMSEP, which exists
+only after a retrain's gate decision (tests/test_trainer_service.py checks its values after one).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def render_rules(target: Path) -> list[Path]:
     return rendered
 
 
-def render_prometheus(path: Path, rules_dir: Path, worker_port: int, alertmanager_port: int) -> None:
+def render_prometheus(path: Path, rules_dir: Path, worker_port: int, trainer_port: int, alertmanager_port: int) -> None:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(rules_dir / "*.yml")]
@@ -130,7 +131,9 @@ def render_prometheus(path: Path, rules_dir: Path, worker_port: int, alertmanage
     worker_job = next(job for job in config["scrape_configs"] if job["job_name"] == "nirstream-worker")
     worker_job.pop("dns_sd_configs")
     worker_job["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
-    config["scrape_configs"] = [worker_job]
+    trainer_job = next(job for job in config["scrape_configs"] if job["job_name"] == "nirstream-trainer")
+    trainer_job["static_configs"] = [{"targets": [f"127.0.0.1:{trainer_port}"]}]
+    config["scrape_configs"] = [worker_job, trainer_job]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -159,11 +162,11 @@ def monitoring(tmp_path):
                               tmp_path / "alertmanager.log", f"http://127.0.0.1:{am_port}/-/ready")
         daemons.append(alertmanager)
 
-        def start_prometheus(worker_port: int) -> str:
+        def start_prometheus(worker_port: int, trainer_port: int) -> str:
             port = free_port()
             rules_dir = tmp_path / "rules"
             render_rules(rules_dir)
-            render_prometheus(tmp_path / "prometheus.yml", rules_dir, worker_port, am_port)
+            render_prometheus(tmp_path / "prometheus.yml", rules_dir, worker_port, trainer_port, am_port)
             prometheus = Daemon([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp_path / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}",
                                  "--log.level=warn"],
@@ -197,14 +200,28 @@ def wait_for_series(prometheus: str, expr: str, deadline: float) -> list[dict]:
 
 
 def test_dead_letters_reach_the_webhook_and_every_dashboard_query_has_data(
-        broker, registry, topics, tecator, start_worker, monitoring):
-    from nirstream.devtools.simulate import Analyzer, ProcessEffects
+        broker, registry, topics, tecator, start_worker, monitoring, tmp_path):
+    from tests.test_trainer_service import service
 
     started = time.monotonic()
     webhook, start_prometheus = monitoring
+    # the learning loop archives the worker's lab pairs; no retrain here (this test is about the monitoring)
+    trainer = service(broker, registry, topics, tmp_path, NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="100000",
+                      NIRSTREAM_RETRAIN__BIAS_K="1e9").start()
+    try:
+        _monitored_stack(broker, registry, topics, tecator, start_worker, webhook, start_prometheus, trainer, started)
+    finally:
+        trainer.stop()
+
+
+def _monitored_stack(broker, registry, topics, tecator, start_worker, webhook, start_prometheus, trainer, started):
+    from nirstream.devtools.simulate import Analyzer, ProcessEffects
+
     worker = start_worker(NIRSTREAM_REGISTRY_POLL_SECONDS="1")
-    prometheus = start_prometheus(worker.web_port)
+    trainer.wait_ready()
+    prometheus = start_prometheus(worker.web_port, trainer.web_port)
     assert wait_for_series(prometheus, 'up{job="nirstream-worker"} == 1', time.monotonic() + 20)
+    assert wait_for_series(prometheus, 'up{job="nirstream-trainer"} == 1', time.monotonic() + 20)
 
     # Phase 1, clean stream and lab values: line-1 as calibrated, line-2 drifted out of the model's domain.
     line1 = Analyzer("line-1", tecator, seed=1)
@@ -258,9 +275,13 @@ def test_dead_letters_reach_the_webhook_and_every_dashboard_query_has_data(
             rendered = expr
             for variable, value in GRAFANA_VARIABLES.items():
                 rendered = rendered.replace(variable, value)
+            if "nirstream_trainer_gate_rmsep" in expr:  # only after a gate decision (see the module docstring)
+                query(prometheus, rendered)  # but it must be a query Prometheus accepts
+                continue
             if not wait_for_series(prometheus, rendered, deadline):
                 empty.append(f"{path.name}: {expr}")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+    assert trainer.metric("nirstream_trainer_pairs_archived_total") >= 80  # the worker's lab pairs reached the store
     url = f"{prometheus}/api/v1/label/analyzer/values?" + urllib.parse.urlencode({"match[]": "nirstream_predictions_total"})
     with urllib.request.urlopen(url, timeout=5) as response:  # the $analyzer template variable
         assert {"line-1", "line-2", "line-3"} <= set(json.loads(response.read())["data"])

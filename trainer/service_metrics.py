@@ -31,3 +31,11 @@ class TrainerMetrics:
         self.bias_corrections = Counter("nirstream_trainer_bias_corrections_total",
                                         "Slope/bias corrections: published, not_helpful, proposed", ["outcome"], registry=r)
         self.retrain_running = Gauge("nirstream_trainer_retrain_running", "1 while a retrain child runs", registry=r)
+        # Every outcome and decision exists at 0 from the start: increase() then sees the first failure
+        # (an alert) and the dashboard's panels have series before the first retrain.
+        for outcome in ("started", "succeeded", "failed"):
+            self.retrains.labels(outcome)
+        for decision in ("promoted", "proposed", "rejected"):
+            self.decisions.labels(decision)
+        for outcome in ("published", "not_helpful", "proposed"):
+            self.bias_corrections.labels(outcome)
