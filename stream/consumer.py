@@ -67,7 +67,10 @@ class BatchConsumer(Service):
         self.publishing = BatchPublishing(lambda: self.producer, metrics, settings.topics.deadletter, self.policy.worker_name,
                                           stopping=lambda: self.should_stop, sleep=self.sleep)
         self.batches_done = 0
-        self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window)
+        self.monitor = OnlineMonitor(settings.join_retention_seconds, settings.join_capacity, settings.rmsep_window,
+                                     time_analyzers=settings.time_join_analyzers,
+                                     time_window=settings.time_join_window_seconds, time_mode=settings.time_join_mode,
+                                     time_capacity=settings.time_join_capacity)
         self.join_state = JoinStateKeeper(settings, self.monitor, metrics, self._drain)
         self._delivering: asyncio.Task | None = None  # the newest batch going out (it awaits the one before it)
 
@@ -155,7 +158,7 @@ class BatchConsumer(Service):
         spectra = [r for r in records if r.topic != topics.reference]
         predicted = process_batch(spectra, predictor, self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
-                                 self.policy.worker_name)
+                                 self.policy.worker_name, reference_topic=topics.reference)
         return records, predictor, predicted, joined, started
 
     async def _deliver_after(self, previous: asyncio.Task | None, *prepared) -> None:

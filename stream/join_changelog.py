@@ -10,14 +10,16 @@ import numpy as np
 import orjson
 
 from nirstream.core.messages.reference import ReferenceMessage
-from nirstream.stream.lab_join_store import JoinedSample, PendingPrediction, StateChange
+from nirstream.stream.lab_join_store import JoinedSample, PendingPrediction, StateChange, WindowSpectrum
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _FLOAT32 = np.dtype("<f4")
 
-ChangelogRecord = tuple[int, bytes, bytes | None]  # partition, key (sample id), value (None: tombstone)
+# partition, key (sample id, time key, or SPECTRUM_KEY + message id), value (None: tombstone)
+ChangelogRecord = tuple[int, bytes, bytes | None]
+_PREDICTION_KINDS = {PendingPrediction: "prediction", WindowSpectrum: "spectrum"}
 
 
 def encode_change(change: StateChange) -> ChangelogRecord:
@@ -27,11 +29,11 @@ def encode_change(change: StateChange) -> ChangelogRecord:
         return change.partition, key, None
     body: dict = {"v": FORMAT_VERSION, "at": change.at}
     if isinstance(entry, PendingPrediction):
-        body |= {"kind": "prediction", "analyzer_id": entry.analyzer_id, "message_id": entry.message_id,
-                 "model_version": entry.model_version, "predicted": entry.predicted, "flag": entry.flag, "grid": entry.grid,
+        body |= {"kind": _PREDICTION_KINDS[type(entry)], "acquired_at": entry.acquired_at, "analyzer_id": entry.analyzer_id,
+                 "message_id": entry.message_id, "model_version": entry.model_version, "predicted": entry.predicted, "flag": entry.flag, "grid": entry.grid,
                  "values": base64.b64encode(np.ascontiguousarray(entry.values, _FLOAT32).tobytes()).decode()}
     elif isinstance(entry, ReferenceMessage):
-        body |= {"kind": "reference", "reference": entry.model_dump(mode="json")}
+        body |= {"kind": "reference", "reference": entry.model_dump(mode="json", exclude_none=True)}
     else:
         body |= {"kind": "joined", "message_id": entry.message_id}
     return change.partition, key, orjson.dumps(body)
@@ -46,10 +48,13 @@ def decode_change(partition: int, key: bytes, value: bytes | None) -> StateChang
     if body.get("v") != FORMAT_VERSION:
         raise ValueError(f"changelog format {body.get('v')!r}; this worker reads {FORMAT_VERSION}")
     at, kind = float(body["at"]), body["kind"]
-    if kind == "prediction":
+    if kind in ("prediction", "spectrum"):
         values = np.frombuffer(base64.b64decode(body["values"], validate=True), _FLOAT32)
-        entry = PendingPrediction(body["analyzer_id"], body["message_id"], body["model_version"],
-                                  {t: float(v) for t, v in body["predicted"].items()}, body["flag"], body["grid"], values, at)
+        # a kept spectrum needs its acquisition time (TypeError without it: skipped); a waiting prediction may lack it
+        acquired_at = float(body["acquired_at"]) if kind == "spectrum" or body.get("acquired_at") is not None else None
+        entry = (PendingPrediction if kind == "prediction" else WindowSpectrum)(
+            body["analyzer_id"], body["message_id"], body["model_version"], {t: float(v) for t, v in body["predicted"].items()},
+            body["flag"], body["grid"], values, at, acquired_at)
     elif kind == "reference":
         entry = ReferenceMessage.model_validate(body["reference"])
     elif kind == "joined":

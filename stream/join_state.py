@@ -7,8 +7,11 @@ id, in the partition number of the spectrum or lab value it came from:
 
 * ``prediction``: a prediction waiting for its lab value (analyzer, message id, model version, predicted
   values, flag, grid, and the spectrum as base64 float32);
-* ``reference``: a lab value waiting for its prediction;
-* ``joined``: the pair went out; the sample id is not joined again (a replayed batch is ignored);
+* ``spectrum``: a prediction of a spectrum without sample id, with its acquisition time, kept for lab values
+  joined by sampling time (key: ``SPECTRUM_KEY`` + message id; ``time_join_analyzers`` only);
+* ``reference``: a lab value waiting for its prediction (or, joined by time, for its window to close; key
+  ``analyzer@sampling time``);
+* ``joined``: the pair went out; the sample id (or time key) is not joined again (a replayed batch is ignored);
 * a tombstone (no value): the entry was forgotten (older than ``join_retention_seconds``, or over capacity).
 
 The consumer publishes a batch's state records with its predictions, and its ``joined`` records only after

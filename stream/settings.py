@@ -32,6 +32,19 @@ class Settings(SharedSettings):
     max_analyzer_labels: int = Field(default=100, description="Bound on per-analyzer metric label values")
     join_retention_seconds: float = Field(default=6 * 3600, gt=0, description="How long a prediction waits for its lab value")
     join_capacity: int = Field(default=20_000, ge=1, description="Most predictions (with spectra) kept for the lab join")
+    time_join_analyzers: list[str] = Field(
+        default_factory=list, description="Analyzers on continuous processes (['*']: every analyzer): their spectra "
+        "without sample id are kept, in memory and the changelog, for lab values joined by sampling time. Opt-in: "
+        "each kept spectrum is one more changelog record, a cost lines joined by sample id need not pay")
+    time_join_window_seconds: float = Field(
+        default=300.0, gt=0, description="A lab value joined by time takes its analyzer's spectra acquired within this "
+        "many seconds either side of its sampling time: wide enough for a sampling time noted to the minute and a "
+        "LIMS clock a little off the analyzer's, narrow against the process moving on")
+    time_join_mode: Literal["nearest", "mean"] = Field(
+        default="nearest", description="nearest: the spectrum acquired closest to the sampling time and the prediction "
+        "the plant saw; mean: the mean spectrum and prediction of the window (less noise, for fast noisy analyzers)")
+    time_join_capacity: int = Field(default=4320, ge=1, description="Most spectra kept per analyzer for the join by "
+                                                                    "time (6 h at one spectrum every 5 s)")
     rmsep_window: int = Field(default=100, ge=2, description="Joined pairs in the rolling RMSEP/bias")
     worker_name: str = Field(default="", description="Shown in dead letters and logs; host:pid when empty")
 

@@ -37,10 +37,18 @@ CREATE TABLE IF NOT EXISTS labelled_pairs (
     grid          TEXT NOT NULL,      -- WavelengthGrid as JSON
     reference     TEXT NOT NULL,      -- target -> lab value, JSON
     predicted     TEXT NOT NULL,      -- target -> the serving model's prediction, JSON
-    spectrum      BLOB NOT NULL       -- float64 little-endian, grid.count values
+    spectrum      BLOB NOT NULL,      -- float64 little-endian, grid.count values
+    spectrum_at   TEXT,               -- when the analyzer acquired the spectrum (the mean time of an averaged one)
+    sampled_at    TEXT,               -- when the lab took the sample (pairs joined by sampling time)
+    joined_by     TEXT,               -- sample_id, time_nearest or time_mean
+    spectra_averaged INTEGER          -- spectra averaged into the spectrum (time_mean)
 );
 CREATE INDEX IF NOT EXISTS labelled_pairs_by_time ON labelled_pairs (measured_at);
 """
+# Added after the first stores were created: ``PlantStore`` adds them to an older file (rows stored before read None).
+_ADDED_COLUMNS = (("spectrum_at", "TEXT"), ("sampled_at", "TEXT"), ("joined_by", "TEXT"), ("spectra_averaged", "INTEGER"))
+_COLUMNS = ("message_id, sample_id, analyzer_id, model_version, flag, measured_at, archived_at, grid, reference, predicted, "
+            "spectrum, spectrum_at, sampled_at, joined_by, spectra_averaged")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ class StoredPair:
     reference: dict[str, float]
     predicted: dict[str, float]
     spectrum: np.ndarray
+    spectrum_at: datetime | None = None
+    sampled_at: datetime | None = None
+    joined_by: str | None = None  # None: stored before the store kept it (joined by sample id)
+    spectra_averaged: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,10 @@ class PlantStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed batch is on disk before offsets are committed
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(labelled_pairs)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE labelled_pairs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -103,11 +119,13 @@ class PlantStore:
             else:
                 rows.append((pair.message_id, pair.sample_id, pair.analyzer_id, pair.model_version, pair.flag,
                              _utc(pair.measured_at).isoformat(), archived, pair.grid.model_dump_json(),
-                             json.dumps(pair.reference), json.dumps(pair.predicted), values.astype("<f8").tobytes()))
+                             json.dumps(pair.reference), json.dumps(pair.predicted), values.astype("<f8").tobytes(),
+                             _utc_or_none(pair.spectrum_at), _utc_or_none(pair.sampled_at), pair.joined_by,
+                             pair.spectra_averaged))
         self._db.execute("BEGIN IMMEDIATE")
         try:
             before = self._db.total_changes
-            self._db.executemany("INSERT OR IGNORE INTO labelled_pairs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany(f"INSERT OR IGNORE INTO labelled_pairs ({_COLUMNS}) VALUES ({','.join('?' * 15)})", rows)
             stored = self._db.total_changes - before  # ignored rows (stored message ids) change nothing
             self._db.execute("COMMIT")
         except BaseException:
@@ -142,7 +160,7 @@ class PlantStore:
                 clauses.append(clause)
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(f"SELECT * FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
         found = [_read(row) for row in rows]
         if target is not None:
             found = [p for p in found if target in p.reference]
@@ -167,11 +185,18 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _utc_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _utc(moment).isoformat()
+
+
 def _read(row: tuple) -> StoredPair:
     (message_id, sample_id, analyzer_id, model_version, flag, measured_at, archived_at, grid, reference, predicted,
-     spectrum) = row
+     spectrum, spectrum_at, sampled_at, joined_by, spectra_averaged) = row
     return StoredPair(message_id=message_id, sample_id=sample_id, analyzer_id=analyzer_id, model_version=model_version,
                       flag=flag, measured_at=datetime.fromisoformat(measured_at),
                       archived_at=datetime.fromisoformat(archived_at), grid=WavelengthGrid.model_validate_json(grid),
                       reference=json.loads(reference), predicted=json.loads(predicted),
-                      spectrum=np.frombuffer(spectrum, dtype="<f8").copy())
+                      spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
+                      spectrum_at=None if spectrum_at is None else datetime.fromisoformat(spectrum_at),
+                      sampled_at=None if sampled_at is None else datetime.fromisoformat(sampled_at),
+                      joined_by=joined_by, spectra_averaged=spectra_averaged)

@@ -21,6 +21,7 @@ class RejectReason(StrEnum):
     PROCESSING_ERROR = "processing_error"  # the worker failed on this message; isolated from its batch
     INVALID_REFERENCE = "invalid_reference"  # a lab reference message that is not a ReferenceMessage
     IMPLAUSIBLE_REFERENCE = "implausible_reference"  # a lab value far outside the model's training targets
+    UNMATCHED_REFERENCE = "unmatched_reference"  # a lab value joined by time with no spectrum of its analyzer in its window
     UNPUBLISHABLE = "unpublishable"  # the worker's output for a message was refused by the broker (e.g. too large)
 
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nirstream.core.messages.common import SCHEMA_VERSION, AnalyzerId, SchemaVersion, WavelengthGrid
 
+JoinedBy = Literal["sample_id", "time_nearest", "time_mean"]
+
 
 class LabelledPair(BaseModel):
     """What the worker publishes when a prediction meets its lab value (the trainer's plant data)."""
@@ -33,10 +35,18 @@ class LabelledPair(BaseModel):
     measured_at: datetime = Field(description="When the lab measured the sample")
     grid: WavelengthGrid
     values: list[float] = Field(min_length=1, max_length=100_000, description="The spectrum, on grid")
+    joined_by: JoinedBy = Field(default="sample_id", description="How the lab value found its spectrum: by sample id, "
+                                "or by sampling time (the nearest spectrum, or the mean of the window's spectra)")
+    spectra_averaged: int = Field(default=1, ge=1, description="Spectra averaged into values and predicted (time_mean)")
+    spectrum_at: datetime | None = Field(default=None, description="When the analyzer acquired the spectrum (time_mean: "
+                                                                   "the mean acquisition time)")
+    sampled_at: datetime | None = Field(default=None, description="When the lab took the sample (pairs joined by time)")
 
 
 def labelled_pair(*, sample_id: str, analyzer_id: str, message_id: str, model_version: str, predicted: dict[str, float],
-                  reference: dict[str, float], flag: str, measured_at: datetime, grid: dict, values: np.ndarray) -> dict:
+                  reference: dict[str, float], flag: str, measured_at: datetime, grid: dict, values: np.ndarray,
+                  joined_by: JoinedBy = "sample_id", spectra_averaged: int = 1, spectrum_at: datetime | None = None,
+                  sampled_at: datetime | None = None) -> dict:
     """A ``LabelledPair``'s fields as a dict (the error computed), for ``encode_labelled``; ``predicted`` and
     ``reference`` hold the same targets."""
     return {
@@ -52,6 +62,10 @@ def labelled_pair(*, sample_id: str, analyzer_id: str, message_id: str, model_ve
         "measured_at": measured_at,
         "grid": grid,
         "values": values,
+        "joined_by": joined_by,
+        "spectra_averaged": spectra_averaged,
+        "spectrum_at": spectrum_at,
+        "sampled_at": sampled_at,
     }
 
 
