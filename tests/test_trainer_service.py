@@ -236,3 +236,34 @@ def test_no_correction_is_published_for_an_unbiased_analyzer(tmp_path, registry,
         correction = fit_bias_correction(store, champion, "line-1", RetrainPolicy(), GatePolicy(), by="test")
     assert correction.transfer is None and "does not help" in correction.reason
     assert correction.figures["fat"]["difference"]["high"] >= 0
+
+
+def test_a_candidate_worse_on_the_newest_pairs_is_rejected_and_the_champion_stays(broker, topics, tmp_path, tecator):
+    from nirstream.core.artifacts.registry import ModelRegistry
+    from nirstream.trainer.train_settings import TrainSettings
+    from nirstream.trainer.training_run import run_training
+
+    base = {"protocol": "tecator", "targets": ["fat"], "family": "pls"}
+    registry = ModelRegistry(tmp_path / "registry")
+    run_training(TrainSettings(**base, registry=registry.base, report_dir=tmp_path / "first"), verbose=0)
+    assert registry.champion() == "1"
+    rows = list(tecator.splits["test"]) * 2  # 86 pairs; the 66 older ones carry another sample's lab value
+    fat = tecator.y[rows, tecator.target_names.index("fat")]
+    reference = np.concatenate([np.random.default_rng(7).permutation(fat[:66]), fat[66:]])
+    trainer = service(broker, registry, topics, tmp_path, NIRSTREAM_GATE__MODE="automatic",
+                      NIRSTREAM_RETRAIN__MIN_NEW_PAIRS="80", NIRSTREAM_RETRAIN__BIAS_K="1000",
+                      NIRSTREAM_BASE_TRAINING=json.dumps(base)).start()
+    try:
+        trainer.wait_ready()
+        run(produce(broker.bootstrap_servers, topics.labelled,
+                    [(b"line-1", m) for m in labelled(tecator, rows, reference=reference)]))
+        trainer.wait_for(lambda: trainer.metric("nirstream_trainer_gate_decisions_total") >= 1, "a gate decision")
+        assert trainer.metric("nirstream_trainer_gate_decisions_total", decision="rejected") == 1
+        assert trainer.metric("nirstream_trainer_candidates_rejected_in_a_row") == 1
+        assert registry.champion() == "1"
+        rejection = [e for e in registry.history() if e.event == "rejected"][-1]
+        assert rejection.by == "nirstream trainer" and "time-forward gate" in rejection.reason
+        verdict = rejection.details["verdicts"]["fat"]
+        assert not verdict["passed"] and verdict["difference"]["high"] >= 0
+    finally:
+        trainer.stop()
