@@ -47,10 +47,8 @@ def plant_frame(dataset, target: str, noisy: bool) -> pd.DataFrame:
     frame = pd.DataFrame(X, columns=[f"{w:.4f}" for w in dataset.wavelengths])
     frame.insert(0, target, dataset.target(target))
     if dataset.splits:
-        labels = np.empty(dataset.n_samples, dtype=object)
-        for name, rows in dataset.splits.items():
-            labels[rows] = {"monitor": "validation"}.get(name, name)
-        frame.insert(0, "set", labels)
+        split_of = {int(i): {"monitor": "validation"}.get(name, name) for name, rows in dataset.splits.items() for i in rows}
+        frame.insert(0, "set", [split_of[i] for i in range(dataset.n_samples)])
     frame.insert(0, "sample", dataset.sample_names)
     return frame
 

@@ -80,7 +80,8 @@ def data_choices(protocol: Protocol, settings: TrainSettings, calibration: Inter
                        *([] if by_cv else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
     return {
         "splits": protocol.split_description,
-        "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS pretreatment and latent variables by "
+        "training split": "CNN weights, EMSC reference, scalers, PLS weights, domain limits (out-of-fold T², Q); spectral "
+                          "region (unless given), PLS pretreatment and latent variables by "
                           "repeated 10-fold cross-validation inside it" + (f"; {interval_use}" if by_cv else ""),
         "validation split": ", ".join(validation_uses),
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
