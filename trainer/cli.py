@@ -107,7 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="CNN input: subtract the mean training spectrum, so differences between samples reach the "
                             "network at unit size (default), or one global mean (the paper's scaling)")
     train.add_argument("--window-nm", type=float, nargs=2, metavar=("FIRST", "LAST"),
-                       help="with --data: the wavelengths the model looks at (default: all)")
+                       help="with --data: the wavelengths the model looks at (default: chosen by --region)")
+    train.add_argument("--region", choices=["cv", "full"],
+                       help="without a window: cv chooses the spectral region by moving-window PLS cross-validation on "
+                            "the training split (default), full keeps every channel")
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping usually ends sooner)")
     train.add_argument("--n-copies", type=int, help="augmented copies per training spectrum (paper: 100)")
@@ -259,7 +262,7 @@ def _train(args: argparse.Namespace) -> int:
         "protocol": args.protocol, "variant": args.variant, "centring": args.centring, "seed": args.seed,
         "epochs": args.epochs, "n_copies": args.n_copies, "ensemble_size": args.ensemble_size, "promote_margin": args.promote_margin,
         "report_dir": args.report_dir, "extra_training": args.extra_training, "coverage": args.coverage,
-        "family": args.family, "search_budget": args.budget, "calibration": args.calibration,
+        "family": args.family, "search_budget": args.budget, "calibration": args.calibration, "region": args.region,
         "bootstrap_servers": args.bootstrap_servers, "registry": args.registry,  # None: NIRSTREAM_REGISTRY or ./models
         "by": args.by,
         "instrument_pairs": tuple(args.instrument_pairs) if args.instrument_pairs else None,
@@ -295,6 +298,10 @@ def _print_summary(summary: dict) -> None:
 
     print(f"version {summary['version']}: {summary['promotion']['reason']}")
     print(f"  deployed {summary['deployed']['reason']}")
+    if summary.get("region"):
+        print(f"  spectral region: {summary['region']['how']}")
+    for warning in (summary.get("domain") or {}).get("warnings", []):
+        print(f"  WARNING: {warning}")
     units = summary["units"]
     coverage = summary["intervals"].get("test_coverage", {})
     family = summary["deployed"]["family"].upper()
@@ -361,6 +368,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = _data_source_options(args)
     figures = (evaluate_data(predictor, data, args.analyzer) if data
                else evaluate_protocol(predictor, args.protocol, args.analyzer))
+    for warning in figures["domain_warnings"]:
+        print(f"v{predictor.version} WARNING: {warning}")
     for name, per_target in figures["tests"].items():
         for target, m in per_target.items():
             ci = m["rmsep_ci95"]
@@ -375,6 +384,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             rows = ", ".join(f"row {e['row']} (sample {e['sample']})" for e in figures["left_out"]
                              if e["split"] == name and e["reason"] == reason)
             print(f"v{predictor.version} {name:12s} not predicted: {reason} {count}: {rows}")
+    for name, e in figures["domain"].items():
+        print(f"v{predictor.version} {name:12s} applicability domain: {e['warning']['count']} of {e['n']} beyond the "
+              f"warning limits, {e['outlier']['count']} beyond the outlier limits (nominal 5 % and 1 %)")
     if figures.get("resampled"):
         print(f"  ({figures['resampled']})")
     if args.output:

@@ -13,18 +13,20 @@ import numpy as np
 from nirstream.core.datasets import SpectralDataset
 from nirstream.core.errors import RejectReason
 from nirstream.core.chemometrics.figures_of_merit import figures_per_target
-from nirstream.core.serving.predictor import Predictor
+from nirstream.core.serving.predictor import BatchPrediction, Predictor
 from nirstream.core.chemometrics.resampling import onto_model_grid
 from nirstream.trainer.intervals import empirical_coverage
+from nirstream.trainer.domain_shares import extrapolation_warnings, flag_shares
 from nirstream.trainer.data_splits import DataSource, load_protocol
 
 
 def figures(predictor: Predictor, X: np.ndarray, dataset: SpectralDataset, analyzer: str | None = None,
-            split: str = "data") -> tuple[dict[str, dict[str, Any]], list[dict]]:
+            split: str = "data", batch: BatchPrediction | None = None) -> tuple[dict[str, dict[str, Any]], list[dict]]:
     """Per target the model predicts and ``dataset`` has reference values for; spectra from ``analyzer`` (its
     calibration transfer applied, as the worker does, when ``predictor`` carries one). Also the spectra not
-    predicted: those the worker's screen finds degenerate (it dead-letters them), by ``split``, row and sample."""
-    batch = predictor.predict(X, None if analyzer is None else [analyzer] * len(X))
+    predicted: those the worker's screen finds degenerate (it dead-letters them), by ``split``, row and sample.
+    ``batch``: the predictions of ``X``, when already made."""
+    batch = batch or predictor.predict(X, None if analyzer is None else [analyzer] * len(X))
     degenerate = batch.degenerate != ""
     not_predicted = [{"split": split, "row": int(i) + 1, "sample": dataset.sample_names[i],
                       "reason": RejectReason.DEGENERATE.value, "detail": batch.degenerate[i]}
@@ -66,16 +68,20 @@ def evaluate_data(predictor: Predictor, options: dict, analyzer: str | None = No
 
 def _per_split(predictor: Predictor, splits: dict[str, tuple[np.ndarray, SpectralDataset]],
                analyzer: str | None) -> dict[str, Any]:
-    """``tests``: figures per split; with ``left_out`` and ``not_predicted`` (counts per split and reason) when the
-    worker's screen left spectra out."""
-    tests, left_out = {}, []
+    """``tests``: figures per split; ``domain``: per split, the shares the model's own checks flag (the worker's
+    flags), and ``domain_warnings`` for the splits outside the domain; with ``left_out`` and ``not_predicted`` (counts
+    per split and reason) when the worker's screen left spectra out."""
+    tests, left_out, domain = {}, [], {}
     for name, (X, dataset) in splits.items():
-        tests[name], dropped = figures(predictor, X, dataset, analyzer, name)
+        batch = predictor.predict(X, None if analyzer is None else [analyzer] * len(X))
+        tests[name], dropped = figures(predictor, X, dataset, analyzer, name, batch)
+        domain[name] = flag_shares(batch.flags[batch.degenerate == ""])
         left_out += dropped
+    shares = {"tests": tests, "domain": domain, "domain_warnings": extrapolation_warnings(domain)}
     if not left_out:
-        return {"tests": tests}
+        return shares
     not_predicted: dict[str, dict[str, int]] = {}
     for entry in left_out:
         counts = not_predicted.setdefault(entry["split"], {})
         counts[entry["reason"]] = counts.get(entry["reason"], 0) + 1
-    return {"tests": tests, "left_out": left_out, "not_predicted": not_predicted}
+    return {**shares, "left_out": left_out, "not_predicted": not_predicted}

@@ -163,6 +163,35 @@ def _left_out_table(left_out: list[dict] | None) -> str:
             + metrics_table(left_out, ["split", "row", "sample", "reason", "detail"]))
 
 
+def _domain_warnings(summary: dict[str, Any]) -> str:
+    """The extrapolation warnings, for the top of the report."""
+    warnings = (summary.get("domain") or {}).get("warnings") or []
+    return "".join(f'<p style="color:#b00"><b>WARNING</b>: {html.escape(w)}</p>' for w in warnings)
+
+
+def _domain_section(domain: dict | None) -> str:
+    """Per split: the shares the bundle's own checks flag (as the worker flags them), and the nominal-rate check."""
+    if not domain:
+        return ""
+    rows = [{"split": name, "n": e["n"], "beyond warning limits": f"{e['warning']['count']} ({e['warning']['share']:.1%})",
+             "beyond outlier limits": f"{e['outlier']['count']} ({e['outlier']['share']:.1%})",
+             "outside the domain": "yes" if e["outside_domain"] else "no"} for name, e in domain["per_split"].items()]
+    return (f"<h2>Applicability domain (the model's own T², Q and EMSC-range flags, as the worker raises them)</h2>"
+            f"<p>Nominal on spectra of the calibration's kind: 5 % beyond the warning limits, 1 % beyond the outlier "
+            f"limits (training shares are in-sample). A split with more than {domain['extrapolation_share']:.0%} beyond "
+            f"the outlier limits lies outside the domain. {html.escape(domain.get('nominal_check', ''))}</p>"
+            + metrics_table(rows, ["split", "n", "beyond warning limits", "beyond outlier limits", "outside the domain"]))
+
+
+def _region_section(region: dict | None) -> str:
+    """The spectral region the model sees and the cross-validation figures behind it."""
+    if not region:
+        return ""
+    table = metrics_table(region["candidates"], ["first_nm", "last_nm", "channels", "score", "standard_error", "chosen"])
+    return (f"<h2>Spectral region</h2><p>{html.escape(region['how'])}. Score: RMSECV / training standard deviation, "
+            f"mean over targets.</p>" + (table if region["candidates"] else ""))
+
+
 def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -> Path:
     """Write ``report.json`` (everything) and ``report.html`` (tables + plots); return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -176,6 +205,7 @@ def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>nirstream evaluation: {html.escape(summary.get("protocol", ""))}</h1>
+{_domain_warnings(summary)}
 <p>Targets {html.escape(units)}, variant <b>{html.escape(summary.get("variant", ""))}</b>,
 model version {html.escape(str(summary.get("version")))}; spectra {html.escape(str(summary.get("n", "")))}.</p>
 <h2>Which data chose what</h2><ul>{choices}</ul>
@@ -191,6 +221,8 @@ model version {html.escape(str(summary.get("version")))}; spectra {html.escape(s
 {metrics_table(coverage, ["target", "test set", "n", "nominal", "empirical coverage", "interval width"]) if coverage else ""}
 {_search_table(summary.get("search"))}
 {_left_out_table(summary.get("left_out"))}
+{_region_section(summary.get("region"))}
+{_domain_section(summary.get("domain"))}
 <p>Promotion (decided on {html.escape(str(summary.get("promotion", {}).get("gate_data", "")))} data):
 {html.escape(str(summary.get("promotion", {}).get("reason", "")))}</p>
 {plots}</body></html>"""

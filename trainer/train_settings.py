@@ -49,6 +49,9 @@ class TrainSettings(BaseModel):
     pls: bool = Field(default=True, description="Fit PLS per target: the baseline, and a family that can be deployed")
     family: str = Field(default="auto", pattern="^(auto|cnn|pls)$",
                         description="Model family to deploy: auto (lower validation RMSEP), cnn or pls")
+    region: str = Field(default="cv", pattern="^(cv|full)$",
+                        description="Spectral region without a window: cv (moving-window PLS cross-validation on the "
+                                    "training split) or full (every channel)")
     bootstrap_servers: str | None = None
     by: str | None = Field(default=None, description="Who trains, for the registry's audit trail (default "
                                                      "NIRSTREAM_USER, else user@host)")

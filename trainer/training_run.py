@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.trainer.stages.calibration import IntervalCalibration, calibrate_deployed
+from nirstream.trainer.stages.domain import check_domain
 from nirstream.trainer.stages.evaluation import HeldOutFigures, evaluate_on_tests
 from nirstream.trainer.stages.family import FamilyChoice, choose_family
 from nirstream.trainer.stages.fitting import FittedCandidates, fit_candidates
 from nirstream.trainer.stages.publishing import GateOutcome, publish_and_gate
 from nirstream.trainer.stages.recovery import FittedModelKept, keep_fitted_model
+from nirstream.trainer.stages.region import choose_region
 from nirstream.trainer.stages.reporting import write_training_report
 from nirstream.trainer.stages.screening import screen_protocol
 from nirstream.trainer.train_settings import TrainSettings
@@ -25,7 +28,8 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     """Screen, fit, choose, calibrate, evaluate, publish and gate, report; returns the report's summary."""
     started = time.perf_counter()
     screened = screen_protocol(load_training_protocol(settings))
-    protocol = screened.protocol
+    protocol, region = choose_region(settings, screened.protocol)
+    screened.protocol = protocol  # the report's splits are the model's: its window set
     fitted = fit_candidates(settings, protocol, verbose)
     choice: FamilyChoice | None = None
     calibration: IntervalCalibration | None = None
@@ -36,7 +40,9 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
         calibration = calibrate_deployed(settings, choice.deployed, protocol, choice.validation_predicted)
         figures = evaluate_on_tests(fitted, choice, calibration, protocol, settings.seed)
         outcome = publish_and_gate(settings, protocol, choice, calibration, figures)
-        return write_training_report(settings, screened, fitted, choice, calibration, figures, outcome, started)
+        domain = check_domain(ModelRegistry(settings.registry), outcome.version, protocol)
+        return write_training_report(settings, screened, fitted, choice, calibration, figures, outcome, started,
+                                     region, domain)
     except Exception as exc:
         if outcome is not None:
             raise  # the model is in the registry already

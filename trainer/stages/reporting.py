@@ -16,17 +16,19 @@ from typing import Any
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.report import plot_kernel_activations, plot_predicted_vs_reference, plot_training_curves, write_report
 from nirstream.trainer.stages.calibration import IntervalCalibration
+from nirstream.trainer.stages.domain import DomainShares
 from nirstream.trainer.stages.evaluation import HeldOutFigures
 from nirstream.trainer.stages.family import FamilyChoice
 from nirstream.trainer.stages.fitting import FittedCandidates
 from nirstream.trainer.stages.publishing import GateOutcome
+from nirstream.trainer.stages.region import RegionChoice
 from nirstream.trainer.stages.screening import ScreenedData
 from nirstream.trainer.train_settings import TrainSettings
 
 
 def write_training_report(settings: TrainSettings, screened: ScreenedData, fitted: FittedCandidates, choice: FamilyChoice,
                           calibration: IntervalCalibration, figures: HeldOutFigures, outcome: GateOutcome,
-                          started: float) -> dict[str, Any]:
+                          started: float, region: RegionChoice, domain: DomainShares) -> dict[str, Any]:
     """Write the report directory (``<report_dir>/<protocol>-v<version>``) and return the summary it holds."""
     protocol = screened.protocol
     targets, deployed, regressor, intervals = protocol.targets, choice.deployed, fitted.regressor, calibration.intervals
@@ -61,6 +63,7 @@ def write_training_report(settings: TrainSettings, screened: ScreenedData, fitte
         "pls": fitted.pls_baseline, "cnn_minus_pls": figures.cnn_minus_pls, "deployed_minus_pls": figures.deployed_minus_pls,
         "left_out": screened.as_report(), "not_predicted": screened.not_predicted(),
         "promotion": outcome.decision.__dict__, "domain_limits": outcome.domain_limits,
+        "region": region.as_report(), "domain": domain.as_report(),
         "elapsed_seconds": time.perf_counter() - started,
     }
     html_path = write_report(report_dir, summary, images)
@@ -77,7 +80,8 @@ def data_choices(protocol: Protocol, settings: TrainSettings, calibration: Inter
                        *([] if by_cv else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
     return {
         "splits": protocol.split_description,
-        "training split": "CNN weights, EMSC reference, scalers, PLS weights; PLS pretreatment and latent variables by "
+        "training split": "CNN weights, EMSC reference, scalers, PLS weights, domain limits (out-of-fold T², Q); spectral "
+                          "region (unless given), PLS pretreatment and latent variables by "
                           "repeated 10-fold cross-validation inside it" + (f"; {interval_use}" if by_cv else ""),
         "validation split": ", ".join(validation_uses),
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),

@@ -2,8 +2,18 @@
 
 PCA of the preprocessed training spectra gives two statistics per spectrum:
 Hotelling's T² (how unusual its scores are inside the model plane) and Q / SPE (how much of it
-the plane cannot describe). Limits at 95 % and 99 %: T² from the F distribution, Q from
-Box's scaled chi-square fitted to the training Q values (Nomikos & MacGregor 1995).
+the plane cannot describe).
+
+The limits must hold for spectra the PCA has *not* seen: a training spectrum's own Q is shrunk by the fit (with a
+few dozen spectra and ten components almost to zero), so limits learnt from it call every new spectrum an outlier.
+Rule (``cv`` folds, the default): the statistics of each training spectrum are computed out of fold, by a PCA fitted
+without it (K-fold: what a new spectrum of the same kind would show), and each
+limit is Box's scaled chi-square g·χ²(h) moment-matched to those out-of-fold values (Box 1954; Nomikos & MacGregor
+1995, the usual Q limit). For T² the limit is the larger of that and the F-based limit for a *new* observation,
+k(n−1)(n+1)/(n(n−k))·F(k, n−k) (Tracy, Young & Mason 1992). A spectrum is flagged when T² *or* Q exceeds its limit,
+so each statistic's level is Šidák-corrected to make the joint false-alarm rate nominal: 5 % warning, 1 % outlier.
+``cv=None`` keeps the first rule (limits from the fitted spectra, each statistic at 95 % / 99 %); bundles keep the
+limits they stored.
 """
 
 from __future__ import annotations
@@ -14,10 +24,18 @@ import numpy as np
 from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 FLAG_OK, FLAG_WARNING, FLAG_OUTLIER = "ok", "warning", "outlier"
+NOMINAL_RATES = {FLAG_WARNING: 0.05, FLAG_OUTLIER: 0.01}  # joint false-alarm rates of the flags on unseen spectra
+CHECKS = 2  # T² and Q: each flags on its own
+
+
+def per_statistic_confidence(joint_rate: float, checks: int = CHECKS) -> float:
+    """Šidák: each of ``checks`` independent tests at this confidence flags ``joint_rate`` of in-domain spectra."""
+    return (1.0 - joint_rate) ** (1.0 / checks)
 
 
 def hotelling_t2_limit(n_components: int, n_samples: int, confidence: float) -> float:
@@ -28,6 +46,7 @@ def hotelling_t2_limit(n_components: int, n_samples: int, confidence: float) -> 
 
 
 def q_limit(training_q: np.ndarray, confidence: float) -> float:
+    """Box's g·χ²(h) with the mean and variance of ``training_q`` (any non-negative statistic), at ``confidence``."""
     mean, var = float(training_q.mean()), float(training_q.var(ddof=1))
     if var <= 0:
         return mean
@@ -45,6 +64,9 @@ class ApplicabilityDomain(BaseEstimator):
     n_components : int or None
         Principal components; when None, the fewest explaining ``explained_variance`` (at most 10).
     explained_variance : float, default=0.99
+    cv : int or None, default=10
+        Folds for the out-of-fold statistics the limits are learnt from (leave-one-out when fewer spectra);
+        None learns them from the fitted spectra themselves (the first rule, see the module's text).
 
     Attributes
     ----------
@@ -54,11 +76,13 @@ class ApplicabilityDomain(BaseEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "explained_variance": [Interval(Real, 0, 1, closed="right")],
+        "cv": [Interval(Integral, 2, None, closed="left"), None],
     }
 
-    def __init__(self, n_components: int | None = None, explained_variance: float = 0.99):
+    def __init__(self, n_components: int | None = None, explained_variance: float = 0.99, cv: int | None = 10):
         self.n_components = n_components
         self.explained_variance = explained_variance
+        self.cv = cv
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -76,14 +100,34 @@ class ApplicabilityDomain(BaseEstimator):
         self.components_ = vt[:k]
         self.score_variance_ = variance[:k]
         self.n_samples_ = n
-        t2, q = self.statistics(X)
-        self.limits_ = {
-            "t2_95": hotelling_t2_limit(k, n, 0.95),
-            "t2_99": hotelling_t2_limit(k, n, 0.99),
-            "q_95": q_limit(q, 0.95),
-            "q_99": q_limit(q, 0.99),
-        }
+        if self.cv is None:
+            t2, q = self.statistics(X)
+            self.limits_ = {"t2_95": hotelling_t2_limit(k, n, 0.95), "t2_99": hotelling_t2_limit(k, n, 0.99),
+                            "q_95": q_limit(q, 0.95), "q_99": q_limit(q, 0.99)}
+            return self
+        t2, q = self._out_of_fold_statistics(X, k)
+        self.limits_ = {}
+        for key, joint_rate in (("95", NOMINAL_RATES[FLAG_WARNING]), ("99", NOMINAL_RATES[FLAG_OUTLIER])):
+            confidence = per_statistic_confidence(joint_rate)
+            self.limits_[f"t2_{key}"] = max(hotelling_t2_limit(k, n, confidence), q_limit(t2, confidence))
+            self.limits_[f"q_{key}"] = q_limit(q, confidence)
         return self
+
+    def _out_of_fold_statistics(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T², Q) of every training spectrum under a ``k``-component PCA fitted without its fold."""
+        n = X.shape[0]
+        t2, q = np.empty(n), np.empty(n)
+        for fit_rows, held_rows in KFold(min(self.cv, n), shuffle=True, random_state=0).split(X):
+            mean = X[fit_rows].mean(axis=0)
+            _, singular, vt = np.linalg.svd(X[fit_rows] - mean, full_matrices=False)
+            kept = min(k, fit_rows.size - 1)
+            variance = np.maximum(singular[:kept] ** 2 / (fit_rows.size - 1), np.finfo(float).tiny)
+            centered = X[held_rows] - mean
+            scores = centered @ vt[:kept].T
+            t2[held_rows] = np.sum(scores**2 / variance, axis=1)
+            residual = centered - scores @ vt[:kept]
+            q[held_rows] = np.einsum("ij,ij->i", residual, residual)
+        return t2, q
 
     def statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(T², Q) per spectrum, for a whole batch at once."""
@@ -95,7 +139,8 @@ class ApplicabilityDomain(BaseEstimator):
         return t2, np.einsum("ij,ij->i", residual, residual)
 
     def flags(self, t2: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """'ok', 'warning' (beyond a 95 % limit) or 'outlier' (beyond a 99 % limit) per spectrum."""
+        """'ok', 'warning' (beyond a warning limit: 5 % of in-domain spectra) or 'outlier' (beyond an outlier limit:
+        1 %) per spectrum. The keys ``t2_95``/``q_95`` hold the warning limits, ``t2_99``/``q_99`` the outlier limits."""
         lim = self.limits_
         outlier = (t2 > lim["t2_99"]) | (q > lim["q_99"])
         warning = (t2 > lim["t2_95"]) | (q > lim["q_95"])
