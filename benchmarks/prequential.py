@@ -148,7 +148,7 @@ def update_readme(readme: Path, section: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--drift-end", type=float, default=1.0, help="band height at the end, in spectra std units")
+    parser.add_argument("--drift-end", type=float, default=0.5, help="band height at the end, in spectra std units")
     parser.add_argument("--minutes", type=float, default=10.0, help="between spectra")
     parser.add_argument("--lab-every", type=int, default=2, help="every k-th spectrum has a lab value")
     parser.add_argument("--lab-delay-hours", type=float, default=2.0)

@@ -20,8 +20,8 @@ from nirstream.trainer.service_settings import GatePolicy, RetrainPolicy
 from nirstream.trainer.training_window import TrainingWindow
 
 REPO = Path(__file__).resolve().parent.parent
-DRIFT_END = 3.0  # the band's height at the end, in standard deviations of the spectra
-SETTINGS = PrequentialSettings(retrain=RetrainPolicy(min_new_pairs=15, min_interval_minutes=0),
+DRIFT_END = 0.1  # the band's height at the end, in standard deviations of the spectra
+SETTINGS = PrequentialSettings(retrain=RetrainPolicy(min_new_pairs=15, min_interval_minutes=30),
                                gate=GatePolicy(holdout_pairs=10), windows=("all", "recent-30"))
 
 

@@ -21,6 +21,7 @@ known at each spectrum's time: a causal mean).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -100,8 +101,20 @@ class PrequentialResult:
     figures: dict[str, Any]
 
     def as_record(self) -> dict[str, Any]:
-        return {"target": self.target, "figures": self.figures, "versions": [asdict(v) for v in self.versions],
-                "retrains": [asdict(r) for r in self.retrains], "steps": [asdict(s) for s in self.steps]}
+        """Plain JSON: NaN (no lab value) and -inf (no stream pair trained on) become null."""
+        return _json_plain({"target": self.target, "figures": self.figures,
+                            "versions": [asdict(v) for v in self.versions], "retrains": [asdict(r) for r in self.retrains],
+                            "steps": [asdict(s) for s in self.steps]})
+
+
+def _json_plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_plain(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_plain(v) for v in value]
+    return value
 
 
 def fit_retrain_pls(X: np.ndarray, y: np.ndarray, settings: PrequentialSettings,
