@@ -410,9 +410,10 @@ def _evaluate_prequential(args: argparse.Namespace) -> int:
     for name, label in (("loop", "learning loop"), ("static", "static model"), ("mean", "mean of known lab values")):
         m = f["rmsep"][name]
         print(f"  {label:26s} RMSEP {m['rmsep']:.4g} ({m['confidence']:.0%} CI {m['low']:.4g}-{m['high']:.4g})")
-    for name, label in (("loop_minus_static", "loop - static"), ("loop_minus_mean", "loop - mean")):
+    for name, label, other in (("loop_minus_static", "loop - static", "static"), ("loop_minus_mean", "loop - mean", "mean")):
         d = f[name]
-        print(f"  {label:26s} {d['difference']:+.4g} ({d['low']:+.4g} to {d['high']:+.4g}): {d['verdict']}")
+        verdict = {"a better": "loop better", "b better": f"{other} better"}.get(d["verdict"], d["verdict"])
+        print(f"  {label:26s} {d['difference']:+.4g} ({d['low']:+.4g} to {d['high']:+.4g}): {verdict}")
     statuses = [r.status for r in result.retrains]
     print(f"  retrains: {len(statuses)} ({statuses.count('promoted')} promoted, {statuses.count('rejected')} rejected, "
           f"{statuses.count('skipped')} skipped); versions served: {len(result.versions)}")
