@@ -150,7 +150,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _data_arguments(evaluate, "evaluate on", split_labels=False)
     evaluate.add_argument("--analyzer", help="the spectra come from this analyzer: apply its active calibration transfer "
                           "(nirstream transfer fit), as the worker does")
-    evaluate.add_argument("--output", type=Path, help="write the figures as JSON")
+    evaluate.add_argument("--output", type=Path, help="write the figures as JSON (--prequential: and a PNG beside it; "
+                          "default ./prequential-FILE.json)")
+    prequential = evaluate.add_argument_group(
+        "prequential", "--prequential FILE: the learning loop's retraining policy and time-forward gate replayed on a "
+        "time-ordered file of spectra with sparse lab values (empty where the lab measured nothing). Each "
+        "lab-referenced spectrum is predicted by the model the loop had at its time, trained only on lab values that "
+        "had arrived by then; prints and writes (JSON and PNG) the prequential RMSEP of the loop beside the static "
+        "model's and the mean of the lab values known at the time, with bootstrap intervals. Retrains are PLS (LVs "
+        "by cross-validation); the static model is --version (default: the champion) or, with --calibration-pairs, "
+        "PLS on the file's first lab values.")
+    prequential.add_argument("--prequential", type=Path, metavar="FILE", help="CSV/Parquet, one row per spectrum")
+    prequential.add_argument("--time-column", help="when each spectrum was measured (ISO timestamps or seconds)")
+    prequential.add_argument("--lab-delay", metavar="TIME", help="lab values arrive this long after their spectrum "
+                             "(e.g. 2h, 90m)")
+    prequential.add_argument("--lab-time-column", help="or: when each lab value arrived (ISO timestamps or seconds)")
+    prequential.add_argument("--calibration-pairs", type=int, metavar="N",
+                             help="the static model is PLS on the file's first N lab values (the calibration part, "
+                                  "also the retrains' base data); the evaluation starts after them")
+    prequential.add_argument("--window", action="append", metavar="NAME",
+                             help="training window options the loop chooses among at each retrain, time-forward: all, "
+                                  "recent-N, recent-N-xW (repeatable; default all, recent-40, recent-40-x3)")
+    prequential.add_argument("--config", type=Path, help="the trainer service's TOML settings: its [retrain] and "
+                             "[gate] tables (default: the service's defaults and NIRSTREAM_RETRAIN__*/GATE__*)")
+    prequential.add_argument("--seed", type=int, default=0, help="of the cross-validation folds and bootstraps")
     _registry_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
@@ -352,10 +375,71 @@ def _export_from_topic(args: argparse.Namespace, settings) -> Path:
     return destination
 
 
+def _evaluate_prequential(args: argparse.Namespace) -> int:
+    from nirstream.core.provenance import write_result
+    from nirstream.trainer.prequential import (PrequentialSettings, base_model_from_calibration, deployed_model,
+                                               run_prequential)
+    from nirstream.trainer.prequential_data import load_time_ordered
+    from nirstream.trainer.prequential_plot import plot_prequential
+    from nirstream.trainer.search import parse_budget
+    from nirstream.trainer.service_settings import TrainerServiceSettings
+    from nirstream.trainer.training_window import DEFAULT_WINDOWS
+
+    if not args.time_column:
+        raise ValueError("--prequential needs --time-column")
+    if args.target and len(args.target) > 1:
+        raise ValueError("--prequential evaluates one target at a time")
+    try:
+        delay = None if args.lab_delay is None else parse_budget(args.lab_delay)
+    except ValueError:
+        raise ValueError(f"--lab-delay {args.lab_delay!r}: use seconds or a number with s, m or h (e.g. 2h)") from None
+    data = load_time_ordered(args.prequential, args.time_column, target=args.target[0] if args.target else None,
+                             lab_delay=delay, lab_time_column=args.lab_time_column, id_column=args.id_column)
+    service = TrainerServiceSettings.load(args.config)
+    settings = PrequentialSettings(retrain=service.retrain, gate=service.gate,
+                                   windows=tuple(args.window or DEFAULT_WINDOWS), seed=args.seed)
+    unit = ""
+    if args.calibration_pairs:
+        data = data.with_calibration(args.calibration_pairs)
+        base, lvs = base_model_from_calibration(data, settings)
+        static = f"PLS ({lvs} LV by cross-validation) on the file's first {args.calibration_pairs} lab values"
+    else:
+        from nirstream.core.serving.predictor import Predictor
+
+        predictor = Predictor(_registry(args).load(args.version))
+        base = deployed_model(predictor, data.target, data.wavelengths)
+        unit = predictor.units[data.target]
+        static = f"registry version {predictor.version}"
+    result = run_prequential(data, base, settings)
+    f = result.figures
+    print(f"prequential {args.prequential.name} ({data.target}): {f['pairs']} lab values after the calibration part; "
+          f"static model: {static}")
+    for name, label in (("loop", "learning loop"), ("static", "static model"), ("mean", "mean of known lab values")):
+        m = f["rmsep"][name]
+        print(f"  {label:26s} RMSEP {m['rmsep']:.4g} ({m['confidence']:.0%} CI {m['low']:.4g}-{m['high']:.4g})")
+    for name, label, other in (("loop_minus_static", "loop - static", "static"), ("loop_minus_mean", "loop - mean", "mean")):
+        d = f[name]
+        verdict = {"a better": "loop better", "b better": f"{other} better"}.get(d["verdict"], d["verdict"])
+        print(f"  {label:26s} {d['difference']:+.4g} ({d['low']:+.4g} to {d['high']:+.4g}): {verdict}")
+    statuses = [r.status for r in result.retrains]
+    print(f"  retrains: {len(statuses)} ({statuses.count('promoted')} promoted, {statuses.count('rejected')} rejected, "
+          f"{statuses.count('skipped')} skipped); versions served: {len(result.versions)}")
+    output = args.output or Path(f"prequential-{args.prequential.stem}.json")
+    write_result(output, {"data": str(args.prequential), "static_model": static,
+                          "settings": {"retrain": settings.retrain.model_dump(), "gate": settings.gate.model_dump(),
+                                       "windows": list(settings.windows), "variant": settings.variant,
+                                       "lv_rule": settings.lv_rule, "cv_repeats": settings.cv_repeats},
+                          **result.as_record()}, seeds=[args.seed])
+    print(f"wrote {plot_prequential(result, output.with_suffix('.png'), unit)}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from nirstream.core.serving.predictor import Predictor
     from nirstream.trainer.evaluation import evaluate_data, evaluate_protocol
 
+    if args.prequential:
+        return _evaluate_prequential(args)
     registry = _registry(args)
     predictor = Predictor(registry.load(args.version))
     if args.analyzer:
