@@ -37,6 +37,10 @@ def write_training_report(settings: TrainSettings, screened: ScreenedData, fitte
     for j, target in enumerate(targets):
         comparison = {name: (protocol.y(protocol.tests[name])[:, j], predicted[:, j])
                       for name, predicted in figures.predictions.items()}
+        if protocol.cross_validated:  # small-set rule: the out-of-fold predictions that chose (no test rows, maybe)
+            comparison["training (out-of-fold)"] = (protocol.y(protocol.train)[:, j], choice.validation_predicted[:, j])
+        if not comparison:
+            continue
         images.append(plot_predicted_vs_reference(comparison, units[target], f"{deployed.family.upper()} {settings.variant}: {target}",
                                                   report_dir / f"predicted_vs_reference_{_file_safe(target)}.png",
                                                   intervals.half_width[target] if intervals else None))
