@@ -49,8 +49,10 @@ def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bo
     parser.add_argument("--split-column", help="column naming each row's split; without it a Kennard-Stone split is made")
     parser.add_argument("--train", dest="train_label", metavar="LABEL", help="training rows' label (default train)")
     parser.add_argument("--validation", dest="validation_label", metavar="LABEL",
-                        help="validation rows' label (default validation): early stopping, intervals, promotion gate")
-    parser.add_argument("--test", dest="test_label", metavar="LABEL", help="test rows' label (default test): reported only")
+                        help="validation rows' label (default validation): early stopping, intervals, promotion gate; "
+                             "with fewer than 10 such rows (or none) they train and cross-validation chooses instead")
+    parser.add_argument("--test", dest="test_label", metavar="LABEL",
+                        help="test rows' label (default test): reported only; optional")
     parser.add_argument("--gate", dest="gate_label", metavar="LABEL",
                         help="rows set aside for the promotion gate alone (default: the gate uses the validation rows)")
     parser.add_argument("--unit", action="append", metavar="TARGET=UNIT", help="unit of a target, e.g. fat=%%; repeatable")

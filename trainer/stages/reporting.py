@@ -5,7 +5,10 @@ Which data chooses what (also written in every report):
   cross-validation inside it) the PLS latent-variable count;
 * validation split: early stopping and the learning-rate schedule, the prediction intervals'
   calibration, and the promotion gate (unless a separate gate split is named);
-* test split(s): nothing. Their figures, bootstrap intervals and coverages are reported only.
+* test split(s): nothing. Their figures, bootstrap intervals and coverages are reported only, each RMSEP beside
+  the mean predictor's.
+Under the small-set rule (``small_sets``) there is no validation split: out-of-fold predictions of the training split
+take its place.
 """
 
 from __future__ import annotations
