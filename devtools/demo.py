@@ -89,9 +89,13 @@ def logs_to_file(path: Path):
     saved_stderr = os.dup(2)
     with path.open("ab") as log_file:
         os.dup2(log_file.fileno(), 2)
+    # Python's own stderr may be another descriptor than 2 (core.framework_output keeps the console there)
+    saved_python_stderr, sys.stderr = sys.stderr, path.open("a", buffering=1)
     try:
         yield path
     finally:
+        sys.stderr.close()
+        sys.stderr = saved_python_stderr
         sys.stderr.flush()
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)

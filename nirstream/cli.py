@@ -20,7 +20,8 @@ nirstream predicts chemical content from inline NIR spectra on Kafka, with a 1D 
 trained with spectral augmentation and EMSC (Bjerrum et al. 2017), flags spectra the model
 should not be trusted on, and hot-swaps retrained models into the running stream."""
 
-EPILOG = "Run `nirstream COMMAND --help` for the options of each command."
+EPILOG = ("Run `nirstream COMMAND --help` for the options of each command. TensorFlow's and absl's lines and library "
+          "warnings go to $NIRSTREAM_LOG_DIR/frameworks.log (default ./artifacts), not the console.")
 
 
 def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     # Python's final garbage collection walks TensorFlow's whole module graph: ~2 s on every worker stop and
     # every command. Frozen objects are skipped; files and sockets are closed by the commands themselves.
     atexit.register(gc.freeze)
+    from nirstream.core.framework_output import framework_log_path, send_framework_output_to
+
+    send_framework_output_to(framework_log_path())  # TensorFlow/absl lines and warnings: a file, not the console
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -49,8 +49,10 @@ def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bo
     parser.add_argument("--split-column", help="column naming each row's split; without it a Kennard-Stone split is made")
     parser.add_argument("--train", dest="train_label", metavar="LABEL", help="training rows' label (default train)")
     parser.add_argument("--validation", dest="validation_label", metavar="LABEL",
-                        help="validation rows' label (default validation): early stopping, intervals, promotion gate")
-    parser.add_argument("--test", dest="test_label", metavar="LABEL", help="test rows' label (default test): reported only")
+                        help="validation rows' label (default validation): early stopping, intervals, promotion gate; "
+                             "with fewer than 10 such rows (or none) they train and cross-validation chooses instead")
+    parser.add_argument("--test", dest="test_label", metavar="LABEL",
+                        help="test rows' label (default test): reported only; optional")
     parser.add_argument("--gate", dest="gate_label", metavar="LABEL",
                         help="rows set aside for the promotion gate alone (default: the gate uses the validation rows)")
     parser.add_argument("--unit", action="append", metavar="TARGET=UNIT", help="unit of a target, e.g. fat=%%; repeatable")
@@ -332,25 +334,32 @@ def _print_summary(summary: dict) -> None:
         for target, m in per_target.items():
             ci, unit = m["rmsep_ci95"], units[target]
             line = (f"  {family:4s} {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {unit} (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
-                    f"  bias {m['bias']:+.3f}  R² {m['r2']:.3f}  (deployed)")
+                    f"  mean predictor {m['mean_predictor_rmsep']:.3f}  bias {m['bias']:+.3f}  R² {m['r2']:.3f}  (deployed)")
             if name in coverage:
                 line += f"  interval ±{coverage[name][target]['width'] / 2:.3f}: covers {coverage[name][target]['coverage']:.0%}"
             print(line)
     if family != "CNN":
         for name, per_target in summary["cnn"].get("tests", {}).items():
             for target, m in per_target.items():
-                print(f"  CNN  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  (not deployed)")
+                print(f"  CNN  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  "
+                      f"mean predictor {m['mean_predictor_rmsep']:.3f}  (not deployed)")
+    mean = summary["mean_predictor"]
     for target, pls in (summary["pls"] or {}).items():
         for rule in ("min", "1se"):
             entry = pls[f"cv_{rule}"]
             for name, m in entry["tests"].items():
-                print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  ({entry['lv']} LV by CV, {rule} rule)")
+                print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  mean predictor "
+                      f"{mean[name][target]:.3f}  (baseline {summary['variant']}, {entry['lv']} LV by CV, {rule} rule)")
         for name, m in pls.get("oracle_chosen_on_test", {}).items():
-            print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  ({m['lv']} LV ORACLE: chosen on this test set)")
-    for target, per_test in summary["cnn_minus_pls"].items():
+            print(f"  PLS  {target:10s} {name:12s} RMSEP {m['rmsep']:.3f} {units[target]}  mean predictor "
+                  f"{mean[name][target]:.3f}  (baseline, {m['lv']} LV ORACLE: chosen on this test set)")
+    for target, per_test in summary["cnn_minus_pls"].items():  # only the two candidates that competed
         for name, d in per_test.items():
             verdict = {"a better": "CNN better", "b better": "PLS better"}.get(d["verdict"], d["verdict"])
-            print(f"  CNN − PLS {target:10s} {name:12s} {d['difference']:+.3f} (95% CI {d['low']:+.3f} to {d['high']:+.3f}): {verdict}")
+            print(f"  CNN − PLS candidate {target:10s} {name:12s} {d['difference']:+.3f} (95% CI {d['low']:+.3f} to "
+                  f"{d['high']:+.3f}): {verdict} (the two families that competed for deployment)")
+    if summary.get("small_set"):
+        print(f"  small set: {summary['small_set']}")
     for entry in summary["left_out"]:
         print(f"  left out: {describe_left_out(entry)}")
     print(f"report: {summary['report']}")

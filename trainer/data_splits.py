@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from nirstream.core.datasets import SpectralDataset, load_tablets, load_tecator
 from nirstream.core.datasets.catalog import NAMED_DATASETS, open_named
 from nirstream.core.datasets.jcamp_files import load_jcamp
-from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, MIN_SAMPLES, kennard_stone_split
+from nirstream.core.datasets.sample_split import DEFAULT_FRACTIONS, kennard_stone_split
 from nirstream.core.datasets.tabular import TABLE_SUFFIXES, DataFileError, load_table
 from nirstream.core.chemometrics.resampling import is_regular, on_regular_grid
+from nirstream.trainer.small_sets import (MIN_FOR_AUTOMATIC_SPLIT, MIN_TEST, MIN_TRAINING, MIN_VALIDATION,
+                                          small_set_reason)
 
 # The paper uses the first 600 channels, 600-1798 nm: the rest is noisy detector edge.
 TABLET_RANGE_NM = (600.0, 1798.0)
@@ -40,6 +42,12 @@ class Protocol:
     window_nm: tuple[float, float] | None = None  # channels the model sees; the rest is cut off
     split_description: str = ""  # where the splits came from, for the report
     gate: SpectralDataset | None = None  # spectra set aside for the promotion gate (default: the validation split)
+    small_set: str | None = None  # why there is no hold-out validation (``small_sets``); None: there is one
+
+    @property
+    def cross_validated(self) -> bool:
+        """Small-set rule: cross-validation on the training split chooses what validation chooses otherwise."""
+        return self.small_set is not None
 
     @property
     def gate_data(self) -> tuple[str, SpectralDataset]:
@@ -59,8 +67,8 @@ class Protocol:
 
     @property
     def tests(self) -> dict[str, SpectralDataset]:
-        """The main test set under the name ``test`` followed by the extra ones."""
-        return {"test": self.test, **self.extra_tests}
+        """The main test set under the name ``test`` followed by the extra ones (a plant's file may have none)."""
+        return {name: data for name, data in {"test": self.test, **self.extra_tests}.items() if data.n_samples}
 
 
 def _tablets(instrument: int, full_grid: bool) -> SpectralDataset:
@@ -162,38 +170,67 @@ class DataSource(BaseModel):
 
 
 def protocol_from_data(source: DataSource) -> Protocol:
-    """Train / validation / test from the user's split column, or a Kennard–Stone split when there is none."""
+    """Train / validation / test from the user's split column, or a Kennard–Stone split when there is none; a small
+    set (``small_sets``) has no validation split, and the test split is optional."""
     data = source.load()
     if source.split_column:
-        labels = {"train": source.train, "validation": source.validation, "test": source.test}
-        if source.gate is not None:
-            labels["gate"] = source.gate
-        missing = {role: label for role, label in labels.items() if label not in data.splits}
-        if missing:
-            raise DataFileError(f"{source.path.name}: split column {source.split_column!r} has no {missing} rows; "
-                                f"its labels are {sorted(data.splits)} (name them with --train/--validation/--test)")
-        rows = {role: data.splits[label] for role, label in labels.items()}
-        described = (f"{data.name}: the file's split column {source.split_column!r}: {source.train!r} trains, "
-                     f"{source.validation!r} validates, {source.test!r} tests"
-                     + (f", {source.gate!r} decides promotion" if source.gate else ""))
-        unused = sorted(set(data.splits) - set(labels.values()))
-        if unused:
-            described += f" (rows labelled {unused} are not used)"
+        rows, described = _rows_by_label(data, source)
+        small = small_set_reason(rows["validation"].size, len(set(data.sample_names)), automatic=False)
     else:
         if source.gate is not None:
             raise DataFileError("a gate split needs a split column that labels its rows")
-        rows = kennard_stone_split(data.X, list(data.sample_names) if source.id_column else None, source.split_fractions)
-        described = (f"{data.name}: no split column, so a deterministic Kennard–Stone split over principal-component scores, dealt "
-                     f"out train/validation/test {'/'.join(f'{f:.0%}' for f in source.split_fractions)} so that each "
-                     "spans the spectra" + (f"; replicates of one {source.id_column!r} kept together" if source.id_column else ""))
-    for role, minimum in (MIN_SAMPLES | ({"gate": MIN_SAMPLES["validation"]} if "gate" in rows else {})).items():
+        groups = list(data.sample_names) if source.id_column else None
+        n_samples = len(set(groups or range(data.n_samples)))
+        if n_samples < MIN_FOR_AUTOMATIC_SPLIT:
+            rows = {"train": np.arange(data.n_samples), "validation": np.arange(0), "test": np.arange(0)}
+            described = f"{data.name}: no split column; every spectrum trains"
+        else:
+            rows = kennard_stone_split(data.X, groups, source.split_fractions)
+            described = (f"{data.name}: no split column, so a deterministic Kennard–Stone split over principal-component "
+                         f"scores, dealt out train/validation/test {'/'.join(f'{f:.0%}' for f in source.split_fractions)} "
+                         "so that each spans the spectra")
+        if source.id_column:
+            described += f"; replicates of one {source.id_column!r} kept together"
+        small = small_set_reason(rows["validation"].size, n_samples, automatic=True)
+    if small and rows["validation"].size:  # too few to validate on: they train, and cross-validation chooses
+        rows = {**rows, "train": np.sort(np.concatenate([rows["train"], rows["validation"]])), "validation": np.arange(0)}
+    if small:
+        described += f" (small set: {small})"
+    minimums = {"train": MIN_TRAINING, **({} if small else {"validation": MIN_VALIDATION}),
+                **({"gate": MIN_VALIDATION} if "gate" in rows else {}), **({"test": MIN_TEST} if rows["test"].size else {})}
+    for role, minimum in minimums.items():
         if rows[role].size < minimum:
             raise DataFileError(f"{source.path.name}: the {role} split has {rows[role].size} spectra; at least {minimum} needed")
     if source.id_column:
         _refuse_shared_samples(data, rows, source.path.name)
     sets = {role: data.rows(index, name=f"{data.name}[{role}]") for role, index in rows.items()}
     return Protocol(f"data:{source.path.name}", tuple(data.target_names), sets["train"], sets["validation"], sets["test"],
-                    window_nm=source.window_nm, split_description=described, gate=sets.get("gate"))
+                    window_nm=source.window_nm, split_description=described, gate=sets.get("gate"), small_set=small)
+
+
+def _rows_by_label(data: SpectralDataset, source: DataSource) -> tuple[dict[str, np.ndarray], str]:
+    """The rows of each role by the file's split column: training rows are required; validation and test rows are
+    not (without validation rows the small-set rule applies; without test rows nothing is tested)."""
+    labels = {"train": source.train, "validation": source.validation, "test": source.test}
+    if source.gate is not None:
+        labels["gate"] = source.gate
+    unused = sorted(set(data.splits) - set(labels.values()))
+    # validation and test rows may be absent, but not while rows with another label could be them (a misnamed label)
+    missing = {role: label for role, label in labels.items()
+               if label not in data.splits and (role in ("train", "gate") or unused)}
+    if missing:
+        raise DataFileError(f"{source.path.name}: split column {source.split_column!r} has no {missing} rows; "
+                            f"its labels are {sorted(data.splits)} (name them with --train/--validation/--test)")
+    rows = {role: data.splits.get(label, np.arange(0)) for role, label in labels.items()}
+    described = (f"{data.name}: the file's split column {source.split_column!r}: {source.train!r} trains, "
+                 f"{source.validation!r} validates, {source.test!r} tests"
+                 + (f", {source.gate!r} decides promotion" if source.gate else ""))
+    absent = [repr(labels[role]) for role in ("validation", "test") if not rows[role].size]
+    if absent:
+        described += f" (no {' or '.join(absent)} rows)"
+    if unused:
+        described += f" (rows labelled {unused} are not used)"
+    return rows, described
 
 
 def _refuse_shared_samples(data: SpectralDataset, rows: dict[str, np.ndarray], source: str) -> None:

@@ -29,7 +29,9 @@ def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[
     if augmenter is not None:
         X, Y = augmenter.fit_resample(X, Y)
     features = preprocessor.transform(X)
-    models = [PLSRegression(n_components=int(latent_variables[target]), scale=False).fit(features, Y[:, j])
+    # a cross-validation fold's refit of a small set may have fewer rows than the LVs chosen on all of them
+    most = min(features.shape)
+    models = [PLSRegression(n_components=min(int(latent_variables[target]), most), scale=False).fit(features, Y[:, j])
               for j, target in enumerate(protocol.targets)]
     return LinearModel.from_pls(models), preprocessor
 

@@ -32,20 +32,25 @@ def _rmsep_per_target(predictor: Predictor, X: np.ndarray, y: np.ndarray, target
 
 
 def decide_promotion(registry: ModelRegistry, candidate: Predictor, X_gate: np.ndarray, y_gate: np.ndarray, margin: float,
-                     gate_data: str = "validation", training_means: np.ndarray | None = None) -> PromotionDecision:
+                     gate_data: str = "validation", training_means: np.ndarray | None = None,
+                     candidate_predicted: np.ndarray | None = None) -> PromotionDecision:
     """Promote only if the candidate beats the champion on the gate data by ``margin`` (relative).
 
     ``y_gate`` has one column per candidate target. With several targets the score is the mean over targets of
     candidate RMSEP / champion RMSEP (unit-free, each constituent counts the same); promotion needs it below
     ``1 - margin``. With ``training_means`` (one per target) a candidate must first beat, for every target, the
     model without skill that predicts the training mean: otherwise it is not served, champion or not.
+    ``training_means`` may also be one row per gate spectrum, and ``candidate_predicted`` (n, k) replaces the
+    candidate's own predictions of ``X_gate``: the small-set rule's out-of-fold predictions of the training split.
     """
     targets = candidate.targets
     y_gate = np.reshape(y_gate, (len(y_gate), -1))
-    candidate_rmsep = _rmsep_per_target(candidate, X_gate, y_gate, targets)
+    candidate_rmsep = (_rmsep_per_target(candidate, X_gate, y_gate, targets) if candidate_predicted is None else
+                       {t: rmse(np.reshape(candidate_predicted, y_gate.shape)[:, j], y_gate[:, j]) for j, t in enumerate(targets)})
     shown = ", ".join(f"{t} {v:.3f}" for t, v in candidate_rmsep.items())
     if training_means is not None:
-        no_skill = {t: rmse(np.full(len(y_gate), training_means[j]), y_gate[:, j]) for j, t in enumerate(targets)}
+        baseline = np.broadcast_to(training_means, y_gate.shape)
+        no_skill = {t: rmse(baseline[:, j], y_gate[:, j]) for j, t in enumerate(targets)}
         unskilled = [t for t in targets if not candidate_rmsep[t] < no_skill[t]]
         if unskilled:
             versus = ", ".join(f"{t} {candidate_rmsep[t]:.3f} vs {no_skill[t]:.3f}" for t in unskilled)

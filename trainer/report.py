@@ -115,24 +115,28 @@ def _ci(entry: dict) -> str:
 def summary_rows(summary: dict[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
     """Rows of the report's three tables: figures of merit, CNN − PLS differences, interval coverage."""
     figures, differences, coverage = [], [], []
+    mean_predictor = summary.get("mean_predictor") or {}  # test set -> target -> RMSEP of predicting the training mean
     version = summary.get("version")
     deployed = summary["deployed"]["family"]
     for name, per_target in summary["deployed"]["tests"].items():
         for target, m in per_target.items():
             figures.append({"model": f"{deployed.upper()} {summary['variant']} (v{version}, deployed)", "target": target,
-                            "test set": name, **m, "rmsep 95% CI": _ci(m["rmsep_ci95"])})
+                            "test set": name, **m, "rmsep 95% CI": _ci(m["rmsep_ci95"]),
+                            "mean predictor": m.get("mean_predictor_rmsep", "")})
     for name, per_target in (summary["cnn"].get("tests", {}) if deployed != "cnn" else {}).items():
         for target, m in per_target.items():
             figures.append({"model": f"CNN {summary['variant']} (not deployed)", "target": target, "test set": name, **m,
-                            "rmsep 95% CI": _ci(m["rmsep_ci95"])})
+                            "rmsep 95% CI": _ci(m["rmsep_ci95"]), "mean predictor": m.get("mean_predictor_rmsep", "")})
     for target, pls in (summary.get("pls") or {}).items():
         for rule in ("min", "1se"):
             for name, m in pls[f"cv_{rule}"]["tests"].items():
-                figures.append({"model": f"PLS {summary['variant']}", "target": target, "test set": name,
-                                "lv": pls[f"cv_{rule}"]["lv"], "note": f"LVs by CV ({rule})", **m})
+                figures.append({"model": f"PLS {summary['variant']} (baseline)", "target": target, "test set": name,
+                                "lv": pls[f"cv_{rule}"]["lv"], "note": f"LVs by CV ({rule})", **m,
+                                "mean predictor": mean_predictor.get(name, {}).get(target, "")})
         for name, m in pls.get("oracle_chosen_on_test", {}).items():
-            figures.append({"model": f"PLS {summary['variant']}", "target": target, "test set": name,
-                            "note": "ORACLE: LVs chosen on this test set", **m})
+            figures.append({"model": f"PLS {summary['variant']} (baseline)", "target": target, "test set": name,
+                            "note": "ORACLE: LVs chosen on this test set", **m,
+                            "mean predictor": mean_predictor.get(name, {}).get(target, "")})
     for target, per_test in (summary.get("cnn_minus_pls") or {}).items():
         for name, d in per_test.items():
             differences.append({"target": target, "test set": name, "RMSEP CNN − PLS": d["difference"],
@@ -197,7 +201,8 @@ def write_report(directory: Path, summary: dict[str, Any], images: list[Path]) -
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.json").write_text(json.dumps(summary, indent=2, default=str))
     figures, differences, coverage = summary_rows(summary)
-    figure_columns = ["model", "target", "test set", "n", "rmsep", "rmsep 95% CI", "bias", "sep", "r2", "slope", "lv", "note"]
+    figure_columns = ["model", "target", "test set", "n", "rmsep", "rmsep 95% CI", "mean predictor", "bias", "sep", "r2",
+                      "slope", "lv", "note"]
     choices = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in summary.get("data_choices", {}).items())
     units = ", ".join(f"{t} [{u or '-'}]" for t, u in summary.get("units", {}).items())
     plots = "".join(f'<figure><img src="{html.escape(p.name)}" width="900"></figure>' for p in images)
@@ -211,10 +216,12 @@ model version {html.escape(str(summary.get("version")))}; spectra {html.escape(s
 <h2>Which data chose what</h2><ul>{choices}</ul>
 <p>Deployed family: {html.escape(summary["deployed"]["reason"])}.</p>
 <h2>Figures of merit (95 % bootstrap interval of the RMSEP over the test samples)</h2>
-{metrics_table(figures, figure_columns)}
-<h2>CNN − PLS (LVs by CV, min rule): paired bootstrap</h2>
+<p>"mean predictor": the RMSEP of predicting the training mean on the same spectra (a model without skill).</p>
+{metrics_table(figures, figure_columns) if figures else "<p>No test rows: evaluate later with nirstream evaluate --data.</p>"}
+<h2>CNN − PLS, the two candidates that competed for deployment: paired bootstrap</h2>
 <p>A model "beats" the other only where the whole 95 % interval of the difference lies on one side of 0.</p>
-{metrics_table(differences, ["target", "test set", "RMSEP CNN − PLS", "95% CI", "verdict"]) if differences else "<p>PLS not run.</p>"}
+{metrics_table(differences, ["target", "test set", "RMSEP CNN − PLS", "95% CI", "verdict"]) if differences else
+ "<p>No CNN and PLS candidates competed (one family fitted or asked for).</p>"}
 <h2>Prediction intervals</h2>
 <p>{html.escape(summary.get("intervals", {}).get("calibration", ""))}. Calibrated on validation data only
 (which also stopped training early: the intervals may be slightly narrow); the test coverage is a check.</p>

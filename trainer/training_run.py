@@ -36,7 +36,7 @@ def run_training(settings: TrainSettings, verbose: int | str = "auto") -> dict[s
     figures: HeldOutFigures | None = None
     outcome: GateOutcome | None = None
     try:
-        choice = choose_family(fitted, protocol, settings.family)
+        choice = choose_family(fitted, protocol, settings.family, settings.seed)
         calibration = calibrate_deployed(settings, choice.deployed, protocol, choice.validation_predicted)
         figures = evaluate_on_tests(fitted, choice, calibration, protocol, settings.seed)
         outcome = publish_and_gate(settings, protocol, choice, calibration, figures)

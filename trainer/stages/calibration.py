@@ -27,8 +27,13 @@ class IntervalCalibration:
 def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: Protocol,
                        validation_predicted: np.ndarray) -> IntervalCalibration:
     """Calibrate on the validation residuals, or (``cross-validation``, or ``auto`` when validation spans much less
-    than training) on out-of-fold residuals of the training split."""
+    than training, or always under the small-set rule) on out-of-fold residuals of the training split."""
     targets, y_train, y_val = protocol.targets, protocol.y(protocol.train), protocol.y(protocol.validation)
+    if protocol.cross_validated:  # small-set rule: the family's out-of-fold predictions calibrate (cross-conformal)
+        intervals, note = calibrate_intervals(y_train, validation_predicted, targets, settings.coverage, source="training")
+        if settings.calibration == "validation":
+            note += " (small set: no validation split to calibrate on)"
+        return IntervalCalibration(intervals, note, "cross-validation")
     narrow = representativeness_warning(y_train, y_val, targets)
     calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
     if calibration == "validation":

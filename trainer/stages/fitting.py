@@ -16,6 +16,7 @@ from nirstream.trainer.pls_family import PLS_COPIES, fit_deployable_pls, predict
 from nirstream.trainer.variants import PLS_VARIANTS
 from nirstream.trainer.regressor_building import cnn_regressor, regressor_factory
 from nirstream.trainer.search import parse_budget, search_cnn
+from nirstream.trainer.small_sets import cnn_refusal
 from nirstream.trainer.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,13 @@ class FittedCandidates:
 
 def fit_candidates(settings: TrainSettings, protocol: Protocol, verbose: int | str) -> FittedCandidates:
     fitted = FittedCandidates(candidates={})
-    if settings.family in ("auto", "cnn"):
+    unsupported = cnn_refusal(protocol.train.n_samples, protocol.cross_validated)  # the small-set rule
+    if settings.family in ("auto", "cnn") and unsupported:
+        if settings.family == "cnn" or not settings.pls:
+            raise ValueError(f"{unsupported} (nirstream.trainer.small_sets); train --family pls")
+        fitted.cnn_failure = f"{unsupported}; PLS is deployed"
+        log.info(fitted.cnn_failure)
+    elif settings.family in ("auto", "cnn"):
         try:
             fitted.regressor, fitted.search = _fit_cnn(settings, protocol, verbose)
             fitted.candidates["cnn"] = _cnn_candidate(fitted.regressor, protocol)

@@ -43,7 +43,7 @@ def publish_and_gate(settings: TrainSettings, protocol: Protocol, choice: Family
     registry = ModelRegistry(settings.registry)
     version, domain = write_candidate(registry, settings, protocol, choice.deployed, choice.reason, calibration.intervals,
                                       choice.validation_predicted, figures.metrics, figures.coverage)
-    decision = _gate(settings, registry, version, protocol)
+    decision = _gate(settings, registry, version, protocol, choice)
     return GateOutcome(version, decision, domain.limits_)
 
 
@@ -53,7 +53,9 @@ def write_candidate(registry: ModelRegistry, settings: TrainSettings, protocol: 
     """Publish ``deployed`` as a new version of ``registry`` with the figures known (the recovery after a failure
     may know none); return the version and the applicability domain it stores."""
     targets = protocol.targets
-    y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
+    # the choosing spectra: the validation split, or (small-set rule) the training split predicted out of fold
+    choosing = "cross_validation" if protocol.cross_validated else "validation"
+    y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.train if protocol.cross_validated else protocol.validation)
     train_features = deployed.preprocessor.transform(protocol.train.X)
     domain = ApplicabilityDomain().fit(train_features)
     validation = ({} if validation_predicted is None else
@@ -65,10 +67,11 @@ def write_candidate(registry: ModelRegistry, settings: TrainSettings, protocol: 
         model_kind="deep-chemometrics-cnn" if deployed.family == "cnn" else "pls",
         target_range={t: (float(np.min(y_train[:, j])), float(np.max(y_train[:, j]))) for j, t in enumerate(targets)},
         intervals=intervals,
-        metrics={"validation": validation, "tests": tests or {}, "interval_coverage": coverage or {}},
+        metrics={choosing: validation, "tests": tests or {}, "interval_coverage": coverage or {}},
         training={"protocol": protocol.name, "family": deployed.family, "family_choice": reason,
                   "splits": protocol.split_description, "n_train": protocol.train.n_samples,
-                  "n_validation": protocol.validation.n_samples, **deployed.training},
+                  "n_validation": protocol.validation.n_samples,
+                  **({"small_set": protocol.small_set} if protocol.small_set else {}), **deployed.training},
         dataset_fingerprint=protocol.train.fingerprint(),
         dataset_name=protocol.train.name,
     )
@@ -77,16 +80,24 @@ def write_candidate(registry: ModelRegistry, settings: TrainSettings, protocol: 
     return version, domain
 
 
-def _gate(settings: TrainSettings, registry: ModelRegistry, version: str, protocol: Protocol) -> PromotionDecision:
-    """Promote (and announce) or reject the new version on the gate data."""
+def _gate(settings: TrainSettings, registry: ModelRegistry, version: str, protocol: Protocol,
+          choice: FamilyChoice) -> PromotionDecision:
+    """Promote (and announce) or reject the new version on the gate data: the gate or validation split, or (small-set
+    rule) the training split, where the candidate's out-of-fold predictions meet the champion's and the mean of the
+    other folds (a champion trained on these spectra has seen them: the comparison favours keeping it)."""
     targets, y_train = protocol.targets, protocol.y(protocol.train)
     candidate = Predictor(registry.load(version))
     gate_name, gate = protocol.gate_data
+    out_of_fold = protocol.cross_validated and protocol.gate is None
+    if out_of_fold:
+        gate_name, gate = "training (out-of-fold)", protocol.train
     # Skill is judged against predicting the training mean, unless the gate data is too narrow to show skill (the
     # tablets' validate_1 spans 11 % of the training spread: a constant near its centre beats any honest model there).
     gate_narrow = narrow_targets(y_train, protocol.y(gate), targets)
+    no_skill = choice.out_of_fold_mean if out_of_fold else y_train.mean(axis=0)
     decision = decide_promotion(registry, candidate, gate.X, protocol.y(gate), settings.promote_margin, gate_name,
-                                training_means=None if gate_narrow else y_train.mean(axis=0))
+                                training_means=None if gate_narrow else no_skill,
+                                candidate_predicted=choice.validation_predicted if out_of_fold else None)
     if gate_narrow:
         decision.reason += (f" (no-skill check skipped: the {gate_name} targets spread less than half as much as the "
                             f"training targets: {', '.join(gate_narrow)})")

@@ -5,7 +5,10 @@ Which data chooses what (also written in every report):
   cross-validation inside it) the PLS latent-variable count;
 * validation split: early stopping and the learning-rate schedule, the prediction intervals'
   calibration, and the promotion gate (unless a separate gate split is named);
-* test split(s): nothing. Their figures, bootstrap intervals and coverages are reported only.
+* test split(s): nothing. Their figures, bootstrap intervals and coverages are reported only, each RMSEP beside
+  the mean predictor's.
+Under the small-set rule (``small_sets``) there is no validation split: out-of-fold predictions of the training split
+take its place.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ def write_training_report(settings: TrainSettings, screened: ScreenedData, fitte
     for j, target in enumerate(targets):
         comparison = {name: (protocol.y(protocol.tests[name])[:, j], predicted[:, j])
                       for name, predicted in figures.predictions.items()}
+        if protocol.cross_validated:  # small-set rule: the out-of-fold predictions that chose (no test rows, maybe)
+            comparison["training (out-of-fold)"] = (protocol.y(protocol.train)[:, j], choice.validation_predicted[:, j])
+        if not comparison:
+            continue
         images.append(plot_predicted_vs_reference(comparison, units[target], f"{deployed.family.upper()} {settings.variant}: {target}",
                                                   report_dir / f"predicted_vs_reference_{_file_safe(target)}.png",
                                                   intervals.half_width[target] if intervals else None))
@@ -53,8 +60,12 @@ def write_training_report(settings: TrainSettings, screened: ScreenedData, fitte
               **({"gate": protocol.gate.n_samples} if protocol.gate is not None else {}),
               **{name: data.n_samples for name, data in protocol.tests.items()}},
         "data_choices": data_choices(protocol, settings, calibration),
+        "small_set": protocol.small_set,  # the small-set rule's reason, or None (hold-out validation)
         "deployed": {"family": deployed.family, "reason": choice.reason, "validation_rmsep": choice.validation_rmsep,
+                     "chosen_on": choice.chosen_on, "mean_predictor_validation_rmsep": choice.mean_predictor_rmsep,
                      "tests": figures.metrics, **deployed.training},
+        # the model without skill, beside every RMSEP: test set -> target -> RMSEP of predicting the training mean
+        "mean_predictor": figures.mean_predictor,
         "cnn": ({"tests": figures.cnn_metrics, "history": regressor.history_, "best_epoch": regressor.best_epoch_,
                  "fit_seconds": regressor.fit_seconds_, "config": regressor.settings()} if regressor is not None else {}),
         "intervals": {"calibration": calibration.note, **(intervals.model_dump() if intervals else {}),
@@ -73,6 +84,8 @@ def write_training_report(settings: TrainSettings, screened: ScreenedData, fitte
 
 def data_choices(protocol: Protocol, settings: TrainSettings, calibration: IntervalCalibration) -> dict[str, str]:
     """What each split chose in this run, in words (the report's first table)."""
+    if protocol.cross_validated:
+        return _small_set_choices(protocol, settings, calibration)
     interval_use = f"prediction-interval calibration ({calibration.note})"
     by_cv = calibration.calibration == "cross-validation"
     validation_uses = ["CNN early stopping and learning-rate schedule", "ensemble members' validation scores",
@@ -93,6 +106,25 @@ def data_choices(protocol: Protocol, settings: TrainSettings, calibration: Inter
                                         + ("search space and budget" if settings.search_budget else
                                            f"architecture and training budget ({'quick' if settings.quick else 'full'})")
                                         + f", coverage {settings.coverage:.0%}, interval calibration {settings.calibration}",
+    }
+
+
+def _small_set_choices(protocol: Protocol, settings: TrainSettings, calibration: IntervalCalibration) -> dict[str, str]:
+    """``data_choices`` under the small-set rule: the training split chooses everything, by cross-validation."""
+    gate = ("the promotion gate (the candidate's out-of-fold predictions against the champion's predictions of the "
+            "same spectra, and against the mean of the other folds)" if protocol.gate is None else "")
+    return {
+        "splits": protocol.split_description,
+        "small-set rule": f"{protocol.small_set} (nirstream.trainer.small_sets)",
+        "training split": "PLS weights, EMSC reference, scalers; by repeated 10-fold cross-validation inside it: PLS "
+                          "pretreatment and latent variables; by 5-fold out-of-fold predictions of it: the deployed family "
+                          f"(settings: {settings.family}), prediction-interval calibration ({calibration.note})"
+                          + (f" and {gate}" if gate else ""),
+        **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
+        "test split(s)": ("nothing: RMSEP beside the mean predictor's, bootstrap intervals and interval coverage are "
+                          "reported only" if protocol.tests else
+                          "none in this file: evaluate the model later with nirstream evaluate --data on another file"),
+        "fixed before seeing any data": f"variant {settings.variant}, coverage {settings.coverage:.0%}",
     }
 
 

@@ -89,7 +89,7 @@ def screen_protocol(protocol: Protocol) -> ScreenedData:
         log.warning("left out (the worker would dead-letter it): %s", spectrum.describe())
     kept = {name: data.rows(np.setdiff1d(np.arange(data.n_samples), list(rejected[name]))) if rejected[name] else data
             for name, data in splits.items()}
-    cleaned = replace(protocol, train=kept["train"], validation=kept["validation"], test=kept["test"],
+    cleaned = replace(protocol, train=kept["train"], validation=kept["validation"], test=kept.get("test", protocol.test),
                       extra_tests={n: kept[n] for n in protocol.extra_tests}, gate=kept.get("gate"))
     return ScreenedData(cleaned, left_out)
 
