@@ -20,8 +20,10 @@ nirstream predicts chemical content from inline NIR spectra on Kafka, with a 1D 
 trained with spectral augmentation and EMSC (Bjerrum et al. 2017), flags spectra the model
 should not be trusted on, and hot-swaps retrained models into the running stream."""
 
-EPILOG = ("Run `nirstream COMMAND --help` for the options of each command. TensorFlow's and absl's lines and library "
-          "warnings go to $NIRSTREAM_LOG_DIR/frameworks.log (default ./artifacts), not the console.")
+EPILOG = ("Run `nirstream COMMAND --help` for the options of each command. In train, evaluate, transfer and demo, "
+          "TensorFlow's and absl's lines and library warnings go to $NIRSTREAM_LOG_DIR/frameworks.log (default "
+          "./artifacts), not the console.")
+CONSOLE_COMMANDS_THAT_FIT = {"train", "evaluate", "transfer", "demo"}  # the commands that may import TensorFlow
 
 
 def _add_data_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(gc.freeze)
     from nirstream.core.framework_output import framework_log_path, send_framework_output_to
 
-    send_framework_output_to(framework_log_path())  # TensorFlow/absl lines and warnings: a file, not the console
+    if args.command in CONSOLE_COMMANDS_THAT_FIT:  # services log to their collectors; these talk to a person
+        send_framework_output_to(framework_log_path())  # TensorFlow/absl lines and warnings: a file, not the console
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -45,6 +45,7 @@ class LVSelection:
     lvs: np.ndarray  # 1..max_lv
     rmse: np.ndarray  # mean over folds (or the single test RMSE for the oracle)
     standard_error: np.ndarray | None = None
+    fold_rmse: np.ndarray | None = None  # (folds, max_lv): for paired comparisons on the same folds
 
     def best(self, rule: str = "min") -> int:
         best = int(np.argmin(self.rmse))
@@ -88,6 +89,7 @@ def cross_validate_lvs(
         lvs=np.arange(1, max_lv + 1),
         rmse=fold_rmse.mean(axis=0),
         standard_error=fold_rmse.std(axis=0, ddof=1) / np.sqrt(len(fold_rmse)),
+        fold_rmse=fold_rmse,
     )
 
 

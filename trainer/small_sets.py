@@ -47,7 +47,7 @@ def cnn_refusal(n_train: int, cross_validated: bool) -> str | None:
     """Why the data cannot support the CNN (the rule, in words), or None when they can."""
     if cross_validated:
         return ("the CNN is not fitted: there is no hold-out validation split (small-set rule) to stop it early, and "
-                f"refitting it per cross-validation fold would cost minutes each")
+                "refitting it per cross-validation fold would cost minutes each")
     if n_train < CNN_MIN_TRAINING:
         return (f"the CNN is not fitted: {n_train} training spectra, fewer than the {CNN_MIN_TRAINING} its ~10^4 weights "
                 "need (on the shipped sets it matched PLS only from 129 training spectra up)")

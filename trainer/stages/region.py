@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.region_selection import REGION_RULE, chosen_window, score_windows
+from nirstream.trainer.region_selection import REGION_RULE, best_full_range_variant, chosen_window, score_windows
 from nirstream.trainer.train_settings import TrainSettings
+from nirstream.trainer.variants import PLS_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,12 @@ def choose_region(settings: TrainSettings, protocol: Protocol) -> tuple[Protocol
         return protocol, RegionChoice(None, "every channel (region selection off)")
     train = protocol.train
     log.info("spectral region: moving-window PLS cross-validation on the %d training spectra", train.n_samples)
-    scored = score_windows(train.X, protocol.y(train), train.wavelengths, protocol.targets, settings.variant, settings.seed)
+    variant = best_full_range_variant(train.X, protocol.y(train), protocol.targets, PLS_VARIANTS, settings.seed)
+    scored = score_windows(train.X, protocol.y(train), train.wavelengths, protocol.targets, variant, settings.seed)
     chosen = chosen_window(scored)
     everything = chosen.start == 0 and chosen.stop == train.n_channels
     window = None if everything else (chosen.first_nm, chosen.last_nm)
-    how = f"by cross-validation on the training split ({REGION_RULE}): " + (
+    how = f"by cross-validation on the training split ({REGION_RULE}; scored with {variant}): " + (
         "every channel" if everything else f"{chosen.first_nm:g}-{chosen.last_nm:g} nm, {chosen.stop - chosen.start} "
                                            f"of {train.n_channels} channels")
     log.info("spectral region %s", how.rsplit(": ", 1)[-1])
