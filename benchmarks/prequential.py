@@ -2,6 +2,7 @@
 IDRC 2002 tablets, with the simulator's drift and without, against the static model and the causal mean.
 
     python benchmarks/prequential.py [--seeds 0 1 2] [--output benchmarks/results/prequential.json] [--readme reports/README.md]
+    python benchmarks/prequential.py --readme reports/README.md --render-only   (no runs: the section from the JSON)
 
 The plant, simulated from real spectra: the static model is PLS (LVs by CV) on calibrate_1 (155 tablets, the
 calibration part); validate_1 + test_1 (500 tablets, instrument 1, 600-1798 nm) arrive in a seeded random order, one
@@ -12,12 +13,13 @@ would not remove it; PLS on the new pairs can learn it away. The no-drift scenar
 it: there the loop must not be worse than the static model beyond the interval.
 
 Each seed draws the replay order and the CV folds. ``--readme`` rewrites the section between the prequential markers
-of reports/README.md from the JSON (tests/test_prequential.py checks they agree).
+of reports/README.md from the JSON (tests/test_report_sections.py checks they agree).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.report_sections import update_section  # noqa: E402
 from nirstream.core.datasets import SpectralDataset, load_tablets  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.devtools.simulate import Analyzer, ProcessEffects  # noqa: E402
@@ -34,7 +37,7 @@ from nirstream.trainer.prequential import PrequentialSettings, base_model_from_c
 from nirstream.trainer.prequential_data import TimeOrderedData  # noqa: E402
 from nirstream.trainer.prequential_plot import plot_prequential  # noqa: E402
 
-BEGIN, END = "<!-- prequential:begin (benchmarks/prequential.py --readme) -->", "<!-- prequential:end -->"
+SECTION, SECTION_COMMAND = "prequential", "benchmarks/prequential.py --readme"
 
 
 def drifting_stream(calibration: SpectralDataset, stream: SpectralDataset, *, drift_end: float, minutes: float,
@@ -103,7 +106,7 @@ def _difference(d: dict) -> str:
 def render_section(result: dict) -> str:
     """The reports/README.md section, every figure read from the benchmark's JSON."""
     s = result["setup"]
-    lines = [BEGIN, "", "# The learning loop offline: prequential RMSEP on the tablets (issue 27)", "",
+    lines = ["# The learning loop offline: prequential RMSEP on the tablets (issue 27)", "",
              f"`{result['provenance']['command']}` (JSON `benchmarks/results/prequential.json`, commit "
              f"{str(result['provenance']['commit'])[:7]}). `nirstream evaluate --prequential` does the same on a plant's "
              f"file. Static model: PLS (LVs by CV, folds drawn by the seed) on calibrate_1 ({s['calibration']} "
@@ -134,19 +137,8 @@ def render_section(result: dict) -> str:
               "lab values describe its tablets better than the 155 calibration tablets do.", "",
               "A real time-ordered NIR data set: none is available offline through a package registry here (the one "
               "process data set that ships inside a dependency is reserved for an independent check; other NIR "
-              "dataset packages fetch their data on demand), so no real-plant figure is reported.", "", END]
+              "dataset packages fetch their data on demand), so no real-plant figure is reported."]
     return "\n".join(lines)
-
-
-def update_readme(readme: Path, section: str) -> None:
-    text = readme.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n\n" + section + "\n"
-    readme.write_text(text)
-    print(f"updated {readme}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lab-delay-hours", type=float, default=2.0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/prequential.json"))
     parser.add_argument("--readme", type=Path, help="rewrite this README's prequential section from the JSON")
+    parser.add_argument("--render-only", action="store_true", help="run nothing: render --readme from the existing --output")
     args = parser.parse_args(argv)
+    if args.render_only:
+        if not args.readme:
+            parser.error("--render-only needs --readme")
+        update_section(args.readme, SECTION, render_section(json.loads(args.output.read_text())), SECTION_COMMAND)
+        return 0
     calibration, stream = tablets_plant()
     runs = []
     for drift_end in (args.drift_end, 0.0):
@@ -175,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
              "gate": PrequentialSettings().gate.model_dump()}
     path = write_result(args.output, {"setup": setup, "verdicts": verdicts, "runs": runs}, seeds=args.seeds, indent=1)
     if args.readme:
-        import json
-
-        update_readme(args.readme, render_section(json.loads(path.read_text())))
+        update_section(args.readme, SECTION, render_section(json.loads(path.read_text())), SECTION_COMMAND)
     return 0
 
 

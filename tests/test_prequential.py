@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.prequential import BEGIN, END, drifting_stream, render_section
+from benchmarks.prequential import drifting_stream
 from nirstream.trainer.prequential import PrequentialSettings, base_model_from_calibration, run_prequential
 from nirstream.trainer.prequential_data import load_time_ordered
 from nirstream.trainer.service_settings import GatePolicy, RetrainPolicy
@@ -93,10 +93,3 @@ def test_the_cli_writes_json_and_png_and_lab_values_wait_for_their_delay(tecator
     refused = subprocess.run([sys.executable, "-m", "nirstream", "evaluate", "--prequential", str(path), "--time-column",
                               "measured", "--calibration-pairs", "5"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--lab-delay" in refused.stderr
-
-
-def test_the_reports_section_is_the_one_its_json_renders():
-    result = json.loads((REPO / "benchmarks/results/prequential.json").read_text())
-    readme = (REPO / "reports/README.md").read_text()
-    section = BEGIN + readme.split(BEGIN, 1)[1].split(END, 1)[0] + END
-    assert section == render_section(result)

@@ -1,0 +1,37 @@
+"""Every figure in a rendered section of reports/README.md comes from its benchmark's JSON: the section between a
+benchmark's markers is exactly what its ``render_section`` makes of the JSON it wrote; and ``update_section`` replaces a
+marked section in place, or appends it when the README has none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import prequential, region_selection, small_calibration
+from benchmarks.report_sections import read_section, update_section
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "reports/README.md"
+
+
+@pytest.mark.parametrize("module, result", [(prequential, "prequential.json"),
+                                            (region_selection, "region-selection.json"),
+                                            (small_calibration, "small-calibration.json")])
+def test_the_reports_section_is_the_one_its_json_renders(module, result):
+    rendered = module.render_section(json.loads((REPO / "benchmarks/results" / result).read_text()))
+    assert read_section(README, module.SECTION) == rendered
+
+
+def test_update_section_replaces_in_place_and_appends_when_absent(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Intro\n\ntext\n\n<!-- a:begin (make a) -->\n\nold\n\n<!-- a:end -->\n\n# After\n")
+    update_section(readme, "a", "new\n\n| x |")
+    assert readme.read_text() == "# Intro\n\ntext\n\n<!-- a:begin (make a) -->\n\nnew\n\n| x |\n\n<!-- a:end -->\n\n# After\n"
+    update_section(readme, "b", "appended", command="make b")
+    assert readme.read_text().endswith("# After\n\n\n<!-- b:begin (make b) -->\n\nappended\n\n<!-- b:end -->\n")
+    assert read_section(readme, "a") == "new\n\n| x |" and read_section(readme, "b") == "appended"
+    assert read_section(readme, "c") is None
+    with pytest.raises(ValueError):
+        update_section(readme, "c", "no command for a new section")
