@@ -31,6 +31,7 @@ from nirstream.trainer.plant_pairs import training_frame
 from nirstream.trainer.plant_store import PlantStore, StoredPair
 from nirstream.trainer.service_settings import TrainerServiceSettings
 from nirstream.trainer.time_forward_gate import GateVerdict, judge
+from nirstream.trainer.training_window import TrainingWindow, WindowChoice, choose_window
 
 log = logging.getLogger(__name__)
 ACTOR = "nirstream trainer"
@@ -45,6 +46,7 @@ class RetrainOutcome:
     version: str | None = None
     champion: str | None = None
     training_pairs: int = 0
+    training_window: str = "all"
     holdout_pairs: int = 0
     seconds: float = 0.0
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -53,6 +55,40 @@ class RetrainOutcome:
 def split_pairs(pairs: list[StoredPair], holdout: int) -> tuple[list[StoredPair], list[StoredPair]]:
     """Older pairs to train on, the newest ``holdout`` (lab time order) to judge on."""
     return pairs[:-holdout] if holdout else pairs, pairs[-holdout:] if holdout else []
+
+
+def choose_training_pairs(training: list[StoredPair], base_protocol, settings: TrainerServiceSettings) -> WindowChoice:
+    """The training window (all pairs, the newest N, or the newest N weighted) whose PLS model, fitted on the base
+    data plus the older training pairs, predicts the newest training pairs best: time-forward, never on the gate's
+    held-out pairs. Targets count in units of the base data's spread."""
+    from nirstream.trainer.pls import cross_validate_lvs, fit_pls
+
+    targets = base_protocol.targets
+    X_base, Y_base = base_protocol.train.X, base_protocol.y(base_protocol.train)
+    X_pairs = np.array([p.spectrum for p in training]).reshape(len(training), -1)
+    Y_pairs = np.array([[p.reference[t] for t in targets] for p in training]).reshape(len(training), len(targets))
+    scale = np.where(Y_base.std(axis=0) > 0, Y_base.std(axis=0), 1.0)
+
+    def fit(rows: np.ndarray):
+        X, Y = np.vstack([X_base, X_pairs[rows]]), np.vstack([Y_base, Y_pairs[rows]])
+        models = []
+        for j in range(len(targets)):
+            lvs = cross_validate_lvs(X, Y[:, j], max_lv=15, n_splits=5, n_repeats=1).best("min")
+            models.append(fit_pls(X, Y[:, j], lvs))
+        return lambda r: np.column_stack([m.predict(X_pairs[r]) for m in models]) / scale
+
+    options = [TrainingWindow.parse(name) for name in settings.retrain.training_windows]
+    return choose_window(options, np.arange(len(training)), Y_pairs / scale, fit, settings.gate.holdout_pairs)
+
+
+def _copy_numbers(rows: np.ndarray) -> list[tuple[int, int]]:
+    """(n, row) with n = how many times ``row`` came before in ``rows`` (0 for its first copy)."""
+    seen: dict[int, int] = {}
+    numbered = []
+    for row in rows.tolist():
+        numbered.append((seen.get(row, 0), row))
+        seen[row] = seen.get(row, 0) + 1
+    return numbered
 
 
 def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutcome:
@@ -74,10 +110,15 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutco
         return RetrainOutcome("skipped", f"{len(pairs)} stored pairs on the champion's grid with {targets}: fewer than "
                                          f"the {settings.gate.holdout_pairs} the gate holds out", champion=champion_version)
     workdir.mkdir(parents=True, exist_ok=True)
-    extra = workdir / "plant-pairs.csv"
-    training_frame([p.sample_id for p in training], [p.reference for p in training], [p.spectrum for p in training],
-                   targets, champion.grid).to_csv(extra, index=False)
     base = {"targets": targets, **settings.base_training} if "data" not in settings.base_training else settings.base_training
+    base_protocol = load_training_protocol(TrainSettings(**base, registry=settings.registry))
+    window = choose_training_pairs(training, base_protocol, settings)
+    chosen_rows = window.window.rows(np.arange(len(training)))
+    extra = workdir / "plant-pairs.csv"
+    # a pair counted several times (recency weight) gets a distinct id per copy
+    ids = [training[i].sample_id + (f"#{n}" if n else "") for n, i in _copy_numbers(chosen_rows)]
+    training_frame(ids, [training[i].reference for i in chosen_rows], [training[i].spectrum for i in chosen_rows],
+                   targets, champion.grid).to_csv(extra, index=False)
     train_settings = TrainSettings(**{**base, "extra_training": extra, "promote": False, "registry": settings.registry,
                                       "report_dir": workdir / "report", "by": ACTOR,
                                       "bootstrap_servers": settings.bootstrap_servers,
@@ -104,7 +145,9 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutco
     passed = all(v.passed for v in verdicts.values())
     reason = "; ".join(f"{t}: {v.reason}" for t, v in verdicts.items())
     details = {"gate": "time-forward", "champion": champion_version, "holdout_pairs": len(holdout),
-               "training_pairs": len(training), "base_validation": gate_name,
+               "training_pairs": len(training), "training_window": window.window.name,
+               "training_window_choice": {"reason": window.reason, "scores": window.scores},
+               "base_validation": gate_name,
                "verdicts": {t: v.as_record() for t, v in verdicts.items()}}
     if not passed:
         registry.reject(version, f"time-forward gate: {reason}", by=ACTOR, details=details)
@@ -121,7 +164,7 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutco
                         settings.topics.models, event_type="proposed")
         status = "proposed"
     log.info("retrain: version %s %s: %s", version, status, reason)
-    return RetrainOutcome(status, reason, version, champion_version, len(training), len(holdout),
+    return RetrainOutcome(status, reason, version, champion_version, len(training), window.window.name, len(holdout),
                           time.perf_counter() - started, {t: v.as_record() for t, v in verdicts.items()})
 
 

@@ -29,6 +29,10 @@ class RetrainPolicy(BaseModel):
                                                             "starts, publish a slope/bias correction that its newest "
                                                             "pairs show to help (gate.mode automatic only; proposed "
                                                             "mode logs it)")
+    training_windows: list[str] = Field(
+        default_factory=lambda: ["all", "recent-40", "recent-40-x3"],
+        description="Which plant pairs a retrain may train on (all; recent-N: forget older ones; recent-N-xW: the newest "
+                    "N weigh W times); each retrain chooses among them time-forward on its newest training pairs")
     timeout_minutes: float = Field(default=30.0, gt=0, description="A retrain running longer is killed (and counted "
                                                                    "as failed); the champion keeps serving")
 
