@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import update_section  # noqa: E402
+from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
 from nirstream.core.datasets import SpectralDataset, load_tablets  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.devtools.simulate import Analyzer, ProcessEffects  # noqa: E402
@@ -149,13 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lab-every", type=int, default=2, help="every k-th spectrum has a lab value")
     parser.add_argument("--lab-delay-hours", type=float, default=2.0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/prequential.json"))
-    parser.add_argument("--readme", type=Path, help="rewrite this README's prequential section from the JSON")
-    parser.add_argument("--render-only", action="store_true", help="run nothing: render --readme from the existing --output")
+    add_section_arguments(parser, "prequential")
     args = parser.parse_args(argv)
-    if args.render_only:
-        if not args.readme:
-            parser.error("--render-only needs --readme")
-        update_section(args.readme, SECTION, render_section(json.loads(args.output.read_text())), SECTION_COMMAND)
+    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
         return 0
     calibration, stream = tablets_plant()
     runs = []

@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import update_section  # noqa: E402
+from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import figures_per_target  # noqa: E402
 from nirstream.core.datasets.catalog import open_named  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
@@ -197,13 +197,9 @@ def render_section(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/region-selection.json"))
-    parser.add_argument("--readme", type=Path, help="rewrite this README's region-selection section from the JSON")
-    parser.add_argument("--render-only", action="store_true", help="run nothing: render --readme from the existing --output")
+    add_section_arguments(parser, "region-selection")
     args = parser.parse_args(argv)
-    if args.render_only:
-        if not args.readme:
-            parser.error("--render-only needs --readme")
-        update_section(args.readme, SECTION, render_section(json.loads(args.output.read_text())), SECTION_COMMAND)
+    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
         return 0
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,10 @@ when it has none); ``read_section`` returns it, so a test can check that the REA
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -56,3 +59,20 @@ def update_section(readme_path: Path, name: str, text: str, command: str | None 
         updated = current[:span[0]] + f"{begin}\n\n{text.strip(chr(10))}\n\n" + current[span[2]:]
     readme_path.write_text(updated)
     print(f"updated {readme_path} (section {name})")
+
+
+def add_section_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--readme`` and ``--render-only``, the same for every benchmark that renders a section."""
+    parser.add_argument("--readme", type=Path, help=f"rewrite this README's {section} section from the JSON")
+    parser.add_argument("--render-only", action="store_true", help="run nothing: render --readme from the existing --output")
+
+
+def render_only(args: argparse.Namespace, parser: argparse.ArgumentParser, section: str,
+                render: Callable[[dict], str], command: str) -> bool:
+    """With ``--render-only``: write the section from ``args.output`` and return True (the caller runs nothing)."""
+    if not args.render_only:
+        return False
+    if not args.readme:
+        parser.error("--render-only needs --readme")
+    update_section(args.readme, section, render(json.loads(args.output.read_text())), command)
+    return True

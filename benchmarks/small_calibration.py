@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import update_section  # noqa: E402
+from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
 from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import figures_per_target, paired_rmsep_difference, rmse  # noqa: E402
 from nirstream.core.datasets.catalog import open_named  # noqa: E402
@@ -219,18 +219,16 @@ def nominal_of(r: dict) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/small-calibration.json"))
-    parser.add_argument("--readme", type=Path, help="rewrite this README's small-calibration section from the JSON")
-    parser.add_argument("--render-only", action="store_true", help="run nothing: render --readme from the existing --output")
+    add_section_arguments(parser, "small-calibration")
     parser.add_argument("--selections", nargs="+", choices=SELECTIONS, default=list(SELECTIONS))
     args = parser.parse_args(argv)
-    if not args.render_only:
-        with tempfile.TemporaryDirectory() as scratch:
-            rows = [row for name in SETS for selection in args.selections for region in REGIONS
-                    for row in run(name, selection, region, Path(scratch))]
-        write_result(args.output, {"n_calibration": N_CALIBRATION, "selections": args.selections, "regions": list(REGIONS),
-                                   "rows": rows}, seeds=[SEED], indent=1)
-    elif not args.readme:
-        parser.error("--render-only needs --readme")
+    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+        return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [row for name in SETS for selection in args.selections for region in REGIONS
+                for row in run(name, selection, region, Path(scratch))]
+    write_result(args.output, {"n_calibration": N_CALIBRATION, "selections": args.selections, "regions": list(REGIONS),
+                               "rows": rows}, seeds=[SEED], indent=1)
     if args.readme:
         update_section(args.readme, SECTION, render_section(json.loads(args.output.read_text())), SECTION_COMMAND)
     return 0
