@@ -122,6 +122,7 @@ def start_trainer_service(bootstrap: str, registry: ModelRegistry, protocol: str
         "NIRSTREAM_GATE__MODE": "automatic",
         "NIRSTREAM_GATE__HOLDOUT_PAIRS": str(HOLDOUT_PAIRS),
         "NIRSTREAM_RETRAIN__MIN_NEW_PAIRS": str(retrain_after + HOLDOUT_PAIRS),
+        "NIRSTREAM_RETRAIN__TRAINING_WINDOWS": '["all"]',  # the demo shows the swap: no window choice to wait for
         "NIRSTREAM_RETRAIN__BIAS_K": "1e9",
         "NIRSTREAM_CHECK_SECONDS": "1",
         # calibration on validation: the demo shows the swap, not interval coverage, and must stay quick

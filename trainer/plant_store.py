@@ -150,12 +150,14 @@ class PlantStore:
 
     def pairs(self, *, since: datetime | None = None, analyzer: str | None = None, target: str | None = None,
               model_version: str | None = None, newest: int | None = None,
-              newest_per_analyzer: int | None = None) -> list[StoredPair]:
+              newest_per_analyzer: int | None = None, archived_until: datetime | None = None) -> list[StoredPair]:
         """Stored pairs in lab-time order, optionally after ``since``, of one analyzer, with a lab value for
-        ``target``, predicted by ``model_version``; only the ``newest`` n of those, or n per analyzer."""
+        ``target``, predicted by ``model_version``, taken by the store at or before ``archived_until``; only the
+        ``newest`` n of those, or n per analyzer."""
         clauses, params = [], []
         for clause, value in (("measured_at > ?", None if since is None else _utc(since).isoformat()),
-                              ("analyzer_id = ?", analyzer), ("model_version = ?", model_version)):
+                              ("analyzer_id = ?", analyzer), ("model_version = ?", model_version),
+                              ("archived_at <= ?", None if archived_until is None else _utc(archived_until).isoformat())):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)

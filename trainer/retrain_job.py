@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _copy_numbers(rows: np.ndarray) -> list[tuple[int, int]]:
     return numbered
 
 
-def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutcome:
+def run_retrain(settings: TrainerServiceSettings, workdir: Path, archived_until: datetime | None = None) -> RetrainOutcome:
     from nirstream.trainer.train_settings import TrainSettings
     from nirstream.trainer.training_data import load_training_protocol
     from nirstream.trainer.training_run import run_training
@@ -104,7 +105,8 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path) -> RetrainOutco
     champion = Predictor(registry.load(champion_version))
     targets = list(champion.targets)
     with PlantStore(settings.store) as store:
-        pairs = [p for p in store.pairs() if p.grid == champion.grid and all(t in p.reference for t in targets)]
+        pairs = [p for p in store.pairs(archived_until=archived_until)
+                 if p.grid == champion.grid and all(t in p.reference for t in targets)]
     training, holdout = split_pairs(pairs, settings.gate.holdout_pairs)
     if len(holdout) < settings.gate.holdout_pairs:
         return RetrainOutcome("skipped", f"{len(pairs)} stored pairs on the champion's grid with {targets}: fewer than "
@@ -174,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overrides", default="{}", help="JSON of settings given on the service's command line")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True, help="where the outcome's JSON goes")
+    parser.add_argument("--archived-until", type=datetime.fromisoformat,
+                        help="train on the pairs the store held at this moment (the service's decision)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = TrainerServiceSettings.load(args.config, **json.loads(args.overrides))
-    outcome = run_retrain(settings, args.workdir)
+    outcome = run_retrain(settings, args.workdir, args.archived_until)
     args.output.write_text(json.dumps(asdict(outcome), default=str))
     return 0
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -212,8 +212,11 @@ class RetrainScheduler:
     def _start(self, why: str) -> None:
         self.run_dir = self.settings.workdir / time.strftime("%Y%m%d-%H%M%S")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # the retrain trains on the pairs the decision saw, not on those archived while it starts
+        decided_at = datetime.now(UTC).isoformat()
         command = [sys.executable, "-m", "nirstream.trainer.retrain_job", "--workdir", str(self.run_dir),
-                   "--output", str(self.run_dir / "outcome.json"), "--overrides", json.dumps(self.overrides, default=str)]
+                   "--output", str(self.run_dir / "outcome.json"), "--overrides", json.dumps(self.overrides, default=str),
+                   "--archived-until", decided_at]
         if self.config_file:
             command += ["--config", str(self.config_file)]
         log.info("retrain started (%s); log %s", why, self.run_dir / "retrain.log")
