@@ -36,7 +36,7 @@ deploy-tools:  ## promtool, prometheus, alertmanager for the deployment tests (D
 
 # Four pytest processes, one test file each at a time: most of the suite waits on real brokers,
 # workers and trainer services in subprocesses, so four files share 2 cores well (measured on fresh clones of the
-# same commit: 7:57 with four, 8:55 with three; earlier 7:15 with three vs 8:08 with two).
+# same commit: 7:57 and 9:16 with four, 8:55 with three; earlier 7:15 with three vs 8:08 with two).
 # PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 4
 
