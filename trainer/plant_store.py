@@ -133,36 +133,27 @@ class PlantStore:
             raise
         return StoreOutcome(stored=stored, repeats=len(rows) - stored, refused=refused)
 
-    def count(self, since: datetime | None = None) -> int:
-        """How many pairs are stored (with a lab sampling time after ``since``, if given)."""
-        if since is None:
-            return self._db.execute("SELECT COUNT(*) FROM labelled_pairs").fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM labelled_pairs WHERE measured_at > ?",
-                                (_utc(since).isoformat(),)).fetchone()[0]
-
-    def count_archived_after(self, moment: datetime) -> int:
-        """How many pairs the store took after ``moment`` (lab values a model published then has not seen)."""
-        return self._db.execute("SELECT COUNT(*) FROM labelled_pairs WHERE archived_at > ?",
-                                (_utc(moment).isoformat(),)).fetchone()[0]
+    def count(self, *, since: datetime | None = None, archived_after: datetime | None = None,
+              analyzer: str | None = None) -> int:
+        """How many pairs are stored (with a lab sampling time after ``since``, taken by the store after
+        ``archived_after`` (lab values a model published then has not seen), of one analyzer, as given)."""
+        where, params = _where(since=since, archived_after=archived_after, analyzer=analyzer)
+        return self._db.execute(f"SELECT COUNT(*) FROM labelled_pairs {where}", params).fetchone()[0]
 
     def message_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT message_id FROM labelled_pairs ORDER BY message_id")]
 
     def pairs(self, *, since: datetime | None = None, analyzer: str | None = None, target: str | None = None,
               model_version: str | None = None, newest: int | None = None,
-              newest_per_analyzer: int | None = None, archived_until: datetime | None = None) -> list[StoredPair]:
+              newest_per_analyzer: int | None = None, archived_until: datetime | None = None,
+              spectra: bool = True) -> list[StoredPair]:
         """Stored pairs in lab-time order, optionally after ``since``, of one analyzer, with a lab value for
         ``target``, predicted by ``model_version``, taken by the store at or before ``archived_until``; only the
-        ``newest`` n of those, or n per analyzer."""
-        clauses, params = [], []
-        for clause, value in (("measured_at > ?", None if since is None else _utc(since).isoformat()),
-                              ("analyzer_id = ?", analyzer), ("model_version = ?", model_version),
-                              ("archived_at <= ?", None if archived_until is None else _utc(archived_until).isoformat())):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
+        ``newest`` n of those, or n per analyzer. ``spectra=False`` leaves the spectra unread (empty arrays): for
+        questions about predictions and lab values only."""
+        where, params = _where(since=since, analyzer=analyzer, model_version=model_version, archived_until=archived_until)
+        columns = _COLUMNS if spectra else _COLUMNS.replace("spectrum,", "x'' AS spectrum,", 1)
+        rows = self._db.execute(f"SELECT {columns} FROM labelled_pairs {where} ORDER BY measured_at, message_id", params)
         found = [_read(row) for row in rows]
         if target is not None:
             found = [p for p in found if target in p.reference]
@@ -189,6 +180,29 @@ def _utc(moment: datetime) -> datetime:
 
 def _utc_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else _utc(moment).isoformat()
+
+
+def _where(*, since: datetime | None = None, archived_after: datetime | None = None,
+           archived_until: datetime | None = None, analyzer: str | None = None,
+           model_version: str | None = None) -> tuple[str, list]:
+    """The WHERE clause (or '') and its parameters for the conditions given."""
+    conditions = (("measured_at > ?", None if since is None else _utc(since).isoformat()),
+                  ("archived_at > ?", None if archived_after is None else _utc(archived_after).isoformat()),
+                  ("archived_at <= ?", None if archived_until is None else _utc(archived_until).isoformat()),
+                  ("analyzer_id = ?", analyzer), ("model_version = ?", model_version))
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    return (f"WHERE {' AND '.join(c for c, _ in given)}" if given else ""), [v for _, v in given]
+
+
+def prediction_errors(pairs: Iterable[StoredPair], per_analyzer: bool = False) -> dict:
+    """Prediction - lab value of each pair, in order, per target (or per (analyzer, target)), as arrays."""
+    found: dict = {}
+    for pair in pairs:
+        for target, value in pair.reference.items():
+            if target in pair.predicted:
+                key = (pair.analyzer_id, target) if per_analyzer else target
+                found.setdefault(key, []).append(pair.predicted[target] - value)
+    return {key: np.array(errors) for key, errors in found.items()}
 
 
 def _read(row: tuple) -> StoredPair:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from nirstream.core.chemometrics.figures_of_merit import unpaired_rmsep_difference
-from nirstream.trainer.plant_store import PlantStore
+from nirstream.trainer.plant_store import PlantStore, prediction_errors
 
 
 @dataclass(frozen=True)
@@ -25,18 +24,9 @@ class GuardVerdict:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-def errors_by_target(pairs) -> dict[str, np.ndarray]:
-    found: dict[str, list[float]] = {}
-    for pair in pairs:
-        for target, value in pair.reference.items():
-            if target in pair.predicted:
-                found.setdefault(target, []).append(pair.predicted[target] - value)
-    return {t: np.array(v) for t, v in found.items()}
-
-
 def judge_promotion(store: PlantStore, champion: str, previous: str, pairs: int, confidence: float) -> GuardVerdict:
-    new = errors_by_target(store.pairs(model_version=champion)[:pairs])
-    old = errors_by_target(store.pairs(model_version=previous)[-pairs:])
+    new = prediction_errors(store.pairs(model_version=champion, spectra=False)[:pairs])
+    old = prediction_errors(store.pairs(model_version=previous, spectra=False)[-pairs:])
     targets = sorted(t for t in new if t in old and len(new[t]) >= pairs and len(old[t]) >= 2)
     if not targets:
         counts = {t: len(e) for t, e in new.items()}

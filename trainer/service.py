@@ -21,10 +21,10 @@ import logging
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -38,7 +38,7 @@ from nirstream.kafka.backoff import Backoff, pause_unless_stopped
 from nirstream.core.serving.predictor import Predictor
 from nirstream.trainer.bias_correction import fit_bias_correction
 from nirstream.trainer.champion import announce_change, roll_back_and_announce
-from nirstream.trainer.plant_store import PlantStore
+from nirstream.trainer.plant_store import PlantStore, prediction_errors
 from nirstream.trainer.promotion_guard import judge_promotion
 from nirstream.trainer.retrain_policy import decide
 from nirstream.trainer.service_metrics import TrainerMetrics
@@ -151,7 +151,7 @@ class RetrainScheduler:
 
     def _correct_bias(self, champion: str, analyzer: str) -> None:
         """Try a slope/bias correction for ``analyzer`` once per ``bias_min_pairs`` new pairs of it."""
-        pairs = len(self.store.pairs(analyzer=analyzer))
+        pairs = self.store.count(analyzer=analyzer)
         tried = self.corrected_at.get((champion, analyzer))
         if tried is not None and pairs - tried < self.settings.retrain.bias_min_pairs:
             return
@@ -199,15 +199,13 @@ class RetrainScheduler:
     def _new_pairs(self, champion: str) -> int:
         """Pairs archived after the champion was published: lab values it has not seen."""
         published = [e.at for e in self.registry.history() if e.event == "published" and e.version == champion]
-        return self.store.count_archived_after(datetime.fromisoformat(published[-1])) if published else self.store.count()
+        return self.store.count(archived_after=datetime.fromisoformat(published[-1])) if published else self.store.count()
 
-    def _recent_errors(self, champion: str) -> dict[tuple[str, str], list[float]]:
-        errors: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for pair in self.store.pairs(model_version=champion, newest_per_analyzer=self.settings.retrain.bias_window):
-            for target, value in pair.reference.items():
-                if target in pair.predicted:
-                    errors[(pair.analyzer_id, target)].append(pair.predicted[target] - value)
-        return errors
+    def _recent_errors(self, champion: str) -> dict[tuple[str, str], np.ndarray]:
+        """Each analyzer's latest errors of the champion, per target (spectra are not needed: not read)."""
+        return prediction_errors(self.store.pairs(model_version=champion, spectra=False,
+                                                  newest_per_analyzer=self.settings.retrain.bias_window),
+                                 per_analyzer=True)
 
     def _start(self, why: str) -> None:
         self.run_dir = self.settings.workdir / time.strftime("%Y%m%d-%H%M%S")
