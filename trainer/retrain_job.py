@@ -62,7 +62,7 @@ def choose_training_pairs(training: list[StoredPair], base_protocol, settings: T
     """The training window (all pairs, the newest N, or the newest N weighted) whose PLS model, fitted on the base
     data plus the older training pairs, predicts the newest training pairs best: time-forward, never on the gate's
     held-out pairs. Targets count in units of the base data's spread."""
-    from nirstream.trainer.pls import cross_validate_lvs, fit_pls
+    from nirstream.trainer.prequential import PrequentialSettings, fit_retrain_pls
 
     targets = base_protocol.targets
     X_base, Y_base = base_protocol.train.X, base_protocol.y(base_protocol.train)
@@ -70,13 +70,14 @@ def choose_training_pairs(training: list[StoredPair], base_protocol, settings: T
     Y_pairs = np.array([[p.reference[t] for t in targets] for p in training]).reshape(len(training), len(targets))
     scale = np.where(Y_base.std(axis=0) > 0, Y_base.std(axis=0), 1.0)
 
+    quick = PrequentialSettings()  # the offline replay's retrain PLS, so online and offline choose alike
+
     def fit(rows: np.ndarray):
         X, Y = np.vstack([X_base, X_pairs[rows]]), np.vstack([Y_base, Y_pairs[rows]])
-        models = []
-        for j in range(len(targets)):
-            lvs = cross_validate_lvs(X, Y[:, j], max_lv=15, n_splits=5, n_repeats=1).best("min")
-            models.append(fit_pls(X, Y[:, j], lvs))
-        return lambda r: np.column_stack([m.predict(X_pairs[r]) for m in models]) / scale
+        _, first = np.unique(rows, return_index=True)  # cross-validation reads each spectrum once
+        unique = np.concatenate([np.arange(len(X_base)), len(X_base) + first])
+        predicts = [fit_retrain_pls(X, Y[:, j], quick, unique)[0] for j in range(len(targets))]
+        return lambda r: np.column_stack([predict(X_pairs[r]) for predict in predicts]) / scale
 
     options = [TrainingWindow.parse(name) for name in settings.retrain.training_windows]
     return choose_window(options, np.arange(len(training)), Y_pairs / scale, fit, settings.gate.holdout_pairs)
@@ -128,7 +129,7 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path, archived_until:
     summary = run_training(train_settings, verbose=2)
     version = str(summary["version"])
     candidate = Predictor(registry.load(version))
-    protocol = load_training_protocol(train_settings)
+    protocol = base_protocol  # its validation (gate) split is the retrain's: the plant pairs only join training
     gate_name, gate_split = protocol.gate_data
     X_hold = np.array([p.spectrum for p in holdout])
     candidate_hold, champion_hold = candidate.predict(X_hold).values, champion.predict(X_hold).values
