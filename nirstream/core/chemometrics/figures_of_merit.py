@@ -47,8 +47,12 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
 BOOTSTRAP_RESAMPLES = 2000
 
 
+def _rms_statistic(errors, axis=-1):
+    return np.sqrt(np.mean(errors**2, axis=axis))
+
+
 def _rmse_statistic(reference, predicted, axis=-1):
-    return np.sqrt(np.mean((predicted - reference) ** 2, axis=axis))
+    return _rms_statistic(predicted - reference, axis)
 
 
 def _rmse_difference_statistic(reference, predicted_a, predicted_b, axis=-1):
@@ -88,10 +92,6 @@ def figures_per_target(y_true, y_pred, targets, seed: int = 0) -> dict[str, dict
     y_true, y_pred = np.reshape(y_true, (len(y_true), -1)), np.reshape(y_pred, (len(y_pred), -1))
     return {t: {**regression_metrics(y_true[:, j], y_pred[:, j]), "rmsep_ci95": rmsep_interval(y_true[:, j], y_pred[:, j], seed=seed)}
             for j, t in enumerate(targets)}
-
-
-def _rms_statistic(errors, axis=-1):
-    return np.sqrt(np.mean(errors**2, axis=axis))
 
 
 def unpaired_rmsep_difference(errors_a, errors_b, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
