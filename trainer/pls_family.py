@@ -1,12 +1,15 @@
 """PLS as a deployable model family: the same preprocessing object as the CNN, one PLS per target.
 
-The number of latent variables per target comes from cross-validation on the training split
-(``compare_pls``); the deployed model is refitted on the whole training split with those counts and
-collapsed to a ``LinearModel`` (weights and bias), which a bundle stores as arrays and the worker
-serves with a matrix product.
+The scatter correction (none, SNV, EMSC: one preprocessor for all targets) and, per target, a linear pretreatment
+operator and its latent variables come from cross-validation on the training split (``choose_linear_family``,
+``OperatorAdaptivePLS``); the deployed model is refitted on the whole training split with those choices and collapsed
+to a ``LinearModel`` (weights and bias, the operator folded in), which a bundle stores as arrays and the worker serves
+with a matrix product.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.cross_decomposition import PLSRegression
@@ -14,14 +17,83 @@ from sklearn.cross_decomposition import PLSRegression
 from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.trainer.data_splits import Protocol
+from nirstream.trainer.operator_bank import OPERATOR_NAMES
+from nirstream.trainer.operator_pls import OperatorAdaptivePLS, cross_validate_operators, cv_score, select_operator
 from nirstream.trainer.variants import variant_steps
 
 PLS_COPIES = 10  # augmented copies per spectrum for PLS, as in its cross-validation (compare_pls)
+# The preprocessor shared by the targets, simplest first (the order the 1-SE rule prefers): the scatter corrections,
+# and derivative-then-SNV, which no operator applied after the shared steps can express; so the family's candidates
+# include every pretreatment the previous fixed list (PLS_VARIANTS) offered.
+SCATTER_VARIANTS = ("none", "snv", "emsc", "sg1+snv", "sg2+snv")
+# How the operator, LV count and scatter correction are chosen on the training split; decided on validation splits
+# across data sets by benchmarks/operator_rule.py (benchmarks/results/operator-rule.json), never on a test split.
+LINEAR_RULE = "min"
+
+
+@dataclass
+class LinearFamilyChoice:
+    """What cross-validation on the training split chose for the deployable PLS, and every alternative's score."""
+
+    variant: str
+    operators: dict[str, str]
+    latent_variables: dict[str, int]
+    tried: dict[str, dict] = field(default_factory=dict)
+
+
+def _features(protocol: Protocol, variant: str, random_state: int) -> tuple[np.ndarray, SpectralPreprocessor]:
+    preprocessor, _ = variant_steps(variant, protocol.train.wavelengths, protocol.window_nm, PLS_COPIES,
+                                    random_state=random_state)
+    return preprocessor.fit(protocol.train.X).transform(protocol.train.X), preprocessor
+
+
+def screen_linear_family(protocol: Protocol, random_state: int = 0) -> dict[str, dict[str, dict]]:
+    """For each scatter correction and target, every operator's RMSECV curve by repeated 10-fold CV on the training
+    split (``cross_validate_operators``). The preprocessor is fitted on all training spectra (EMSC's reference, the
+    centring: no lab values involved); the folds refit only the PLS."""
+    Y = protocol.y(protocol.train)
+    screened = {}
+    for variant in SCATTER_VARIANTS:
+        features, _ = _features(protocol, variant, random_state)
+        estimator = OperatorAdaptivePLS(random_state=random_state)
+        rows = len(features)
+        splits = max(2, min(estimator.n_splits, rows))
+        largest = max(1, min(estimator.max_components, features.shape[1], rows - -(-rows // splits) - 1))
+        screened[variant] = {t: cross_validate_operators(features, Y[:, j], OPERATOR_NAMES, largest, splits,
+                                                         estimator.n_repeats, random_state)
+                             for j, t in enumerate(protocol.targets)}
+    return screened
+
+
+def choose_linear_family(protocol: Protocol, rule: str = LINEAR_RULE, random_state: int = 0,
+                         screened: dict | None = None) -> LinearFamilyChoice:
+    """Each target's operator and LVs by ``rule`` for each scatter correction; the correction with the lowest RMSECV
+    (mean over targets, in training standard deviations) wins, or under the 1-SE rule the simplest within one
+    standard error of it."""
+    screened = screened or screen_linear_family(protocol, random_state)
+    scale = protocol.y(protocol.train).std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    tried = {}
+    for variant, per_target in screened.items():
+        chosen = {t: select_operator(per_target[t], rule) for t in protocol.targets}
+        scores = np.array([cv_score(per_target[t], *chosen[t]) for t in protocol.targets])
+        tried[variant] = {"operators": {t: c[0] for t, c in chosen.items()},
+                          "latent_variables": {t: int(c[1]) for t, c in chosen.items()},
+                          "rmsecv": scores[:, 0].tolist(), "score": float(np.mean(scores[:, 0] / scale)),
+                          "standard_error": float(np.mean(scores[:, 1] / scale))}
+    best = min(tried.values(), key=lambda t: t["score"])
+    if rule == "min":
+        variant = next(v for v, t in tried.items() if t is best)
+    else:
+        variant = next(v for v, t in tried.items() if t["score"] <= best["score"] + best["standard_error"])
+    return LinearFamilyChoice(variant, tried[variant]["operators"], tried[variant]["latent_variables"], tried)
 
 
 def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[str, int],
-                       random_state: int = 0) -> tuple[LinearModel, SpectralPreprocessor]:
-    """One PLS per target (its own LV count) on the protocol's whole training spectra, and the fitted preprocessor."""
+                       random_state: int = 0, operators: dict[str, str] | None = None
+                       ) -> tuple[LinearModel, SpectralPreprocessor]:
+    """One PLS per target (its own LV count and, if given, its own linear operator folded into the weights) on the
+    protocol's whole training spectra, and the fitted preprocessor."""
     X, Y = protocol.train.X, protocol.y(protocol.train)
     preprocessor, augmenter = variant_steps(variant, protocol.train.wavelengths, protocol.window_nm, PLS_COPIES,
                                             random_state=random_state)
@@ -29,6 +101,10 @@ def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[
     if augmenter is not None:
         X, Y = augmenter.fit_resample(X, Y)
     features = preprocessor.transform(X)
+    if operators is not None:
+        models = [OperatorAdaptivePLS(operators=[operators[t]], n_components=int(latent_variables[t])).fit(features, Y[:, j])
+                  for j, t in enumerate(protocol.targets)]
+        return LinearModel(np.column_stack([m.coef_ for m in models]), np.array([m.intercept_ for m in models])), preprocessor
     # a cross-validation fold's refit of a small set may have fewer rows than the LVs chosen on all of them
     most = min(features.shape)
     models = [PLSRegression(n_components=min(int(latent_variables[target]), most), scale=False).fit(features, Y[:, j])

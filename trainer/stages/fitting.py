@@ -12,8 +12,7 @@ from sklearn.base import clone
 from nirstream.trainer.cnn import NetworkCollapsed
 from nirstream.trainer.comparison import compare_pls
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.pls_family import PLS_COPIES, fit_deployable_pls, predict_linear
-from nirstream.trainer.variants import PLS_VARIANTS
+from nirstream.trainer.pls_family import LINEAR_RULE, choose_linear_family, fit_deployable_pls, predict_linear
 from nirstream.trainer.regressor_building import cnn_regressor, regressor_factory
 from nirstream.trainer.search import parse_budget, search_cnn
 from nirstream.trainer.small_sets import cnn_refusal
@@ -73,7 +72,7 @@ def fit_candidates(settings: TrainSettings, protocol: Protocol, verbose: int | s
             log.info("PLS for %s: latent variables by cross-validation on the training split", target)
             fitted.pls_baseline[target], fitted.pls_predictions[target] = compare_pls(windowed, settings.variant, target)
         if settings.family in ("auto", "pls"):
-            fitted.candidates["pls"] = _pls_candidate(protocol, windowed, settings.variant, fitted.pls_baseline, settings.seed)
+            fitted.candidates["pls"] = _pls_candidate(protocol, settings.seed)
     return fitted
 
 
@@ -109,39 +108,28 @@ def _cnn_candidate(regressor, protocol: Protocol) -> Candidate:
                       "chosen_member": regressor.chosen_member_, "collapsed_seeds": regressor.collapsed_seeds_}, refit)
 
 
-def _pls_candidate(protocol: Protocol, windowed: Protocol, baseline_variant: str, baseline: dict, seed: int) -> Candidate:
-    """The deployable PLS: for each pretreatment (raw, EMSC, the run's variant, SNV, Savitzky–Golay derivatives) one
-    PLS per target with LVs by cross-validation on the training split. Its score is the RMSECV at the chosen LVs, mean
-    over targets in training standard deviations; the simplest pretreatment (in that order) within one standard error
-    of the best score is kept: with a few dozen spectra the lowest RMSECV is often noise, and the parsimonious choice
-    predicts new samples better. Training data alone chooses, so the validation split is left to choose the family."""
-    scale = protocol.y(protocol.train).std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    tried = {}
-    for variant in dict.fromkeys((*PLS_VARIANTS[:2], baseline_variant, *PLS_VARIANTS[2:])):
-        selections = baseline if variant == baseline_variant else {
-            target: compare_pls(windowed, variant, target)[0] for target in protocol.targets}
-        latent_variables = {target: selections[target]["cv_min"]["lv"] for target in protocol.targets}
-        rmsecv = np.array([selections[t]["rmsecv"][latent_variables[t] - 1] for t in protocol.targets])
-        error = np.array([selections[t]["rmsecv_standard_error"][latent_variables[t] - 1] for t in protocol.targets])
-        tried[variant] = {"latent_variables": latent_variables, "rmsecv": rmsecv.tolist(),
-                          "score": float(np.mean(rmsecv / scale)), "standard_error": float(np.mean(error / scale))}
-    best = min(tried.values(), key=lambda t: t["score"])
-    variant = next(v for v, t in tried.items() if t["score"] <= best["score"] + best["standard_error"])
-    latent_variables = tried[variant]["latent_variables"]
-    model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed)
+def _pls_candidate(protocol: Protocol, seed: int) -> Candidate:
+    """The deployable PLS: the scatter correction, and per target a linear pretreatment operator and its latent
+    variables, all by repeated 10-fold cross-validation on the training split (``choose_linear_family``). Training
+    data alone chooses, so the validation split is left to choose the family."""
+    choice = choose_linear_family(protocol, random_state=seed)
+    variant, latent_variables, operators = choice.variant, choice.latent_variables, choice.operators
+    tried = choice.tried
+    model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed, operators=operators)
     k = len(protocol.targets)
 
     def refit(X, Y):
         rows = replace(protocol.train, X=X, y=Y, target_names=protocol.targets, units=tuple(map(protocol.unit, protocol.targets)),
                        sample_names=tuple(str(i) for i in range(len(X))), splits={})
-        fold_model, fold_preprocessor = fit_deployable_pls(replace(protocol, train=rows), variant, latent_variables, seed)
+        fold_model, fold_preprocessor = fit_deployable_pls(replace(protocol, train=rows), variant, latent_variables, seed,
+                                                             operators=operators)
         return lambda X_new: predict_linear(fold_model, fold_preprocessor, X_new)
 
     return Candidate("pls", model, preprocessor, [0.0] * k, [1.0] * k,
                      lambda X: predict_linear(model, preprocessor, X),
-                     {"pls_variant": variant, "latent_variables": latent_variables,
-                      "lv_rule": "min RMSECV, repeated 10-fold CV on the training split",
-                      "pls_variant_rule": "the simplest pretreatment whose RMSECV on the training split (mean over targets, in training "
-                                          "standard deviations) is within one standard error of the lowest",
-                      "pls_variants_tried": tried, "augmented_copies": PLS_COPIES}, refit)
+                     {"pls_variant": variant, "latent_variables": latent_variables, "operators": operators,
+                      "lv_rule": f"operator and LVs per target by repeated 10-fold CV on the training split, rule {LINEAR_RULE!r}",
+                      "pls_variant_rule": "the scatter correction (none, snv, emsc) with the lowest RMSECV on the training split "
+                                          "(mean over targets, in training standard deviations)"
+                                          + ("" if LINEAR_RULE == "min" else ", the simplest within one standard error"),
+                      "pls_variants_tried": tried}, refit)
