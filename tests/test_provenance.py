@@ -1,4 +1,4 @@
-"""Result files carry the commit, the command and the seeds that produced them."""
+"""Result files carry the commit, the command, the seeds, the date and the machine that produced them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def test_a_result_file_names_its_commit_command_and_seeds(tmp_path):
     assert written["provenance"]["command"] == "python benchmarks/x.py --seeds 0 3"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert written["provenance"]["commit"].split("+")[0] == head
+    assert written["provenance"]["written_at"].startswith("20")
+    assert written["provenance"]["machine"]["cpu_count"] >= 1 and written["provenance"]["machine"]["platform"]
 
 
 def test_a_script_run_records_its_own_command_line(tmp_path):

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import prequential, region_selection, small_calibration
+from benchmarks import calibration_transfer, family_goal, prequential, region_selection, small_calibration
 from benchmarks.report_sections import read_section, update_section
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "reports/README.md"
 
 
-@pytest.mark.parametrize("module, result", [(prequential, "prequential.json"),
+@pytest.mark.parametrize("module, result", [(calibration_transfer, "calibration-transfer.json"),
+                                            (family_goal, "family-goal.json"),
+                                            (prequential, "prequential.json"),
                                             (region_selection, "region-selection.json"),
                                             (small_calibration, "small-calibration.json")])
 def test_the_reports_section_is_the_one_its_json_renders(module, result):

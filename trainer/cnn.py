@@ -5,9 +5,11 @@
 augments the raw training spectra with ``augmenter`` (if any), passes everything through the
 fitted preprocessor and trains the network on standardised targets. The fitted
 ``preprocessor_`` is the very object a model bundle stores and the worker runs.
-Early stopping and the learning-rate schedule watch validation data: ``fit(X, y, X_val=..., y_val=...)``
+Early stopping watches validation data: ``fit(X, y, X_val=..., y_val=...)``
 (raw spectra; routable through a ``Pipeline`` or ``cross_validate`` with
-``set_fit_request(X_val=True, y_val=True)``), else a ``validation_fraction`` of the training set.
+``set_fit_request(X_val=True, y_val=True)``), else a ``validation_fraction`` of the training set. The
+learning-rate schedule (``ReduceLROnPlateau``) follows the *training* loss (``lr_monitor="loss"``, the default;
+``"val_loss"`` would make it watch the validation data too).
 The test split is never seen during fitting.
 
 Seed ensembles: ``ensemble_size`` members are fitted with seeds ``random_state``,
@@ -18,12 +20,15 @@ model saves to a single ``.keras`` file and loads with ``safe_mode=True``.
 
 Defaults: the architecture is the paper's. The training defaults differ from the paper to fit a few
 minutes on 2 CPU cores: Adam at 3e-3 (the paper: Adadelta; ``"adadelta"`` is still available), batch
-128, <= 80 epochs, patience 20, early stopping considered from epoch 40. Measured on the tablets
-(seed 0/1/2): test_1 4.84/4.80/4.47 mg, test_2 5.04/7.50/5.08 mg; the spread between seeds is why
-``ensemble_size`` defaults to 3: averaging removes most of that seed lottery without looking at any test set.
+128, <= 80 epochs, 50 copies, patience 20, early stopping considered from epoch 40. How they were chosen
+(git history; issue 29): set by hand in the trainer's first commit (af2930b) after one seed-0 run on the
+tablets against Adam 1e-3 / 60 epochs, which "scored worse" (the split it was scored on and its figures were not
+kept); then kept in 94561f2, which called them the measured winners citing single seeds' *test* RMSEPs on the
+tablets, and chose ``ensemble_size`` 3 from the spread of those test figures between seeds. None of them was
+chosen on validation data or by cross-validation on the training split; they await re-deciding that way.
 validate_1 spans only 188-200 mg (std 2.4 mg vs 22 mg in calibrate_1): early on its loss rewards
 predicting the mean, hence the warm-up before early stopping and the learning rate following the
-training loss. Collapse guard (training data only): a member whose training loss (MSE of the
+training loss rather than the validation loss. Collapse guard (training data only): a member whose training loss (MSE of the
 standardised target) is still above ``max_training_loss`` at epoch ``collapse_check_epoch`` *and* whose
 predictions on the original training spectra hardly vary (standard deviation below
 ``min_prediction_spread`` training standard deviations) has collapsed to predicting the mean (dead
@@ -250,8 +255,9 @@ class CNNRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y, X_val=None, y_val=None) -> CNNRegressor:
         """Fit on raw training spectra ``X`` (n_samples, n_channels) and targets ``y``, shape (n,) or (n, k).
 
-        ``X_val``/``y_val``: raw validation spectra and targets for early stopping and the learning-rate
-        schedule; without them a ``validation_fraction`` of ``X`` is held out for it (and not trained on).
+        ``X_val``/``y_val``: raw validation spectra and targets for early stopping (the learning-rate schedule
+        follows the training loss unless ``lr_monitor="val_loss"``); without them a ``validation_fraction`` of
+        ``X`` is held out for it (and not trained on).
         """
         started = time.perf_counter()
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)

@@ -43,7 +43,7 @@ def instrument_differences(settings: TrainSettings) -> np.ndarray | None:
 def cnn_regressor(settings: TrainSettings, n_train: int, wavelengths=None, window_nm: tuple[float, float] | None = None,
                   verbose: int | str = 0):
     """The (unfitted) ``CNNRegressor`` ``train`` fits on ``n_train`` spectra of grid ``wavelengths``."""
-    n_copies, params = 50, {}  # CNNRegressor's defaults otherwise: the measured winners on the tablets
+    n_copies, params = 50, {}  # CNNRegressor's defaults otherwise (how they were chosen: trainer/cnn.py's docstring)
     if settings.quick:
         # A demo-sized network (~4x fewer weights than the paper's, ~6x less compute) and a fixed budget:
         # about QUICK_SAMPLES_PER_EPOCH augmented spectra per epoch and QUICK_SPECTRA_SEEN in all (so a retrain

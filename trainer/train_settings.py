@@ -29,6 +29,7 @@ class TrainSettings(BaseModel):
                           description="CNN input: subtract the mean training spectrum (sample differences at unit size) "
                                       "or one global mean (the paper's scaling)")
     seed: int = 0
+    # None: CNNRegressor's defaults, picked on the tablets partly from test figures (trainer/cnn.py's docstring says how)
     epochs: int | None = None
     n_copies: int | None = None
     ensemble_size: int | None = Field(default=None, ge=1, description="CNN seed-ensemble members (default: CNNRegressor's, 3)")

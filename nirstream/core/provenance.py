@@ -1,4 +1,4 @@
-"""Where a result file came from: the commit, the command and the seeds, written beside the figures.
+"""Where a result file came from: the commit, the command, the seeds, the date and the machine, written beside the figures.
 
 Every figure in the README and the reports is read from a JSON file its script wrote; this is the one
 place that stamps such a file, so a reader can re-run exactly what produced it."""
@@ -6,6 +6,8 @@ place that stamps such a file, so a reader can re-run exactly what produced it."
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -28,14 +30,21 @@ def current_commit(directory: Path | None = None) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def machine() -> dict[str, Any]:
+    """What ran it: timings and some results (thread counts, BLAS) depend on the platform and the cores."""
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
 def provenance(seeds: Sequence[int] | None = None, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The commit, the command line that ran (``argv`` defaults to this process's) and the seeds."""
+    """The commit, the command line that ran (``argv`` defaults to this process's), the seeds, the date
+    (``written_at``, UTC) and the machine."""
     if argv is None:  # a script runs as `python path/to/script.py ...`, an entry point under its own name
         program = sys.argv[0]
         argv = ["python", program, *sys.argv[1:]] if program.endswith(".py") else [Path(program).name, *sys.argv[1:]]
     return {"commit": current_commit(), "command": shlex.join(argv),
             "seeds": list(seeds) if seeds is not None else None,
-            "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
 
 
 def write_result(path: Path, result: dict[str, Any], *, seeds: Sequence[int] | None = None,
