@@ -171,7 +171,7 @@ def _simulate(args: argparse.Namespace) -> int:
         stats = asyncio.run(replay(shared.bootstrap_servers, topic, analyzers, args.rate, args.count, args.duration,
                                    bar.update, reference_topic=reference_topic,
                                    reference_fraction=args.reference_fraction, reference_delay=args.reference_delay,
-                                   seed=args.seed, client_options=shared.kafka_client_options()))
+                                   seed=args.seed, client_options=shared.kafka_producer_options()))
     print(f"sent {stats.sent} spectra to {topic} (faults {dict(stats.faults)}), {stats.references} lab values")
     return 0
 

@@ -87,7 +87,7 @@ def _ingest(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # finish the file in hand, then stop
             loop.add_signal_handler(sig, stop.set)
-        publisher = SpectrumPublisher(shared.kafka_client_options(), config.topic, stop,
+        publisher = SpectrumPublisher(shared.kafka_producer_options(), config.topic, stop,
                                       attempts=ONCE_SEND_ATTEMPTS if config.once else None)
         bridge = FileBridge(config, publisher, stop)
         return await bridge.run()
