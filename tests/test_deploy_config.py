@@ -297,7 +297,8 @@ def test_topic_script_creates_the_topics_the_worker_would_with_the_same_configs(
     renamed = {f"NIRSTREAM_TOPICS__{name.upper()}": f"plant7.{name}" for name in TopicNames.model_fields}
     for env in ({}, {**renamed, "NIRSTREAM_REPLICATION_FACTOR": "5", "NIRSTREAM_MIN_INSYNC_REPLICAS": "3",
                      "NIRSTREAM_SPECTRA_PARTITIONS": "6", "NIRSTREAM_JOIN_RETENTION_SECONDS": "600"}):
-        settings = Settings(**{k.removeprefix("NIRSTREAM_").lower(): v for k, v in env.items() if "TOPICS" not in k},
+        settings = Settings(embedded_broker=False,  # the script is for Kafka (the tests' own broker sets the variable)
+                            **{k.removeprefix("NIRSTREAM_").lower(): v for k, v in env.items() if "TOPICS" not in k},
                             topics=TopicNames(**{k.split("__")[1].lower(): v for k, v in env.items() if "TOPICS" in k}))
         durability = settings.durability()
         assert (durability.replication_factor, durability.min_insync_replicas) == ((5, 3) if env else (3, 2))
