@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from nirstream.core.settings import SharedSettings
-from nirstream.devtools.embedded_broker import EmbeddedBroker, free_port
+from nirstream.devtools.embedded_broker import EmbeddedBroker, _listening, free_port
 from nirstream.kafka.connection_check import KafkaTlsError, check_kafka_security
 from tests.streaming import WorkerProcess, unique_topics
 
@@ -66,14 +65,6 @@ def make_pki(folder: Path) -> dict[str, Path]:
     assert ipaddress.ip_address("127.0.0.1")  # the address the certificate does not name
     return {"ca": _pem(folder / "ca.pem", ca), "other_ca": _pem(folder / "other-ca.pem", other),
             "cert": _pem(folder / "server.pem", server), "key": key}
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
