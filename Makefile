@@ -28,11 +28,15 @@ demo: setup  ## set up, then run the main job: the live demo (see README)
 	$(BIN)/nirstream data fetch || echo "tablet data unavailable: the demo falls back to the shipped tecator set"
 	$(BIN)/nirstream demo $(DEMO_ARGS)
 
-deploy-tools:  ## promtool, prometheus, alertmanager for the deployment tests (Debian packages)
+deploy-tools:  ## promtool, prometheus, alertmanager (deployment tests), stunnel4 (Kafka TLS tests): Debian packages
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager; \
 	  else echo "promtool missing and no root apt-get: the deployment tests will be skipped"; fi; }
+	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4; \
+	  else echo "stunnel missing and no root apt-get: the Kafka TLS tests will be skipped"; fi; }
 
 # Four pytest processes, one test file each at a time: most of the suite waits on real brokers,
 # workers and trainer services in subprocesses, so four files share 2 cores well (measured on fresh clones of the

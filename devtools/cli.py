@@ -27,13 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from nirstream.devtools.embedded_broker import EmbeddedBroker
+    from nirstream.devtools.embedded_broker import CLIENT_ENV, EmbeddedBroker
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with EmbeddedBroker.start(args.port) as broker:
-        print(f"embedded broker listening on {broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
+        print(f"embedded broker listening on {broker.bootstrap_servers} (Ctrl-C stops it); its clients need "
+              f"{' '.join(f'{k}={v}' for k, v in CLIENT_ENV.items())} (one replica, no idempotent producers)", flush=True)
         while not stop.is_set() and broker.process.poll() is None:
             stop.wait(0.5)
     return 0
@@ -75,6 +76,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         description="Play inline analyzers: replay spectra to Kafka at a steady rate, publish lab values later.",
     )
     simulate.add_argument("--bootstrap-servers", help="default $NIRSTREAM_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
+    simulate.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
     simulate.add_argument("--topic", help="default $NIRSTREAM_TOPICS__SPECTRA or nirstream.spectra")
     simulate.add_argument("--analyzer", action="append", required=True, help=f"repeatable: {ANALYZER_HELP}")
     simulate.add_argument("--rate", type=float, default=1.0, help="spectra per second per analyzer")
@@ -92,6 +94,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         description="Follow the predictions, labelled and dead-letter topics and show a live table. Ctrl-C quits.",
     )
     watch.add_argument("--bootstrap-servers", help="default $NIRSTREAM_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
+    watch.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
     watch.add_argument("--latest", action="store_true", help="start at the end of the topics instead of the beginning")
     watch.set_defaults(handler=_watch)
 
@@ -157,6 +160,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nirstream.devtools.simulate import Analyzer, replay
+    from nirstream.kafka.connection_check import check_kafka_security
 
     if args.count is None and args.duration is None:
         raise ValueError("give --count or --duration")
@@ -165,13 +169,14 @@ def _simulate(args: argparse.Namespace) -> int:
     analyzers = [Analyzer.from_spec(spec, args.encoding, seed=args.seed + i) for i, spec in enumerate(args.analyzer)]
     # the worker's settings tree: same bootstrap servers, topics and NIRSTREAM_SECURITY__* (SASL/TLS)
     shared = SharedSettings.load(bootstrap_servers=args.bootstrap_servers)
+    check_kafka_security(shared)
     topic, reference_topic = args.topic or shared.topics.spectra, args.reference_topic or shared.topics.reference
     total = args.count * len(analyzers) if args.count else None
     with tqdm(total=total, unit="spectra", desc="simulating") as bar:
         stats = asyncio.run(replay(shared.bootstrap_servers, topic, analyzers, args.rate, args.count, args.duration,
                                    bar.update, reference_topic=reference_topic,
                                    reference_fraction=args.reference_fraction, reference_delay=args.reference_delay,
-                                   seed=args.seed, client_options=shared.kafka_client_options()))
+                                   seed=args.seed, client_options=shared.kafka_producer_options()))
     print(f"sent {stats.sent} spectra to {topic} (faults {dict(stats.faults)}), {stats.references} lab values")
     return 0
 
@@ -180,9 +185,11 @@ def _watch(args: argparse.Namespace) -> int:
     import asyncio
 
     from nirstream.devtools.topic_view import watch
+    from nirstream.kafka.connection_check import check_kafka_security
     from nirstream.core.settings import SharedSettings
 
     shared = SharedSettings.load(bootstrap_servers=args.bootstrap_servers)
+    check_kafka_security(shared)
     try:
         asyncio.run(watch(shared.bootstrap_servers, shared.topics.model_dump(), from_beginning=not args.latest,
                           client_options=shared.kafka_client_options()))

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from nirstream.core.child_processes import stop_with_parent
 
+# What nirstream's clients must know about this broker (Settings.embedded_broker): one replica per topic, and no
+# idempotent producers (Tansu 0.6.0 answers InitProducerId with an error).
+CLIENT_ENV = {"NIRSTREAM_EMBEDDED_BROKER": "true"}
 # Tansu reads these from the environment and they would override our flags.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")
 
@@ -53,15 +56,21 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, port: int | None = None, timeout: float = 15.0, log_path: Path | None = None) -> EmbeddedBroker:
+    def start(cls, port: int | None = None, timeout: float = 15.0, log_path: Path | None = None,
+              advertised: str | None = None) -> EmbeddedBroker:
+        """Start Tansu on 127.0.0.1:``port``. ``advertised``: the HOST:PORT clients are told to connect to (default the
+        listening address; a TLS terminator's in front of it). This process's settings, and those of the children it
+        starts, learn that their broker is the embedded one (``CLIENT_ENV``)."""
         port = port or free_port()
         if _listening(port):
             raise RuntimeError(f"port {port} is already in use")
         url = f"tcp://127.0.0.1:{port}"
+        advertised_url = f"tcp://{advertised}" if advertised else url
+        os.environ.update(CLIENT_ENV)
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised_url,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child

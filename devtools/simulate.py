@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiokafka import AIOKafkaProducer
 
-from nirstream.core.settings import client_options as environment_options
+from nirstream.core.settings import SharedSettings
 from nirstream.core.messages.codec import encode_binary, encode_json
 from nirstream.core.datasets import SpectralDataset
 from nirstream.core.datasets.catalog import open_dataset
@@ -179,7 +179,8 @@ async def replay(
     if count is None and duration is None and stop is None:
         raise ValueError("give a count, a duration or a stop event")
     rng = np.random.default_rng(seed)
-    producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)), linger_ms=5, acks="all")
+    options = client_options or SharedSettings.load(bootstrap_servers=bootstrap_servers).kafka_producer_options()
+    producer = AIOKafkaProducer(**options, linger_ms=5)
     await producer.start()
     stats, due_references, started = ReplayStats(), [], time.monotonic()
 

@@ -124,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     from nirstream.core.errors import DatasetUnavailable
     from nirstream.core.artifacts.manifest import ArtifactError  # bundles and calibration transfers
+    from nirstream.core.settings import SharedSettings
+    from nirstream.kafka.connection_check import KafkaTlsError
 
+    # a command's shared-settings file (--config of ingest, simulate, watch, models, transfer; train's --kafka-config)
+    SharedSettings.default_config_file = getattr(args, "shared_config", None)
     try:
         return args.handler(args)
-    except (ArtifactError, DatasetUnavailable, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ArtifactError, DatasetUnavailable, FileNotFoundError, KafkaTlsError, KeyError, ValueError) as exc:
         print(f"nirstream: error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,7 +17,8 @@ from nirstream.stream.settings import Settings
 from nirstream.stream.model_watcher import ModelWatcher
 
 
-def _faust_credentials(settings: Settings):
+def faust_credentials(settings: Settings):
+    """faust's form of the same security settings; the SSL context is the one every other client gets."""
     sec = settings.security
     options = settings.kafka_client_options()
     if sec.protocol.startswith("SASL"):
@@ -49,7 +50,7 @@ def create_app(settings: Settings) -> faust.App:
     app = WorkerApp(
         f"{settings.group_id}-app",
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=_faust_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(faust_dir / "{conf.id}"),
         autodiscover=False,

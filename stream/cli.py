@@ -67,6 +67,7 @@ def _add_settings_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from nirstream.kafka.connection_check import check_kafka_security
     from nirstream.stream.app import run_worker
     from nirstream.stream.settings import Settings
 
@@ -79,6 +80,7 @@ def _worker(args: argparse.Namespace) -> int:
         batch_timeout_ms=args.batch_timeout_ms,
         web_port=args.web_port,
     )
+    check_kafka_security(settings)
     run_worker(settings, loglevel=args.loglevel)
     return 0
 
@@ -86,6 +88,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _opcua(args: argparse.Namespace) -> int:
     import logging
 
+    from nirstream.kafka.connection_check import check_kafka_security
     from nirstream.stream.opcua_app import run_opcua
     from nirstream.stream.settings import OpcUaSettings
 
@@ -96,5 +99,6 @@ def _opcua(args: argparse.Namespace) -> int:
                "stale_seconds": args.stale_seconds, "namespace_uri": args.namespace_uri}
     settings = OpcUaSettings.load(args.config, bootstrap_servers=args.bootstrap_servers,
                                   opcua={k: v for k, v in options.items() if v is not None})
+    check_kafka_security(settings)
     run_opcua(settings)
     return 0

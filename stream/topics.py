@@ -19,11 +19,15 @@ def topic_plan(settings: Settings) -> dict[str, int]:
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic name -> configs set at creation. The lab-join changelog is compacted (the last record per sample id
-    is all a restore needs) and deletes what is older than the join's retention, which the worker would drop
-    anyway. (The embedded broker ignores both; a restore skips expired entries itself.)"""
+    """Topic name -> configs set at creation. Every topic: ``min.insync.replicas`` (with the producers' acks=all, a
+    write is acknowledged once that many replicas have it). The lab-join changelog is compacted (the last record
+    per sample id is all a restore needs) and deletes what is older than the join's retention, which the worker
+    would drop anyway. (The embedded broker ignores all three; a restore skips expired entries itself.)"""
+    durable = {"min.insync.replicas": str(settings.durability().min_insync_replicas)}
     retention_ms = str(int(settings.join_retention_seconds * 1000))
-    return {settings.topics.lab_join: {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}}
+    configs = {name: dict(durable) for name in topic_plan(settings)}
+    configs[settings.topics.lab_join].update({"cleanup.policy": "compact,delete", "retention.ms": retention_ms})
+    return configs
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -36,10 +40,11 @@ async def ensure_topics(settings: Settings) -> None:
             # partition p of the changelog keeps the state of spectra partition p: match the spectra topic as it is
             [spectra] = await admin.describe_topics([t.spectra])
             plan[t.lab_join] = len(spectra["partitions"])
-        missing = [NewTopic(name, partitions, 1, topic_configs=configs.get(name))
+        replicas = settings.durability().replication_factor
+        missing = [NewTopic(name, partitions, replicas, topic_configs=configs[name])
                    for name, partitions in plan.items() if name not in existing]
         if missing:
             await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
+            log.info("created topics %s (replication factor %d)", [t.name for t in missing], replicas)
     finally:
         await admin.close()

@@ -9,9 +9,9 @@ from nirstream.stream.settings import Settings
 
 
 def batch_producer(settings: Settings) -> AIOKafkaProducer:
-    """Predictions, dead letters, labelled pairs and the lab-join changelog: acks from every replica."""
-    return AIOKafkaProducer(**settings.kafka_client_options(), acks="all", linger_ms=2, enable_idempotence=False,
-                            max_request_size=4 * settings.max_message_bytes)
+    """Predictions, dead letters, labelled pairs and the lab-join changelog: acks from every in-sync replica,
+    idempotent where the broker supports it (``Settings.durability``)."""
+    return AIOKafkaProducer(**settings.kafka_producer_options(), linger_ms=2, max_request_size=4 * settings.max_message_bytes)
 
 
 def batch_consumer(settings: Settings) -> AIOKafkaConsumer:

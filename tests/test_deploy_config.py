@@ -268,17 +268,60 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
     assert trainer_job["static_configs"][0]["targets"] == [f"trainer:{services['trainer']['environment']['NIRSTREAM_WEB_PORT']}"]
 
 
-def test_topic_script_creates_every_topic_with_its_partitions():
-    script = (DEPLOY / "kafka" / "create-topics.sh").read_text()
-    assert dict((t, int(p)) for t, p in re.findall(r"(nirstream\.[\w-]+):(\d+)", script)) == TOPICS
+def _topics_the_script_creates(tmp_path, env: dict[str, str]) -> dict[str, tuple[int, int, dict[str, str]]]:
+    """Run create-topics.sh with a kafka-topics.sh that records its arguments: topic -> (partitions, replicas, configs)."""
+    log = tmp_path / "calls.txt"
+    tmp_path.mkdir()
+    fake = tmp_path / "kafka-topics.sh"
+    fake.write_text(f'#!/bin/bash\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    subprocess.run(["bash", DEPLOY / "kafka" / "create-topics.sh"], check=True, capture_output=True,
+                   env={"PATH": os.environ["PATH"], "KAFKA_TOPICS_BIN": str(fake), **env})
+    created = {}
+    for line in log.read_text().splitlines():
+        if "--create" not in line:
+            continue
+        words = line.split()
+        value = lambda flag: words[words.index(flag) + 1]  # noqa: E731
+        configs = dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "--config")
+        created[value("--topic")] = (int(value("--partitions")), int(value("--replication-factor")), configs)
+    return created
+
+
+def test_topic_script_creates_the_topics_the_worker_would_with_the_same_configs(tmp_path):
+    from nirstream.core.settings import TopicNames
     from nirstream.stream.settings import Settings
     from nirstream.stream.topics import topic_configs, topic_plan
 
     assert topic_plan(Settings()) == TOPICS  # what the worker creates when the topics are missing
-    for name, value in topic_configs(Settings())["nirstream.lab-join"].items():
-        assert f"{name}={value}" in script
+    renamed = {f"NIRSTREAM_TOPICS__{name.upper()}": f"plant7.{name}" for name in TopicNames.model_fields}
+    for env in ({}, {**renamed, "NIRSTREAM_REPLICATION_FACTOR": "5", "NIRSTREAM_MIN_INSYNC_REPLICAS": "3",
+                     "NIRSTREAM_SPECTRA_PARTITIONS": "6", "NIRSTREAM_JOIN_RETENTION_SECONDS": "600"}):
+        settings = Settings(embedded_broker=False,  # the script is for Kafka (the tests' own broker sets the variable)
+                            **{k.removeprefix("NIRSTREAM_").lower(): v for k, v in env.items() if "TOPICS" not in k},
+                            topics=TopicNames(**{k.split("__")[1].lower(): v for k, v in env.items() if "TOPICS" in k}))
+        durability = settings.durability()
+        assert (durability.replication_factor, durability.min_insync_replicas) == ((5, 3) if env else (3, 2))
+        configs = topic_configs(settings)
+        expected = {name: (partitions, durability.replication_factor, configs[name])
+                    for name, partitions in topic_plan(settings).items()}
+        assert _topics_the_script_creates(tmp_path / str(len(env)), env) == expected
+    refused = subprocess.run(["bash", DEPLOY / "kafka" / "create-topics.sh"], capture_output=True, text=True,
+                             env={"PATH": os.environ["PATH"], "KAFKA_TOPICS_BIN": "/bin/true",
+                                  "NIRSTREAM_REPLICATION_FACTOR": "1", "NIRSTREAM_MIN_INSYNC_REPLICAS": "2"})
+    assert refused.returncode == 2 and "above the replication factor" in refused.stderr
     assert "./deploy/kafka/create-topics.sh:/create-topics.sh:ro" in compose()["services"]["kafka-init"]["volumes"]
-    subprocess.run(["bash", "-n", DEPLOY / "kafka" / "create-topics.sh"], check=True)
+
+
+def test_embedded_broker_topics_have_one_replica_and_no_idempotent_producers():
+    from nirstream.stream.settings import Settings
+
+    embedded = Settings(embedded_broker=True)
+    assert embedded.durability() == type(embedded.durability())(1, 1, False)
+    assert embedded.kafka_producer_options()["enable_idempotence"] is False
+    kafka = Settings(embedded_broker=False)
+    assert kafka.kafka_producer_options()["enable_idempotence"] is True and kafka.kafka_producer_options()["acks"] == "all"
+    assert Settings(embedded_broker=True, replication_factor=2).durability().replication_factor == 2  # explicit wins
 
 
 def test_dockerfile_is_non_root_with_cpu_default_and_gpu_target():

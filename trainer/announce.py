@@ -16,10 +16,11 @@ def announce(bootstrap_servers: str, topic: str, version: str, registry: Path, r
     from aiokafka import AIOKafkaProducer
 
     from nirstream.core.messages.model_event import encode_model_event
-    from nirstream.core.settings import client_options as environment_options
+    from nirstream.core.settings import SharedSettings
 
     async def send() -> None:
-        producer = AIOKafkaProducer(**(client_options or environment_options(bootstrap_servers)))
+        options = client_options or SharedSettings.load(bootstrap_servers=bootstrap_servers).kafka_producer_options()
+        producer = AIOKafkaProducer(**options)
         await producer.start()
         try:
             await producer.send_and_wait(topic, encode_model_event(event_type, version, str(registry), reason))

@@ -12,10 +12,11 @@ from nirstream.trainer.announce import announce
 
 
 def promote_and_announce(registry: ModelRegistry, version: str, reason: str, *, by: str | None = None,
-                         bootstrap_servers: str | None = None, models_topic: str | None = None) -> None:
+                         bootstrap_servers: str | None = None, models_topic: str | None = None,
+                         client_options: dict | None = None) -> None:
     """Make ``version`` the champion (recorded with ``by`` and ``reason``), then tell the workers."""
     registry.promote(version, reason, by=by)
-    announce_change(registry, version, reason, bootstrap_servers, models_topic)
+    announce_change(registry, version, reason, bootstrap_servers, models_topic, client_options=client_options)
 
 
 def approve_and_announce(registry: ModelRegistry, version: str, reason: str, *, by: str,
@@ -33,20 +34,24 @@ def approve_and_announce(registry: ModelRegistry, version: str, reason: str, *, 
 
 
 def roll_back_and_announce(registry: ModelRegistry, reason: str, *, by: str | None = None,
-                           bootstrap_servers: str | None = None, models_topic: str | None = None) -> str:
+                           bootstrap_servers: str | None = None, models_topic: str | None = None,
+                           client_options: dict | None = None) -> str:
     """Return to the previous champion, tell the workers, and return its version."""
     version = registry.rollback(reason, by=by)
-    announce_change(registry, version, reason, bootstrap_servers, models_topic)
+    announce_change(registry, version, reason, bootstrap_servers, models_topic, client_options=client_options)
     return version
 
 
 def announce_change(registry: ModelRegistry, version: str, reason: str, bootstrap_servers: str | None,
-                    models_topic: str | None = None, event_type: str = "promoted") -> None:
-    """Announce a registry change on the models topic (default NIRSTREAM_TOPICS__MODELS); nothing without Kafka."""
+                    models_topic: str | None = None, event_type: str = "promoted", client_options: dict | None = None
+                    ) -> None:
+    """Announce a registry change on the models topic (default NIRSTREAM_TOPICS__MODELS); nothing without Kafka.
+    ``client_options``: the caller's producer options (a service with its own settings file); default: the
+    environment's and the command's settings file's."""
     if not bootstrap_servers:
         return
     if models_topic is None:
         from nirstream.core.settings import SharedSettings
 
         models_topic = SharedSettings.load().topics.models
-    announce(bootstrap_servers, models_topic, version, registry.base, reason, event_type=event_type)
+    announce(bootstrap_servers, models_topic, version, registry.base, reason, client_options, event_type=event_type)

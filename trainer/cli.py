@@ -140,7 +140,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--by", help="who trains, recorded with the publish/promote/reject in the registry's audit trail "
                        "(default $NIRSTREAM_USER, else user@host)")
     train.add_argument("--bootstrap-servers", help="Kafka for --from-topic, and to announce a promotion on the models topic "
-                            "(SASL/TLS from NIRSTREAM_SECURITY__*, as for the worker)")
+                            "(SASL/TLS from NIRSTREAM_SECURITY__* or --kafka-config, as for the worker)")
+    train.add_argument("--kafka-config", dest="shared_config", type=Path, metavar="FILE",
+                       help="TOML settings file for Kafka connection, security and topics (the worker's [security] and "
+                            "[topics]; README: Configuration); --config is the training's own file")
     _registry_argument(train)
     train.set_defaults(handler=_train)
 
@@ -203,7 +206,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "$NIRSTREAM_USER, else user@host)")
     fit.add_argument("--reason", default="", help="why, for the registry's audit trail")
     fit.add_argument("--bootstrap-servers", help="announce it on the models topic of this Kafka so workers apply it at "
-                     "once (they also poll the registry); SASL/TLS from NIRSTREAM_SECURITY__*")
+                     "once (they also poll the registry); SASL/TLS from NIRSTREAM_SECURITY__* or --config")
+    fit.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
     _registry_argument(fit)
     fit.set_defaults(handler=_transfer_fit)
 
@@ -224,7 +228,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             action.add_argument("version")
         action.add_argument("--reason", default=f"manual {name}", help=f"why, for the audit trail (default 'manual {name}')")
         action.add_argument("--by", help="who, for the audit trail (default $NIRSTREAM_USER, else user@host)")
-        action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__*)")
+        action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__* or --config)")
+        action.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
         _registry_argument(action)
         action.set_defaults(handler=_models_change)
     approve = actions.add_parser(
@@ -235,6 +240,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     approve.add_argument("--by", required=True, help="who approves (a named person)")
     approve.add_argument("--reason", required=True, help="why, for the audit trail")
     approve.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka")
+    approve.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
     _registry_argument(approve)
     approve.set_defaults(handler=_models_change)
     history = actions.add_parser(
@@ -374,12 +380,18 @@ def _export_from_topic(args: argparse.Namespace, settings) -> Path:
 
     if not args.bootstrap_servers:
         raise ValueError("--from-topic needs --bootstrap-servers")
+    from nirstream.core.settings import SharedSettings
+    from nirstream.kafka.connection_check import check_kafka_security
+
+    kafka = SharedSettings.load(bootstrap_servers=args.bootstrap_servers)
+    check_kafka_security(kafka)
     from nirstream.trainer.training_data import load_training_protocol
 
     protocol = load_training_protocol(settings.model_copy(update={"extra_training": None}))
     destination = settings.report_dir / f"labelled-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     count = export_labelled(args.bootstrap_servers, args.from_topic, list(protocol.targets),
-                            WavelengthGrid.from_wavelengths(protocol.train.wavelengths), destination)
+                            WavelengthGrid.from_wavelengths(protocol.train.wavelengths), destination,
+                            client_options=kafka.kafka_client_options())
     print(f"{count} labelled plant spectra from {args.from_topic} -> {destination}")
     return destination
 

@@ -155,16 +155,17 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path, archived_until:
     if not passed:
         registry.reject(version, f"time-forward gate: {reason}", by=ACTOR, details=details)
         announce_change(registry, version, f"rejected by the time-forward gate: {reason}", settings.bootstrap_servers,
-                        settings.topics.models, event_type="rejected")
+                        settings.topics.models, event_type="rejected", client_options=settings.kafka_producer_options())
         status = "rejected"
     elif settings.gate.mode == "automatic":
         promote_and_announce(registry, version, f"time-forward gate: {reason}", by=ACTOR,
-                             bootstrap_servers=settings.bootstrap_servers, models_topic=settings.topics.models)
+                             bootstrap_servers=settings.bootstrap_servers, models_topic=settings.topics.models,
+                             client_options=settings.kafka_producer_options())
         status = "promoted"
     else:
         registry.propose(version, f"time-forward gate passed; waits for approval: {reason}", by=ACTOR, details=details)
         announce_change(registry, version, "proposed: waits for `nirstream models approve`", settings.bootstrap_servers,
-                        settings.topics.models, event_type="proposed")
+                        settings.topics.models, event_type="proposed", client_options=settings.kafka_producer_options())
         status = "proposed"
     log.info("retrain: version %s %s: %s", version, status, reason)
     return RetrainOutcome(status, reason, version, champion_version, len(training), window.window.name, len(holdout),

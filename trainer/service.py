@@ -191,7 +191,8 @@ class RetrainScheduler:
             return
         back_to = roll_back_and_announce(self.registry, f"promotion guard: {verdict.reason}", by="nirstream trainer",
                                          bootstrap_servers=self.settings.bootstrap_servers,
-                                         models_topic=self.settings.topics.models)
+                                         models_topic=self.settings.topics.models,
+                                         client_options=self.settings.kafka_producer_options())
         self.guarded.add(back_to)
         self.metrics.rollbacks.inc()
         log.error("promotion guard rolled back to version %s: %s", back_to, verdict.reason)

@@ -32,12 +32,14 @@ def _trainer_service(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from nirstream.kafka.connection_check import check_kafka_security
     from nirstream.trainer.service import TrainerService
     from nirstream.trainer.service_settings import TrainerServiceSettings
 
     overrides = {k: v for k, v in {"bootstrap_servers": args.bootstrap_servers, "registry": args.registry,
                                    "store": args.store, "web_port": args.web_port}.items() if v is not None}
     settings = TrainerServiceSettings.load(args.config, **overrides)
+    check_kafka_security(settings)
 
     async def serve() -> None:
         stop = asyncio.Event()

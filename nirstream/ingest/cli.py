@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from nirstream.ingest import ONCE_ATTEMPTS, ONCE_SEND_ATTEMPTS
 
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--format", required=True, choices=["jcamp", "csv"], dest="file_format",
                         help="jcamp: .jdx/.dx/.jcamp files; csv: .csv files with header wavelength_nm,value[,sample_id]")
     ingest.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default $NIRSTREAM_BOOTSTRAP_SERVERS)")
+    ingest.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
     ingest.add_argument("--topic", help="default $NIRSTREAM_TOPICS__SPECTRA or nirstream.spectra")
     ingest.add_argument("--poll-seconds", type=float, default=2.0, help="how often the folder is listed (default 2)")
     ingest.add_argument("--settle-seconds", type=float, default=60.0,
@@ -69,12 +71,14 @@ def _ingest(args: argparse.Namespace) -> int:
     from nirstream.core.settings import SharedSettings
     from nirstream.ingest.bridge import BridgeConfig, FileBridge
     from nirstream.ingest.publisher import SpectrumPublisher
+    from nirstream.kafka.connection_check import check_kafka_security
 
     if not re.fullmatch(ANALYZER_ID_PATTERN, args.analyzer):
         raise ValueError(f"--analyzer {args.analyzer!r}: letters, digits and _.:- only, at most 64 characters")
     if args.poll_seconds <= 0 or args.settle_seconds < 0 or args.max_file_bytes <= 0:
         raise ValueError("--poll-seconds and --max-file-bytes must be positive, --settle-seconds not negative")
     shared = SharedSettings.load(bootstrap_servers=args.bootstrap_servers)
+    check_kafka_security(shared)
     config = BridgeConfig(
         folder=Path(args.watch), analyzer_id=args.analyzer, file_format=args.file_format,
         topic=args.topic or shared.topics.spectra, state_dir=Path(args.state_dir) if args.state_dir else None,
@@ -87,7 +91,7 @@ def _ingest(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # finish the file in hand, then stop
             loop.add_signal_handler(sig, stop.set)
-        publisher = SpectrumPublisher(shared.kafka_client_options(), config.topic, stop,
+        publisher = SpectrumPublisher(shared.kafka_producer_options(), config.topic, stop,
                                       attempts=ONCE_SEND_ATTEMPTS if config.once else None)
         bridge = FileBridge(config, publisher, stop)
         return await bridge.run()

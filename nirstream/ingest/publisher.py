@@ -44,7 +44,8 @@ class BrokerUnavailable(Exception):
 
 class SpectrumPublisher:
     def __init__(self, client_options: dict[str, Any], topic: str, stop: asyncio.Event, attempts: int | None = None) -> None:
-        """``attempts``: failed sends of one message before ``BrokerUnavailable`` (None: retry until stopped)."""
+        """``client_options``: producer options (``SharedSettings.kafka_producer_options``: acks=all, idempotence);
+        ``attempts``: failed sends of one message before ``BrokerUnavailable`` (None: retry until stopped)."""
         self.client_options, self.topic, self.stop, self.attempts = client_options, topic, stop, attempts
         self._producer: AIOKafkaProducer | None = None
         self._publisher = RetryingPublisher(self._started, BACKOFF, stopping=stop.is_set,
@@ -54,7 +55,7 @@ class SpectrumPublisher:
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(**self.client_options, acks="all")
+            producer = AIOKafkaProducer(**self.client_options)
             try:
                 await producer.start()
             except BaseException:
