@@ -77,6 +77,16 @@ class SharedSettings(BaseSettings):
                                                "by the file bridge")
     user: str | None = Field(default=None, description="Who changes the registry, for its audit trail (a command's --by "
                                                        "wins); default the OS user at this host")
+    # signed artifacts (nirstream/core/artifacts/signing.py, docs/security.md): paths only, never key material
+    signing_key_file: Path | None = Field(
+        default=None, description="ed25519 private key (PEM, `nirstream models keygen`) with which the trainer signs "
+                                  "every bundle and transfer it publishes: a docker secret or a file outside the repo")
+    trusted_keys_dir: Path | None = Field(
+        default=None, description="Folder of public keys (*.pem): the worker and `evaluate` serve only artifacts "
+                                  "signed by one of them")
+    allow_unsigned: bool = Field(
+        default=False, description="Also serve artifacts without a signature, and champions the audit trail does not "
+                                   "account for (trials, the demo, tests); logged loudly")
     runtime: Literal["auto", "onnx", "keras"] = Field(
         default="auto", description="What runs a network: onnx (ONNX Runtime, no TensorFlow), keras (TensorFlow), or "
                                     "auto: keras when a GPU is present, else onnx when the bundle has model.onnx")
