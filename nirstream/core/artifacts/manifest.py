@@ -8,15 +8,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nirstream.core.artifacts.hashing import sha256_file
 
-if TYPE_CHECKING:
-    from nirstream.core.artifacts.signing import ArtifactTrust
-
 MANIFEST_FILE = "MANIFEST.json"
 SIGNATURE_FILE = "MANIFEST.sig"  # the manifest's signature (signing.py): beside it, not listed in it
+
+
+class ManifestTrust(Protocol):
+    """What decides whether a manifest's signature is trusted (``signing.ArtifactTrust``; a protocol here, as
+    signing.py builds on this module)."""
+
+    def check(self, directory: Path, manifest: bytes) -> str | None: ...
 
 
 class ArtifactError(RuntimeError):
@@ -35,7 +39,7 @@ def manifest_checksum(directory: str | Path) -> str:
 
 
 def verify_manifest(directory: str | Path, allowed: Iterable[frozenset[str]], what: str = "artifact",
-                    error: type[Exception] = ArtifactError, trust: ArtifactTrust | None = None) -> dict[str, Any]:
+                    error: type[Exception] = ArtifactError, trust: ManifestTrust | None = None) -> dict[str, Any]:
     """Check the manifest against the files (one of the ``allowed`` file sets); return it or raise ``error``.
     With ``trust``, the manifest's signature is checked first, on the same bytes as the checksums are read from
     (``SignatureError``)."""
