@@ -10,6 +10,7 @@ from faust.app.base import BootStrategy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.artifacts.signing import configured_trust
 from nirstream.stream.consumer import BatchConsumer
 from nirstream.stream.metrics import WorkerMetrics
 from nirstream.stream.model_holder import ModelHolder
@@ -63,7 +64,9 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
     )
     metrics = WorkerMetrics(max_analyzer_labels=settings.max_analyzer_labels)
-    holder = ModelHolder(ModelRegistry(settings.registry), metrics)
+    # the worker reads the registry only: it verifies, it never signs (docs/security.md)
+    trust = configured_trust(settings.trusted_keys_dir, settings.allow_unsigned)
+    holder = ModelHolder(ModelRegistry(settings.registry, trust=trust), metrics)
     batch_consumer = BatchConsumer(settings, metrics, holder)
     watcher = ModelWatcher(settings, holder)
     app.nirstream = {"metrics": metrics, "holder": holder, "consumer": batch_consumer, "watcher": watcher}

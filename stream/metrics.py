@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from nirstream.stream.lab_join_store import OnlineMonitor
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-SWAP_FAILURE_REASONS = ("verification", "load", "grid_mismatch", "champion_pointer")
+# trust refusals (docs/security.md) first: the alert NirstreamUntrustedModel watches these
+TRUST_REFUSAL_REASONS = ("unsigned", "untrusted_key", "bad_signature", "pointer_version", "audit")
+SWAP_FAILURE_REASONS = (*TRUST_REFUSAL_REASONS, "verification", "load", "grid_mismatch", "champion_pointer")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 

@@ -3,6 +3,12 @@
 The batch loop reads ``holder.current`` once per batch, so a swap always lands on a batch
 boundary. A bundle that fails verification is refused (metric + log) and the old model keeps
 serving. The previous model is kept so that a rollback swaps back instantly.
+
+With the registry's ``trust`` enforced (``allow_unsigned`` off) a champion is loaded only when the audit trail
+accounts for its pointer (``ModelRegistry.audited_champion``) and its signature verifies against a trusted key;
+pointer files must name plain integers. Refusal reasons (``nirstream_model_swap_failures_total{reason}``):
+``unsigned``, ``untrusted_key``, ``bad_signature``, ``pointer_version``, ``audit`` (alert NirstreamUntrustedModel),
+and ``verification``, ``load``, ``grid_mismatch``, ``champion_pointer``, ``transfer``, ``transfer_pointer``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import asyncio
 import logging
 
 from nirstream.core.artifacts.bundle import BundleError
+from nirstream.core.artifacts.manifest import SIGNATURE_FILE
+from nirstream.core.artifacts.signing import SignatureError
 from nirstream.core.serving.predictor import Predictor
 from nirstream.core.artifacts.registry import ModelRegistry
 from nirstream.stream.metrics import WorkerMetrics
@@ -28,6 +36,7 @@ class ModelHolder:
         self.refused_versions: set[str] = set()
         self.transfers: dict = {}  # analyzer -> CalibrationTransfer in service
         self.refused_transfers: set[tuple[str, str]] = set()
+        self._audit_warning: str | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -46,7 +55,7 @@ class ModelHolder:
         try:
             active = self.registry.active_transfers()
         except BundleError as exc:
-            self._refuse("transfer_pointer", str(exc))
+            self._refuse(getattr(exc, "reason", "transfer_pointer"), str(exc))
             return
         wanted, changed = dict(self.transfers), False
         for analyzer, number in active.items():
@@ -56,10 +65,11 @@ class ModelHolder:
                 continue
             try:
                 wanted[analyzer] = await asyncio.to_thread(self.registry.load_transfer, analyzer, number)
-            except Exception as exc:  # noqa: BLE001 - tampered or unreadable: refuse, keep serving
+            except Exception as exc:  # noqa: BLE001 - tampered, untrusted or unreadable: refuse, keep serving
                 self.refused_transfers.add((analyzer, number))
-                self._refuse("transfer", f"transfer {number} of analyzer {analyzer}: {exc}")
+                self._refuse(getattr(exc, "reason", "transfer"), f"transfer {number} of analyzer {analyzer}: {exc}")
                 continue
+            self._warn_if_unsigned(self.registry.transfer_path(analyzer, number), f"transfer {number} of {analyzer}")
             changed = True
             log.info("analyzer %s: calibration transfer %s (%s) in service", analyzer, number, wanted[analyzer].metadata.method)
         if not changed:
@@ -71,9 +81,9 @@ class ModelHolder:
 
     async def _sync_model(self) -> bool:
         try:
-            wanted = self.registry.champion()
-        except BundleError as exc:
-            self._refuse("champion_pointer", str(exc))
+            wanted = self._wanted_champion()
+        except BundleError as exc:  # the pointer or the audit trail, not a version: refused, not remembered as refused
+            self._refuse(getattr(exc, "reason", "champion_pointer"), str(exc))
             return False
         if wanted is None:
             if self.current is not None:
@@ -82,6 +92,27 @@ class ModelHolder:
         if wanted == self.version or wanted in self.refused_versions:
             return False  # versions are immutable: one refused stays refused (no reload every poll)
         return await self.switch_to(wanted)
+
+    def _wanted_champion(self) -> str | None:
+        """The champion pointer's version; audited (``AuditMismatch`` refuses it) unless unsigned trials are allowed,
+        where a mismatch is only logged."""
+        trust = self.registry.trust
+        if trust is None:
+            return self.registry.champion()
+        try:
+            return self.registry.audited_champion()
+        except BundleError as exc:
+            if not trust.allow_unsigned or getattr(exc, "reason", "") != "audit":
+                raise
+            if str(exc) != self._audit_warning:  # once per problem, not every poll
+                log.warning("allow_unsigned: a champion the audit trail does not account for is accepted: %s", exc)
+                self._audit_warning = str(exc)
+            return self.registry.champion()
+
+    def _warn_if_unsigned(self, artifact, what: str) -> None:
+        if not (artifact / SIGNATURE_FILE).exists():
+            log.warning("UNSIGNED %s in service (allow_unsigned is set): anyone who can write the registry can change "
+                        "what this worker predicts", what)
 
     async def switch_to(self, version: str) -> bool:
         async with self._lock:
@@ -92,8 +123,10 @@ class ModelHolder:
             else:
                 try:
                     candidate = await asyncio.to_thread(self._load, version)
+                except SignatureError as exc:
+                    return self._refuse(exc.reason, str(exc), version)
                 except BundleError as exc:
-                    return self._refuse("verification", str(exc), version)
+                    return self._refuse(getattr(exc, "reason", "verification"), str(exc), version)
                 except Exception as exc:  # a model that loads but cannot run
                     return self._refuse("load", f"{type(exc).__name__}: {exc}", version)
             if self.current is not None and candidate.grid != self.current.grid:
@@ -107,6 +140,7 @@ class ModelHolder:
             if self.previous is not None:
                 self.metrics.model_swaps.inc()
             log.info("serving model version %s (previous %s)", candidate.version, self.previous and self.previous.version)
+            self._warn_if_unsigned(self.registry.path(candidate.version), f"model version {candidate.version}")
             return True
 
     def _load(self, version: str) -> Predictor:

@@ -7,6 +7,10 @@ from nirstream.core.datasets import load_tecator
 from nirstream.core.datasets.tablets import tablets_path
 from tests.streaming import WorkerProcess, unique_topics
 
+# Fixtures publish unsigned bundles; the worker and `evaluate` refuse those unless allowed (docs/security.md). Every
+# test and the processes it starts run as a trial, except where a test sets it false (tests/test_signed_models.py).
+os.environ["NIRSTREAM_ALLOW_UNSIGNED"] = "true"
+
 
 @pytest.fixture(scope="session")
 def tecator():
@@ -96,3 +100,18 @@ def start_worker(broker, registry, topics, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory):
+    """A trusted key pair (its public key alone in ``trusted``) and an outsider's, for signing tests."""
+    from types import SimpleNamespace
+
+    from nirstream.core.artifacts.signing import ArtifactSigner, generate_key_pair
+
+    base = tmp_path_factory.mktemp("keys")
+    generate_key_pair(base / "trusted.key", base / "trusted" / "trusted.pem")
+    generate_key_pair(base / "outsider.key", base / "outsider.pem")
+    return SimpleNamespace(trusted=base / "trusted", private=base / "trusted.key", outsider=base / "outsider.key",
+                           signer=ArtifactSigner.from_file(base / "trusted.key"),
+                           outsider_signer=ArtifactSigner.from_file(base / "outsider.key"))

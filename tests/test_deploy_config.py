@@ -215,8 +215,10 @@ def test_compose_services_volumes_ports_and_files():
     assert trainer["environment"]["NIRSTREAM_WORKDIR"].startswith("/plant-data/")
     assert "6067/ready" in " ".join(trainer["healthcheck"]["test"]) and "ports" not in trainer
     assert services["simulator"]["profiles"] == ["simulate"] and "--analyzer line-1=tablets1:test" in services["simulator"]["command"][0]
-    for name in ("train", "trainer", "worker"):
+    # the registry: read-write where it is written, read-only where it is read, absent where it is not needed
+    for name in ("train", "trainer"):
         assert "models:/models" in services[name]["volumes"], name
+    assert "models:/models:ro" in services["worker"]["volumes"] and services["opcua"]["volumes"] == []
     opcua = services["opcua"]
     assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
     assert "4840:4840" in opcua["ports"] and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
@@ -252,6 +254,24 @@ def test_compose_services_volumes_ports_and_files():
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] is None
     text = (REPO / "docker-compose.yml").read_text()
     assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*:[ \t]*[^\s$#]", text), "literal secret in docker-compose.yml"
+
+
+def test_compose_signed_models_keys_are_mounted_not_written():
+    """The worker trusts public keys from a read-only folder and refuses unsigned models unless told; the trainer's
+    private key comes as a docker secret from a file named by the environment (deploy/compose.signing.yml)."""
+    services = compose()["services"]
+    worker = services["worker"]
+    assert "./deploy/trusted-keys:/trusted-keys:ro" in worker["volumes"]
+    assert worker["environment"]["NIRSTREAM_TRUSTED_KEYS_DIR"] == "/trusted-keys"
+    assert worker["environment"]["NIRSTREAM_ALLOW_UNSIGNED"] == "${NIRSTREAM_ALLOW_UNSIGNED:-false}"
+    signing = yaml.safe_load((DEPLOY / "compose.signing.yml").read_text())
+    assert signing["secrets"]["nirstream_signing_key"]["file"].startswith("${NIRSTREAM_SIGNING_KEY:?")
+    for name in ("trainer", "train"):
+        assert signing["services"][name]["secrets"] == ["nirstream_signing_key"]
+        assert signing["services"][name]["environment"]["NIRSTREAM_SIGNING_KEY_FILE"] == "/run/secrets/nirstream_signing_key"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert not [f for f in tracked if (REPO / f).is_file() and b"PRIVATE KEY-----" in (REPO / f).read_bytes()[:1 << 20]
+                and not f.endswith((".py", ".md"))], "a private key is committed"
 
 
 def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():

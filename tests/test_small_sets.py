@@ -4,6 +4,7 @@ the test split is optional; every RMSEP stands beside the mean predictor's; no f
 Real spectra: tecator as a plant's CSV."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,9 +19,9 @@ from tests.test_data_files import tecator_frame
 FRAMEWORK_LINES = ("absl", "oneDNN", "I0000", "retracing", "tensorflow", "Warning:")
 
 
-def nirstream(*args, cwd=None, timeout=600):
+def nirstream(*args, cwd=None, timeout=600, **env):
     return subprocess.run([sys.executable, "-m", "nirstream", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+                          cwd=cwd, env={**os.environ, **env})
 
 
 def assert_no_framework_lines(result):
@@ -29,14 +30,16 @@ def assert_no_framework_lines(result):
 
 
 @pytest.fixture(scope="module")
-def fifteen(tmp_path_factory, tecator):
-    """15 tecator spectra as a plant's whole calibration file (no split column); the other 200 kept for later."""
+def fifteen(tmp_path_factory, tecator, signing_keys):
+    """15 tecator spectra as a plant's whole calibration file (no split column); the other 200 kept for later.
+    Trained with a signing key: the bundle is signed (docs/security.md)."""
     base = tmp_path_factory.mktemp("fifteen")
     frame = tecator_frame(tecator, split=False)
     frame.iloc[:15].to_csv(base / "calibration.csv", index=False)
     frame.iloc[15:].to_csv(base / "later.csv", index=False)
     trained = nirstream("train", "--data", "calibration.csv", "--target", "fat", "--id-column", "sample", "--unit", "fat=%",
-                        "--registry", "registry", "--report-dir", "reports", cwd=base)
+                        "--registry", "registry", "--report-dir", "reports", cwd=base,
+                        NIRSTREAM_SIGNING_KEY_FILE=str(signing_keys.private))
     assert trained.returncode == 0, trained.stderr[-3000:]
     return base, trained
 
@@ -57,12 +60,15 @@ def test_fifteen_spectra_train_and_deploy_by_cross_validation(fifteen):
     assert report["intervals"]["n_calibration"] == 15 and "out-of-fold" in report["intervals"]["calibration"]
     registry = ModelRegistry(base / "registry")
     assert registry.champion() == "1" and registry.load("1").metadata.training["small_set"] == report["small_set"]
+    assert (registry.path("1") / "MANIFEST.sig").exists()
 
 
-def test_the_deployed_small_set_model_predicts_the_rest_of_the_set_better_than_the_mean(fifteen, tecator):
+def test_the_deployed_small_set_model_predicts_the_rest_of_the_set_better_than_the_mean(fifteen, tecator, signing_keys):
+    """`evaluate` as the worker would: only the trusted signature is accepted."""
     base, _ = fifteen
     evaluated = nirstream("evaluate", "--data", "later.csv", "--target", "fat", "--id-column", "sample",
-                          "--registry", "registry", "--output", "later.json", cwd=base)
+                          "--registry", "registry", "--output", "later.json", cwd=base,
+                          NIRSTREAM_ALLOW_UNSIGNED="false", NIRSTREAM_TRUSTED_KEYS_DIR=str(signing_keys.trusted))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert_no_framework_lines(evaluated)
     figures = json.loads((base / "later.json").read_text())["tests"]["data"]["fat"]

@@ -24,11 +24,17 @@ def _registry_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", type=Path, help="model registry directory (default $NIRSTREAM_REGISTRY or ./models)")
 
 
-def _registry(args: argparse.Namespace):
+def _registry(args: argparse.Namespace, signing: bool = False, trusting: bool = False):
+    """The registry the options name; ``signing``: it signs what it publishes (``signing_key_file``); ``trusting``:
+    it loads only what the trust list accepts (``trusted_keys_dir``, ``allow_unsigned``), as the worker does."""
     from nirstream.core.artifacts.registry import ModelRegistry
+    from nirstream.core.artifacts.signing import configured_signer, configured_trust
     from nirstream.core.settings import SharedSettings
 
-    return ModelRegistry(args.registry or SharedSettings.load().registry)
+    settings = SharedSettings.load()
+    return ModelRegistry(args.registry or settings.registry,
+                         signer=configured_signer(settings.signing_key_file) if signing else None,
+                         trust=configured_trust(settings.trusted_keys_dir, settings.allow_unsigned) if trusting else None)
 
 
 def _data_arguments(parser: argparse.ArgumentParser, verb: str, split_labels: bool = True) -> None:
@@ -211,7 +217,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _registry_argument(fit)
     fit.set_defaults(handler=_transfer_fit)
 
-    models = subparsers.add_parser("models", help="list, show, promote or roll back registry versions; its audit trail",
+    models = subparsers.add_parser("models", help="list, show, promote or roll back registry versions; its audit trail; "
+                                   "signing keys and signatures",
                                    description="Manage the file-system model registry.")
     actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="versions with status and held-out RMSEP", description="List versions.")
@@ -252,6 +259,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "fail unless it is still a record of the chain")
     _registry_argument(history)
     history.set_defaults(handler=_models_history)
+    from nirstream.trainer import signing_cli
+
+    signing_cli.register(actions, _registry_argument)
 
 
 def _load_config_file(path: Path | None) -> dict:
@@ -461,7 +471,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.prequential:
         return _evaluate_prequential(args)
-    registry = _registry(args)
+    registry = _registry(args, trusting=True)  # evaluate what the worker would serve, nothing it would refuse
     predictor = Predictor(registry.load(args.version))
     if args.analyzer:
         transfer = registry.load_transfer(args.analyzer)
@@ -506,7 +516,7 @@ def _transfer_fit(args: argparse.Namespace) -> int:
     from nirstream.trainer.champion import announce_change
     from nirstream.trainer.transfer_fit import PDS_COMPONENTS, PDS_HALF_WINDOW, fit_transfer
 
-    registry = _registry(args)
+    registry = _registry(args, signing=True)
     predictor = Predictor(registry.load(args.version))
     master, slave = (load_table(path, id_column=args.id_column, spectra_only=True) for path in (args.master, args.slave))
     transfer = fit_transfer(args.method, predictor, master, slave, args.analyzer,

@@ -124,6 +124,7 @@ def run_retrain(settings: TrainerServiceSettings, workdir: Path, archived_until:
                    targets, champion.grid).to_csv(extra, index=False)
     train_settings = TrainSettings(**{**base, "extra_training": extra, "promote": False, "registry": settings.registry,
                                       "report_dir": workdir / "report", "by": ACTOR,
+                                      "signing_key_file": settings.signing_key_file,
                                       "bootstrap_servers": settings.bootstrap_servers,
                                       "models_topic": settings.topics.models})
     summary = run_training(train_settings, verbose=2)

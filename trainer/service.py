@@ -32,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.artifacts.signing import configured_signer
 from nirstream.core.child_processes import stop_with_parent, terminate
 from nirstream.core.messages.labelled import LabelledPair
 from nirstream.kafka.backoff import Backoff, pause_unless_stopped
@@ -104,7 +105,7 @@ class RetrainScheduler:
                  config_file: Path | None, overrides: dict):
         self.settings, self.store, self.metrics = settings, store, metrics
         self.config_file, self.overrides = config_file, overrides
-        self.registry = ModelRegistry(settings.registry)
+        self.registry = ModelRegistry(settings.registry, signer=configured_signer(settings.signing_key_file))  # SBC transfers
         self.child: subprocess.Popen | None = None
         self.child_started: float | None = None
         self.last_start: float | None = None

@@ -54,6 +54,9 @@ class TrainSettings(BaseModel):
                         description="Spectral region without a window: cv (moving-window PLS cross-validation on the "
                                     "training split) or full (every channel)")
     bootstrap_servers: str | None = None
+    signing_key_file: Path | None = Field(default_factory=lambda: SharedSettings.load().signing_key_file,
+                                          description="Private key that signs the published bundle (default: "
+                                                      "NIRSTREAM_SIGNING_KEY_FILE; unset: unsigned)")
     by: str | None = Field(default=None, description="Who trains, for the registry's audit trail (default "
                                                      "NIRSTREAM_USER, else user@host)")
     models_topic: str = Field(default_factory=lambda: SharedSettings.load().topics.models,
@@ -71,6 +74,10 @@ class TrainSettings(BaseModel):
             raise ValueError("with data, name the targets in data.targets (--target goes there on the command line)")
         if self.family == "pls" and not self.pls:
             raise ValueError("family pls needs PLS (drop --no-pls)")
+        if self.signing_key_file is not None:
+            from nirstream.core.artifacts.signing import ArtifactSigner
+
+            ArtifactSigner.from_file(self.signing_key_file)  # an unusable key fails now, not after the training
         if self.search_budget is not None:
             from nirstream.trainer.search import parse_budget
 

@@ -123,6 +123,16 @@ class SharedSettings(BaseSettings):
     idempotent_producers: bool | None = Field(
         default=None, description="Producers with enable.idempotence (a retried send is not written twice); default "
                                   "on for Kafka, off on the embedded broker (Tansu 0.6.0 fails InitProducerId)")
+    # signed artifacts (nirstream/core/artifacts/signing.py, docs/security.md): paths only, never key material
+    signing_key_file: Path | None = Field(
+        default=None, description="ed25519 private key (PEM, `nirstream models keygen`) with which the trainer signs "
+                                  "every bundle and transfer it publishes: a docker secret or a file outside the repo")
+    trusted_keys_dir: Path | None = Field(
+        default=None, description="Folder of public keys (*.pem): the worker and `evaluate` serve only artifacts "
+                                  "signed by one of them")
+    allow_unsigned: bool = Field(
+        default=False, description="Also serve artifacts without a signature, and champions the audit trail does not "
+                                   "account for (trials, the demo, tests); logged loudly")
     runtime: Literal["auto", "onnx", "keras"] = Field(
         default="auto", description="What runs a network: onnx (ONNX Runtime, no TensorFlow), keras (TensorFlow), or "
                                     "auto: keras when a GPU is present, else onnx when the bundle has model.onnx")

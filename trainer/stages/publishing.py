@@ -13,6 +13,7 @@ import numpy as np
 
 from nirstream.core.artifacts.bundle import PredictionIntervals, write_bundle
 from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.artifacts.signing import configured_signer
 from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.chemometrics.figures_of_merit import regression_metrics
 from nirstream.core.serving.predictor import Predictor
@@ -40,7 +41,7 @@ class GateOutcome:
 
 def publish_and_gate(settings: TrainSettings, protocol: Protocol, choice: FamilyChoice, calibration: IntervalCalibration,
                      figures: HeldOutFigures) -> GateOutcome:
-    registry = ModelRegistry(settings.registry)
+    registry = ModelRegistry(settings.registry, signer=configured_signer(settings.signing_key_file))
     version, domain = write_candidate(registry, settings, protocol, choice.deployed, choice.reason, calibration.intervals,
                                       choice.validation_predicted, figures.metrics, figures.coverage)
     decision = _gate(settings, registry, version, protocol, choice)

@@ -17,6 +17,7 @@ from pathlib import Path
 import joblib
 
 from nirstream.core.artifacts.registry import ModelRegistry
+from nirstream.core.artifacts.signing import configured_signer
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.stages.fitting import Candidate
 from nirstream.trainer.train_settings import TrainSettings
@@ -43,7 +44,7 @@ def keep_fitted_model(settings: TrainSettings, protocol: Protocol, candidate: Ca
     for base in (Path(settings.report_dir) / "recovered", Path(tempfile.gettempdir()) / "nirstream-recovered"):
         location = base / name
         try:
-            registry = ModelRegistry(location)
+            registry = ModelRegistry(location, signer=configured_signer(settings.signing_key_file))
             version, _ = write_candidate(registry, settings, protocol, candidate, reason, **contents)
         except Exception as exc:  # noqa: BLE001 - try the next place, then the bare model
             log.warning("could not write the fitted model as a bundle to %s (%s)", location, exc)

@@ -292,14 +292,21 @@ class AuditLog:
 
     def verify(self, expect_head: str | None = None) -> ChainReport:
         """Verify under a shared lock, so that no append is seen half done."""
-        data, anchor, anchor_error = b"", None, None
+        with self.verified(expect_head) as report:
+            return report
+
+    @contextmanager
+    def verified(self, expect_head: str | None = None) -> Iterator[ChainReport]:
+        """The chain verified under the shared lock, held until the block ends: a file that writers change under the
+        exclusive lock (the champion pointer) read inside the block is the one this report's records describe."""
+        anchor, anchor_error = None, None
         with self._locked(fcntl.LOCK_SH) as handle:
             data = handle.read() if handle else b""
             try:
                 anchor = self.anchor()
             except AuditLogError as exc:
                 anchor_error = str(exc)
-        return verify_chain(data, anchor, expect_head, anchor_error)
+            yield verify_chain(data, anchor, expect_head, anchor_error)
 
     @contextmanager
     def writing(self) -> Iterator[AuditAppender]:

@@ -22,7 +22,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,6 +34,9 @@ from nirstream.core.runtimes.onnx_model import serving_runtime
 from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
+
+if TYPE_CHECKING:
+    from nirstream.core.artifacts.signing import ArtifactTrust
 
 BUNDLE_FORMAT = 2  # 2: several targets and prediction intervals; format-1 metadata (one target) still loads
 MODEL_FILE = "model.keras"
@@ -175,17 +178,19 @@ def write_bundle(
     return directory
 
 
-def verify_bundle(directory: str | Path) -> dict[str, Any]:
-    """Check the manifest against the files; return the manifest or raise ``BundleError``."""
+def verify_bundle(directory: str | Path, trust: ArtifactTrust | None = None) -> dict[str, Any]:
+    """Check the manifest (and with ``trust`` its signature) against the files; return the manifest or raise
+    ``BundleError`` (``SignatureError`` for a refused signature)."""
     return verify_manifest(directory, (frozenset(BUNDLE_FILES), frozenset(ONNX_BUNDLE_FILES), frozenset(LINEAR_BUNDLE_FILES)),
-                           "bundle", BundleError)
+                           "bundle", BundleError, trust)
 
 
-def load_bundle(directory: str | Path, runtime: str | None = None) -> ModelBundle:
-    """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem. A network is served by ONNX
-    Runtime when the bundle has ``model.onnx`` and ``serving_runtime(runtime)`` says onnx (no GPU), else by Keras."""
+def load_bundle(directory: str | Path, runtime: str | None = None, trust: ArtifactTrust | None = None) -> ModelBundle:
+    """Verify, then load a bundle. Raises ``BundleError`` with the reason on any problem (``SignatureError`` when
+    ``trust`` refuses its signature). A network is served by ONNX Runtime when the bundle has ``model.onnx`` and
+    ``serving_runtime(runtime)`` says onnx (no GPU), else by Keras."""
     directory = Path(directory)
-    manifest = verify_bundle(directory)
+    manifest = verify_bundle(directory, trust)
     try:
         metadata = BundleMetadata.model_validate_json((directory / METADATA_FILE).read_text())
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:

@@ -8,11 +8,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nirstream.core.artifacts.hashing import sha256_file
 
 MANIFEST_FILE = "MANIFEST.json"
+SIGNATURE_FILE = "MANIFEST.sig"  # the manifest's signature (signing.py): beside it, not listed in it
+
+
+class ManifestTrust(Protocol):
+    """What decides whether a manifest's signature is trusted (``signing.ArtifactTrust``; a protocol here, as
+    signing.py builds on this module)."""
+
+    def check(self, directory: Path, manifest: bytes) -> str | None: ...
 
 
 class ArtifactError(RuntimeError):
@@ -31,23 +39,28 @@ def manifest_checksum(directory: str | Path) -> str:
 
 
 def verify_manifest(directory: str | Path, allowed: Iterable[frozenset[str]], what: str = "artifact",
-                    error: type[Exception] = ArtifactError) -> dict[str, Any]:
-    """Check the manifest against the files (one of the ``allowed`` file sets); return it or raise ``error``."""
+                    error: type[Exception] = ArtifactError, trust: ManifestTrust | None = None) -> dict[str, Any]:
+    """Check the manifest against the files (one of the ``allowed`` file sets); return it or raise ``error``.
+    With ``trust``, the manifest's signature is checked first, on the same bytes as the checksums are read from
+    (``SignatureError``)."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not directory.is_dir():
         raise error(f"{directory}: no such {what} directory")
     if not manifest_path.exists():
         raise error(f"{directory}: no {MANIFEST_FILE} (partial or unfinished {what})")
+    manifest_bytes = manifest_path.read_bytes()
+    if trust is not None:
+        trust.check(directory, manifest_bytes)
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_bytes)
         listed = manifest["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise error(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
     allowed = list(allowed)
     if set(listed) not in [set(a) for a in allowed]:
         raise error(f"{directory}: manifest lists {sorted(listed)}, expected " + " or ".join(str(sorted(a)) for a in allowed))
-    extra = {p.name for p in directory.iterdir()} - set(listed) - {MANIFEST_FILE}
+    extra = {p.name for p in directory.iterdir()} - set(listed) - {MANIFEST_FILE, SIGNATURE_FILE}
     if extra:
         raise error(f"{directory}: unexpected file(s) {sorted(extra)}")
     for name, expected in listed.items():

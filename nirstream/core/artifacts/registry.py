@@ -5,7 +5,9 @@
 * the ``champion.json`` pointer is replaced atomically (write temp file, ``os.replace``);
 * every event (published, promoted, rejected, rolled back, transfer published) is appended to ``history.jsonl``
   with who, when, why and the artifact's checksum: a hash-chained audit trail with its ``history.head`` anchor
-  (``nirstream/core/audit.py``), written under a file lock so that concurrent writers keep one chain.
+  (``nirstream/core/audit.py``), written under a file lock so that concurrent writers keep one chain;
+* with a ``signer`` every published bundle and transfer is signed before it appears (``signing.py``); with a
+  ``trust`` every load checks the signature; versions in pointer files are plain integers, nothing else.
 
 Works without Kafka; announcing promotions to running workers is the caller's business.
 """
@@ -27,14 +29,38 @@ from nirstream.core.artifacts.atomic_files import write_atomically
 from nirstream.core.artifacts.audit import AuditAppender, AuditLog, current_actor
 from nirstream.core.artifacts.bundle import METADATA_FILE, BundleError, BundleMetadata, load_bundle, verify_bundle
 from nirstream.core.artifacts.manifest import MANIFEST_FILE, manifest_checksum
+from nirstream.core.artifacts.signing import ArtifactSigner, ArtifactTrust
 from nirstream.core.messages.common import utc_now
 
 CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"
 TRANSFERS_DIR = "transfers"  # transfers/<analyzer>/<n>/ artifacts and transfers/<analyzer>/active.json
 ACTIVE_TRANSFER_FILE = "active.json"
+POINTER_EVENTS = ("promoted", "rolled_back")  # the events that move the champion pointer
 
 log = logging.getLogger(__name__)
+
+
+class PointerError(BundleError):
+    """A pointer file naming something other than a plain non-negative integer (``"../.."``, ``"1/../x"``, 1.5)."""
+
+    reason = "pointer_version"
+
+
+class AuditMismatch(BundleError):
+    """A champion pointer the audit trail does not account for, or an audit trail that does not verify."""
+
+    reason = "audit"
+
+
+def plain_number(value: Any, where: str) -> str:
+    """``value`` as a registry number: a non-negative integer written plainly (``3`` or ``"3"``, not ``"03"``,
+    ``"3.0"``, ``"../.."``): it names a folder, so anything else could name a folder outside the registry."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and str(int(value)) == value:
+        return value
+    raise PointerError(f"{where}: {value!r} is not a plain non-negative integer: refused")
 
 
 class RegistryEvent(BaseModel):
@@ -56,9 +82,13 @@ class RegistryEvent(BaseModel):
 
 
 class ModelRegistry:
-    def __init__(self, base: str | Path):
+    """``signer``: signs what ``publish``/``publish_transfer`` write. ``trust``: what ``load``, ``metadata`` and
+    ``load_transfer`` accept (None: checksums only, as the trainer reads its own registry)."""
+
+    def __init__(self, base: str | Path, signer: ArtifactSigner | None = None, trust: ArtifactTrust | None = None):
         self.base = Path(base)
         self.audit = AuditLog(self.base / HISTORY_FILE)  # the history is the audit trail: one log
+        self.signer, self.trust = signer, trust
 
     # -- reading -------------------------------------------------------------------------
     def versions(self) -> list[str]:
@@ -68,17 +98,45 @@ class ModelRegistry:
         return sorted((p.name for p in self.base.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
 
     def path(self, version: str) -> Path:
-        return self.base / str(version)
+        return self.base / plain_number(version, "version")
 
     def champion(self) -> str | None:
-        """The champion version, or None when nothing has been promoted."""
+        """The champion version, or None when nothing has been promoted (``PointerError``: not a plain integer)."""
         pointer = self.base / CHAMPION_FILE
         try:
-            return str(json.loads(pointer.read_text())["version"])
+            version = json.loads(pointer.read_text())["version"]
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"{pointer} is unreadable: {exc}") from None
+        return plain_number(version, str(pointer))
+
+    def audited_champion(self) -> str | None:
+        """The champion, if the audit trail accounts for it, else ``AuditMismatch``: the chain and its anchor verify,
+        the last promotion or rollback it records names this version, and (when recorded) this version's manifest
+        checksum is the one recorded then. The pointer is read under the log's shared lock, so a promotion is seen
+        with its record or not at all. What this cannot see: a writer who appends a well-formed record himself."""
+        with self.audit.verified() as report:
+            version = self.champion()
+        if version is None:
+            return None
+        if not report.intact:
+            raise AuditMismatch(f"{self.audit.path} does not verify ({report.problems[0].message}): champion version "
+                                f"{version} refused")
+        moves = [line for line in report.lines if line.fields is not None and line.fields.get("event") in POINTER_EVENTS]
+        if not moves:
+            raise AuditMismatch(f"{CHAMPION_FILE} names version {version}, but {self.audit.path.name} records no "
+                                "promotion: the pointer was written outside the registry")
+        last = moves[-1]
+        if str(last.fields.get("version")) != version:
+            raise AuditMismatch(f"{CHAMPION_FILE} names version {version}, but the audit trail's last promotion or "
+                                f"rollback (line {last.number}) names version {last.fields.get('version')}: the pointer "
+                                "was changed outside the registry")
+        recorded = last.fields.get("checksum")
+        if recorded and recorded != self._checksum(self.path(version)):
+            raise AuditMismatch(f"version {version}'s {MANIFEST_FILE} is not the one recorded when it became champion "
+                                f"(line {last.number}, {str(recorded)[:12]}): replaced after promotion")
+        return version
 
     def history(self) -> list[RegistryEvent]:
         """Every event, oldest first (not verified: ``self.audit.verify()`` checks the chain).
@@ -104,7 +162,7 @@ class ModelRegistry:
         version = version or self.champion()
         if version is None:
             raise BundleError(f"{self.base} has no champion")
-        verify_bundle(self.path(version))
+        verify_bundle(self.path(version), self.trust)
         return BundleMetadata.model_validate_json((self.path(version) / METADATA_FILE).read_text())
 
     def load(self, version: str | None = None, runtime: str | None = None):
@@ -112,7 +170,7 @@ class ModelRegistry:
         version = version or self.champion()
         if version is None:
             raise BundleError(f"registry {self.base} has no champion yet: train a model first")
-        return load_bundle(self.path(version), runtime)
+        return load_bundle(self.path(version), runtime, self.trust)
 
     # -- writing -------------------------------------------------------------------------
     def publish(self, write: Callable[[Path], Any], details: dict[str, Any] | None = None, by: str | None = None) -> str:
@@ -121,6 +179,7 @@ class ModelRegistry:
         def fill(bundle_dir: Path) -> None:
             write(bundle_dir)
             verify_bundle(bundle_dir)
+            self._sign(bundle_dir)
 
         version = _place_numbered(self.base, fill)
         with self.audit.writing() as audit:
@@ -154,7 +213,7 @@ class ModelRegistry:
         with self.audit.writing() as audit:
             current = self.champion()
             promotions = [str(r["version"]) for r in audit.records  # an edited record may lack its version: not a candidate
-                          if r.get("event") in ("promoted", "rolled_back") and isinstance(r.get("version"), str | int)]
+                          if r.get("event") in POINTER_EVENTS and _is_plain_number(r.get("version"))]
             candidates = [v for v in reversed(promotions) if v != current and self.path(v).exists()]
             if not candidates:
                 raise BundleError("no earlier champion to roll back to")
@@ -167,7 +226,7 @@ class ModelRegistry:
 
     # -- calibration transfers, one active per analyzer --------------------------------------
     def transfer_path(self, analyzer: str, number: str) -> Path:
-        return self.base / TRANSFERS_DIR / analyzer / str(number)
+        return self.base / TRANSFERS_DIR / analyzer / plain_number(number, f"transfer of {analyzer}")
 
     def active_transfers(self) -> dict[str, str]:
         """Analyzer -> number of its active transfer artifact (pointers only: nothing verified or loaded)."""
@@ -175,9 +234,10 @@ class ModelRegistry:
         active = {}
         for pointer in sorted(root.glob(f"*/{ACTIVE_TRANSFER_FILE}")) if root.is_dir() else []:
             try:
-                active[pointer.parent.name] = str(json.loads(pointer.read_text())["number"])
+                number = json.loads(pointer.read_text())["number"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise BundleError(f"{pointer} is unreadable: {exc}") from None
+            active[pointer.parent.name] = plain_number(number, str(pointer))
         return active
 
     def load_transfer(self, analyzer: str, number: str | None = None):
@@ -185,7 +245,7 @@ class ModelRegistry:
         from nirstream.core.artifacts.transfer import load_transfer
 
         number = number or self.active_transfers().get(analyzer)
-        return None if number is None else load_transfer(self.transfer_path(analyzer, number))
+        return None if number is None else load_transfer(self.transfer_path(analyzer, number), self.trust)
 
     def publish_transfer(self, transfer, reason: str = "", by: str | None = None) -> str:
         """Write a transfer artifact as the analyzer's next number, verify it, make it the active one.
@@ -195,6 +255,7 @@ class ModelRegistry:
         def fill(transfer_dir: Path) -> None:
             write_transfer(transfer_dir, transfer)
             load_transfer(transfer_dir)
+            self._sign(transfer_dir)
 
         folder = self.base / TRANSFERS_DIR / transfer.analyzer
         with self.audit.writing() as audit:  # numbering and activation in the lock: two fits for one analyzer stay apart
@@ -206,6 +267,11 @@ class ModelRegistry:
                          {"analyzer": meta.analyzer, "number": number, "method": meta.method,
                           "standards": len(meta.standards)})
         return number
+
+    def _sign(self, artifact: Path) -> None:
+        """Sign a verified artifact before it gets its number, so that no reader ever sees it unsigned."""
+        if self.signer is not None:
+            self.signer.sign(artifact)
 
     def _point_champion(self, version: str, previous: str | None) -> None:
         payload = json.dumps({"version": version, "previous": previous, "at": utc_now().isoformat()})
@@ -228,6 +294,14 @@ class ModelRegistry:
         entry = RegistryEvent(event=event, version=version, reason=reason, at=utc_now().isoformat(), by=current_actor(by),
                               checksum=checksum, details=details or {})
         return json.loads(entry.model_dump_json(exclude={"prev", "hash"}))
+
+
+def _is_plain_number(value: Any) -> bool:
+    try:
+        plain_number(value, "")
+    except PointerError:
+        return False
+    return True
 
 
 def _place_numbered(folder: Path, fill: Callable[[Path], Any]) -> str:

@@ -23,13 +23,16 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from nirstream.core.artifacts.manifest import ArtifactError, verify_manifest, write_manifest
 from nirstream.core.messages.common import AnalyzerId, WavelengthGrid, utc_now
+
+if TYPE_CHECKING:
+    from nirstream.core.artifacts.signing import ArtifactTrust
 
 TRANSFER_METADATA_FILE = "transfer.json"
 TRANSFER_ARRAYS_FILE = "arrays.npz"
@@ -113,10 +116,11 @@ def write_transfer(directory: str | Path, transfer: CalibrationTransfer) -> Path
     return directory
 
 
-def load_transfer(directory: str | Path) -> CalibrationTransfer:
-    """Verify, then load a transfer artifact; ``TransferError`` says why not."""
+def load_transfer(directory: str | Path, trust: ArtifactTrust | None = None) -> CalibrationTransfer:
+    """Verify (with ``trust``: its signature too, ``SignatureError``), then load a transfer artifact;
+    ``TransferError`` says why not."""
     directory = Path(directory)
-    verify_manifest(directory, (SPECTRAL_FILES, PREDICTION_FILES), "calibration transfer", TransferError)
+    verify_manifest(directory, (SPECTRAL_FILES, PREDICTION_FILES), "calibration transfer", TransferError, trust)
     try:
         metadata = TransferMetadata.model_validate_json((directory / TRANSFER_METADATA_FILE).read_text())
         matrix = offset = None
