@@ -156,8 +156,9 @@ def _search_table(search: dict | None) -> str:
     columns = ["trial", "score", "weights", "epochs_run", "seconds", "depth", "filters", "kernel_size", "dense_units",
                "dropout", "noise", "learning_rate", "n_copies", "augmentation_strength"]
     rows = sorted(search["trials"], key=lambda t: t["score"])
-    return (f"<h2>CNN hyper-parameter search ({len(rows)} trials in {search['budget_seconds']:.0f} s; lowest validation "
-            f"score deployed: trial {search['best']['trial']})</h2>" + metrics_table(rows, columns))
+    scoring = search.get("scoring", "validation")
+    return (f"<h2>CNN hyper-parameter search ({len(rows)} trials in {search['budget_seconds']:.0f} s, scored by {scoring}; "
+            f"lowest score deployed: trial {search['best']['trial']})</h2>" + metrics_table(rows, columns))
 
 
 def _left_out_table(left_out: list[dict] | None) -> str:

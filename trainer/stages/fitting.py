@@ -14,7 +14,7 @@ from nirstream.trainer.comparison import compare_pls
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.pls_family import LINEAR_RULE, choose_linear_family, fit_deployable_pls, predict_linear
 from nirstream.trainer.regressor_building import cnn_regressor, regressor_factory
-from nirstream.trainer.search import parse_budget, search_cnn
+from nirstream.trainer.search import parse_budget, search_cnn, search_scoring
 from nirstream.trainer.small_sets import cnn_refusal
 from nirstream.trainer.train_settings import TrainSettings
 
@@ -81,10 +81,12 @@ def _fit_cnn(settings: TrainSettings, protocol: Protocol, verbose: int | str) ->
     y_train, y_val = protocol.y(protocol.train), protocol.y(protocol.validation)
     if settings.search_budget:
         budget = parse_budget(settings.search_budget)
-        log.info("searching CNN hyper-parameters on the validation split for %.0f s", budget)
+        scoring = search_scoring(protocol)
+        log.info("searching CNN hyper-parameters (%s scores each trial) for %.0f s", scoring, budget)
         make = regressor_factory(settings, protocol.train.wavelengths, protocol.window_nm)
         regressor, trials = search_cnn(protocol, make, budget, seed=settings.seed, epochs=settings.epochs)
-        return regressor, {"budget_seconds": budget, "trials": trials, "best": min(trials, key=lambda t: t["score"])}
+        return regressor, {"budget_seconds": budget, "scoring": scoring, "trials": trials,
+                           "best": min(trials, key=lambda t: t["score"])}
     # Whole spectra, as analyzers send them: the regressor's preprocessor cuts the protocol's window.
     regressor = cnn_regressor(settings, protocol.train.n_samples, protocol.train.wavelengths, protocol.window_nm, verbose)
     log.info("fitting CNN on %d spectra for %s (%s, %d epochs max, %s augmented copies, %d member(s))",

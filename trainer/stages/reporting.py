@@ -100,8 +100,10 @@ def data_choices(protocol: Protocol, settings: TrainSettings, calibration: Inter
         **({"gate split": "the promotion gate only"} if protocol.gate is not None else {}),
         "test split(s)": "nothing: RMSEP, bootstrap intervals, CNN − PLS differences and interval coverage are reported only "
                          "(PLS 'ORACLE' rows pick LVs on the test set and are shown only to compare with published figures)",
-        **({"search": f"CNN hyper-parameters by validation RMSEP over Optuna trials within {settings.search_budget} "
-                      "(the winner's validation figure is the best of many: optimistic)"} if settings.search_budget else {}),
+        **({"search": f"CNN hyper-parameters over Optuna trials within {settings.search_budget}, each scored by "
+                      "validation RMSEP, or where the validation targets spread less than half as much as the training "
+                      "targets by 3-fold cross-validation on the training split (the winner's score is the best of "
+                      "many: optimistic)"} if settings.search_budget else {}),
         # not "fixed before seeing any data": the CNN's training defaults were picked on the tablets, partly from
         # their test figures (nirstream.trainer.cnn's docstring says how); the report says so instead
         "set by the settings, not by this run's data": f"variant {settings.variant}, "
