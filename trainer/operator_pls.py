@@ -50,6 +50,8 @@ def pls1_predictions_per_lv(X_fit: np.ndarray, y_fit: np.ndarray, X_new: np.ndar
         q = (r @ covariance) / tt
         covariance = covariance - p * (q * tt)
         rotations.append(r), loadings.append(p), y_loadings.append(q)
+    if not rotations:  # the operator left no variation that covaries with y: the mean predicts
+        return np.full((len(X_new), components), y_mean)
     rotations = np.array(rotations).T
     predictions = y_mean + np.cumsum(((X_new - x_mean) @ rotations) * np.array(y_loadings), axis=1)
     if predictions.shape[1] < components:
