@@ -64,6 +64,8 @@ class WorkerMetrics:
         self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
         self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
+        self.dead_letters_lost = Counter("nirstream_dead_letters_lost_total", "Dead letters standing in for an "
+                                         "unpublishable message that the broker refused too: in no topic, only the log", registry=r)
 
         # the lab join
         self.reference_values = Counter("nirstream_reference_values_total", "Lab reference values received", registry=r)
