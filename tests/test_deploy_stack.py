@@ -265,6 +265,10 @@ def _monitored_stack(broker, registry, topics, tecator, start_worker, webhook, s
     assert alert["annotations"]["runbook_url"].endswith("#nirstreamdeadletterratehigh")
     notification = next(n for n in webhook.notifications if alert in n["alerts"])
     assert notification["path"] == "/nirstream-ops" and notification["receiver"] == "nirstream-ops"  # warning route
+    # the dead man's switch fires from the first evaluation and reaches the heartbeat receiver, and only it
+    assert webhook.wait_for("Watchdog", time.monotonic() + 10)
+    assert {n["receiver"] for n in webhook.notifications
+            if any(a["labels"]["alertname"] == "Watchdog" for a in n["alerts"])} == {"nirstream-deadman"}
 
     # Every Grafana expression returns data from this Prometheus.
     send([line1, line2, faulty], 5)
