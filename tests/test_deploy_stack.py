@@ -169,7 +169,9 @@ def monitoring(tmp_path):
             render_prometheus(tmp_path / "prometheus.yml", rules_dir, worker_port, trainer_port, am_port)
             prometheus = Daemon([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp_path / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}",
-                                 "--log.level=warn"],
+                                 # an alert firing at the first evaluation (Watchdog) is sent before Prometheus has
+                                 # found its Alertmanager; the resend delay (1 min by default) sends it again
+                                 "--rules.alert.resend-delay=1s", "--log.level=warn"],
                                 tmp_path / "prometheus.log", f"http://127.0.0.1:{port}/-/ready")
             daemons.append(prometheus)
             alertmanager.wait_ready()
