@@ -87,7 +87,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/ready")
     async def ready_view(web, request):
-        body = {"ready": batch_consumer.ready, "model_version": holder.version, "last_model_error": holder.last_error}
+        # versions and reasons only: the refusal's detail names registry paths, which stay in the log
+        body = {"ready": batch_consumer.ready, "model_version": holder.version,
+                "previous_version": holder.previous and holder.previous.version, "last_refusal": holder.last_refusal}
         return web.json(body, status=200 if batch_consumer.ready else 503)
 
     return app

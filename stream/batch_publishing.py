@@ -58,6 +58,7 @@ class BatchPublishing:
         self.metrics.unpublishable.labels(topic=topic).inc()
         log.error("a %d-byte message for %s cannot be published (%s): replaced by a dead letter", len(value), topic, error)
         if replacement:
+            self.metrics.dead_letters_lost.inc()
             return None
         record = InboundRecord(topic, -1, -1, key, value)
         detail = f"this worker's {len(value)}-byte message for {topic} was refused: {type(error).__name__}: {error}"

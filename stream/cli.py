@@ -42,20 +42,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     opcua.add_argument("--endpoint",
                        help="where to listen (NIRSTREAM_OPCUA__ENDPOINT; default opc.tcp://0.0.0.0:4840/nirstream/)")
     opcua.add_argument("--security-mode", choices=["None", "SignAndEncrypt"],
-                       help="None for trials, SignAndEncrypt (Basic256Sha256) for plants; needs --certificate and "
-                            "--private-key (NIRSTREAM_OPCUA__SECURITY_MODE; default None)")
+                       help="SignAndEncrypt (Basic256Sha256) for plants: needs --certificate, --private-key and "
+                            "--trusted-clients; None only with --allow-insecure (NIRSTREAM_OPCUA__SECURITY_MODE; default None)")
+    opcua.add_argument("--allow-insecure", action="store_true", default=None,
+                       help="let security mode None serve: no authentication, no encryption; for a demo or a trial "
+                            "(NIRSTREAM_OPCUA__ALLOW_INSECURE)")
     opcua.add_argument("--certificate", help="server certificate, PEM or DER; its subjectAltName URI becomes the "
                                              "server's application URI (NIRSTREAM_OPCUA__CERTIFICATE)")
     opcua.add_argument("--private-key", help="the certificate's private key, PEM or DER, unencrypted "
                                              "(NIRSTREAM_OPCUA__PRIVATE_KEY)")
     opcua.add_argument("--trusted-clients",
-                       help="folder of client certificates (or their CA certificates) allowed to connect; without it "
-                            "every client certificate is accepted (NIRSTREAM_OPCUA__TRUSTED_CLIENTS)")
+                       help="folder of client certificates (or their CA certificates) allowed to connect; required "
+                            "with SignAndEncrypt (NIRSTREAM_OPCUA__TRUSTED_CLIENTS)")
     opcua.add_argument("--stale-seconds", type=float,
                        help="a value with no newer prediction for this long turns Bad (NIRSTREAM_OPCUA__STALE_SECONDS; "
                             "default 60)")
     opcua.add_argument("--namespace-uri", help="namespace of nirstream's nodes (NIRSTREAM_OPCUA__NAMESPACE_URI; "
                                                "default urn:nirstream)")
+    opcua.add_argument("--web-port", type=int, help="port for /metrics, /health, /ready (NIRSTREAM_OPCUA__WEB_PORT; "
+                                                    "default 6068)")
     opcua.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     opcua.set_defaults(handler=_opcua)
 
@@ -94,9 +99,9 @@ def _opcua(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(args.loglevel.upper())
     logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))  # its info lines are chatter
-    options = {"endpoint": args.endpoint, "security_mode": args.security_mode, "certificate": args.certificate,
-               "private_key": args.private_key, "trusted_clients": args.trusted_clients,
-               "stale_seconds": args.stale_seconds, "namespace_uri": args.namespace_uri}
+    options = {"endpoint": args.endpoint, "security_mode": args.security_mode, "allow_insecure": args.allow_insecure,
+               "certificate": args.certificate, "private_key": args.private_key, "trusted_clients": args.trusted_clients,
+               "stale_seconds": args.stale_seconds, "namespace_uri": args.namespace_uri, "web_port": args.web_port}
     settings = OpcUaSettings.load(args.config, bootstrap_servers=args.bootstrap_servers,
                                   opcua={k: v for k, v in options.items() if v is not None})
     check_kafka_security(settings)

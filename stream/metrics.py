@@ -7,8 +7,14 @@ from collections import Counter as Tally
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from nirstream.stream.opcua_server import ProcessValueServer
+    from nirstream.stream.prediction_feed import PredictionFeed
     from nirstream.core.artifacts.bundle import PredictionIntervals
     from nirstream.stream.batch_processing import BatchResult
     from nirstream.stream.lab_join import LabJoinResult
@@ -60,6 +66,8 @@ class WorkerMetrics:
         self.publish_retries = Counter("nirstream_publish_retries_total", "Messages re-sent after a retriable publish error", registry=r)
         self.unpublishable = Counter("nirstream_unpublishable_total", "Messages the broker refused for good (replaced by a dead letter)", ["topic"], registry=r)
         self.commit_failures = Counter("nirstream_commit_failures_total", "Offset commits that failed (batch will replay)", registry=r)
+        self.dead_letters_lost = Counter("nirstream_dead_letters_lost_total", "Dead letters standing in for an "
+                                         "unpublishable message that the broker refused too: in no topic, only the log", registry=r)
 
         # the lab join
         self.reference_values = Counter("nirstream_reference_values_total", "Lab reference values received", registry=r)
@@ -144,3 +152,38 @@ class WorkerMetrics:
                 for target in stats.errors:
                     self.rolling_rmsep.labels(analyzer=label, target=target).set(stats.rmsep(target))
                     self.rolling_bias.labels(analyzer=label, target=target).set(stats.bias(target))
+
+
+class OpcUaMetrics(Collector):
+    """``nirstream opcua``'s metrics (``nirstream_opcua_*``), read at each scrape from the counts the server and the
+    feed keep anyway (one count of each event, where it happens)."""
+
+    def __init__(self, server: ProcessValueServer, feed: PredictionFeed, ready: Callable[[], bool]):
+        self.server, self.feed, self.ready = server, feed, ready
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def collect(self) -> Iterator:
+        server, feed = self.server, self.feed
+        yield GaugeMetricFamily("nirstream_opcua_ready", "1 when the server listens and the feed knows its offsets",
+                                value=1 if self.ready() else 0)
+        yield CounterMetricFamily("nirstream_opcua_records_received", "Records read from the predictions topic",
+                                  value=feed.received)
+        yield CounterMetricFamily("nirstream_opcua_bad_messages", "Records skipped: not a prediction with finite numbers",
+                                  value=feed.bad_messages)
+        yield CounterMetricFamily("nirstream_opcua_updates", "Outputs written (one per target of a prediction)",
+                                  value=server.updates)
+        yield CounterMetricFamily("nirstream_opcua_publish_failures", "Predictions whose values could not be written",
+                                  value=feed.handler_failures)
+        skipped = CounterMetricFamily("nirstream_opcua_skipped_values", "Values not written, by reason", labels=["reason"])
+        for reason, count in (("older", server.skipped_older), ("future", server.skipped_future),
+                              ("address_space_full", server.skipped_outputs)):
+            skipped.add_metric([reason], count)
+        yield skipped
+        yield GaugeMetricFamily("nirstream_opcua_outputs", "Analyzer/target outputs in the address space",
+                                value=len(server.outputs))
+        yield GaugeMetricFamily("nirstream_opcua_stale_outputs", "Outputs Bad: no prediction within stale_seconds",
+                                value=server.stale_outputs)
+        yield GaugeMetricFamily("nirstream_opcua_last_prediction_timestamp_seconds",
+                                "Unix time the last valid prediction was read (0: none yet)",
+                                value=feed.last_prediction_at or 0.0)

@@ -32,7 +32,8 @@ class ModelHolder:
         self.metrics = metrics
         self.current: Predictor | None = None
         self.previous: Predictor | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # for the log: names files of the registry
+        self.last_refusal: dict[str, str | None] | None = None  # for /ready: reason and version, no paths
         self.refused_versions: set[str] = set()
         self.transfers: dict = {}  # analyzer -> CalibrationTransfer in service
         self.refused_transfers: set[tuple[str, str]] = set()
@@ -134,7 +135,7 @@ class ModelHolder:
                 detail = f"version {version} expects grid {candidate.grid}, analyzers send {self.current.grid}"
                 return self._refuse("grid_mismatch", detail, version)
             self.previous, self.current = self.current, candidate.with_transfers(self.transfers)
-            self.last_error = None
+            self.last_error = self.last_refusal = None
             self.metrics.set_model(candidate.version, candidate.targets, candidate.bundle.metadata.created_at.timestamp(),
                                    candidate.intervals)
             if self.previous is not None:
@@ -156,5 +157,6 @@ class ModelHolder:
             return False  # the fallback poll finds the same problem again: count and log it once
         log.error("model refused (%s): %s; still serving %s", reason, detail, self.version)
         self.last_error = detail
+        self.last_refusal = {"reason": reason, "version": version}
         self.metrics.model_swap_failures.labels(reason=reason).inc()
         return False

@@ -8,6 +8,8 @@ import contextlib
 import logging
 import signal
 
+from nirstream.core.web_endpoints import start_endpoints
+from nirstream.stream.metrics import OpcUaMetrics
 from nirstream.stream.opcua_server import ProcessValueServer
 from nirstream.stream.prediction_feed import PredictionFeed
 from nirstream.stream.settings import OpcUaSettings
@@ -23,11 +25,22 @@ class OpcUaService:
         self.server = ProcessValueServer(settings.opcua)
         self.feed = PredictionFeed(settings, settings.opcua.max_batch_size)
         self.ready = asyncio.Event()
+        self.metrics = OpcUaMetrics(self.server, self.feed, self.ready.is_set)
+
+    def readiness(self) -> dict:
+        return {"ready": self.ready.is_set(), "outputs": len(self.server.outputs),
+                "stale_outputs": self.server.stale_outputs}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set. The feed ends before that only on a bug: its error is raised, the process
         exits and its supervisor (compose: restart unless-stopped) starts it again."""
         await self.server.start()  # raises on bad security settings before anything else starts
+        options = self.settings.opcua
+        try:
+            endpoints = await start_endpoints(options.web_host, options.web_port, self.metrics.registry, self.readiness)
+        except BaseException:
+            await self.server.stop()
+            raise
         feed = asyncio.create_task(self.feed.run(self.server.publish, stop))
         helpers = [asyncio.create_task(self._check_staleness(stop)), asyncio.create_task(self._announce_ready()),
                    asyncio.create_task(stop.wait())]
@@ -41,13 +54,14 @@ class OpcUaService:
             try:
                 await feed
             finally:
+                await endpoints.cleanup()
                 await self.server.stop()
 
     async def _announce_ready(self) -> None:
         await self.feed.ready.wait()
         self.ready.set()
-        log.info("ready: OPC UA %s serves the predictions of %s", self.settings.opcua.endpoint,
-                 self.settings.topics.predictions)
+        log.info("ready: OPC UA %s serves the predictions of %s; /metrics on %s:%d", self.settings.opcua.endpoint,
+                 self.settings.topics.predictions, self.settings.opcua.web_host, self.settings.opcua.web_port)
 
     async def _check_staleness(self, stop: asyncio.Event) -> None:
         period = min(1.0, self.settings.opcua.stale_seconds / 4)  # a stale value turns Bad at most a quarter late

@@ -94,6 +94,7 @@ class ProcessValueServer:
         self.skipped_outputs = 0  # predictions for outputs beyond max_outputs
         self.skipped_older = 0  # values not newer than their output's (replays, late arrivals)
         self.skipped_future = 0  # values dated more than FUTURE_TOLERANCE ahead of the server's clock
+        self.updates = 0  # outputs written (one prediction writes one per target)
         self._objects: set[str] = set()  # string ids of the analyzer and channel objects created
         self._root: ua.NodeId | None = None
 
@@ -129,12 +130,22 @@ class ProcessValueServer:
         if options.security_mode == "None":
             if options.certificate or options.private_key or options.trusted_clients:
                 raise ValueError("--certificate, --private-key and --trusted-clients need --security-mode SignAndEncrypt")
+            if not options.allow_insecure:
+                raise ValueError("security mode None serves every value unauthenticated and unencrypted to anyone who "
+                                 "reaches the port: use --security-mode SignAndEncrypt (plants), or pass --allow-insecure "
+                                 "(NIRSTREAM_OPCUA__ALLOW_INSECURE=true) for a trial")
+            log.warning("OPC UA security mode None on %s (--allow-insecure): no authentication, no encryption",
+                        options.endpoint)
             self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
             return None
         missing = [flag for flag, path in (("--certificate", options.certificate), ("--private-key", options.private_key))
                    if path is None]
         if missing:
             raise ValueError(f"security mode SignAndEncrypt needs {' and '.join(missing)} (certificate and private key files)")
+        if options.trusted_clients is None:
+            raise ValueError("security mode SignAndEncrypt needs --trusted-clients: a folder of the client certificates "
+                             "(or their CA certificates) allowed to connect; without one every client certificate "
+                             "would be accepted")
         for what, path in (("certificate", options.certificate), ("private key", options.private_key)):
             if not path.is_file():
                 raise FileNotFoundError(f"OPC UA {what} file {path} does not exist")
@@ -147,8 +158,7 @@ class ProcessValueServer:
         except (ValueError, TypeError) as exc:  # TypeError: a password-protected key
             raise ValueError(f"OPC UA private key {options.private_key} cannot be read (PEM or DER, unencrypted): {exc}") from None
         self.server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
-        if options.trusted_clients is not None:
-            await self._trust_only(options.trusted_clients)
+        await self._trust_only(options.trusted_clients)
         return _certificate_uri(self.server.iserver.certificate)
 
     async def _trust_only(self, folder) -> None:
@@ -202,6 +212,7 @@ class ProcessValueServer:
                 del output.ids_at_source_time[next(iter(output.ids_at_source_time))]  # the oldest
             output.source_time, output.received, output.stale = source_time, time.monotonic(), False
             updated += 1
+        self.updates += updated
         return updated
 
     def _is_newer(self, output: Output, source_time: datetime, message_id: str, now: datetime) -> bool:
@@ -223,6 +234,10 @@ class ProcessValueServer:
                      "%s measured %s, the output holds %s", self.skipped_older, message_id, source_time.isoformat(),
                      current.isoformat())
         return False
+
+    @property
+    def stale_outputs(self) -> int:
+        return sum(output.stale for output in self.outputs.values())
 
     async def mark_stale(self, now: float | None = None) -> int:
         """Turn Bad every output with no new prediction for ``stale_seconds``; how many. Its variables keep the last

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
@@ -37,6 +38,7 @@ class PredictionFeed:
         self.received = 0
         self.bad_messages = 0
         self.handler_failures = 0
+        self.last_prediction_at: float | None = None  # time.time() of the last valid prediction read
 
     async def run(self, handle: Handler, stop: asyncio.Event) -> None:
         """Until ``stop`` is set. The broker being away (at start or later) only delays: the values go stale meanwhile."""
@@ -61,6 +63,7 @@ class PredictionFeed:
                 log.warning("skipped a record that is not a prediction (%s[%d]@%d, %d skipped so far): %s",
                             message.topic, message.partition, message.offset, self.bad_messages, str(exc)[:300])
             return
+        self.last_prediction_at = time.time()
         try:
             await handle(prediction)
         except Exception:  # noqa: BLE001 - one prediction's failure must not stop the live view

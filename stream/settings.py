@@ -59,17 +59,22 @@ class OpcUaOptions(BaseModel):
                           description="Where the server listens (opc.tcp://HOST:PORT/PATH)")
     namespace_uri: str = Field(default="urn:nirstream", min_length=1, description="Namespace of nirstream's nodes")
     security_mode: Literal["None", "SignAndEncrypt"] = Field(
-        default="None", description="None (trials) or SignAndEncrypt with Basic256Sha256 (plants; needs the certificate "
-                                    "and private key)")
+        default="None", description="None (trials, only with allow_insecure) or SignAndEncrypt with Basic256Sha256 "
+                                    "(plants; needs the certificate, private key and trusted_clients)")
+    allow_insecure: bool = Field(
+        default=False, description="Let security mode None serve: anyone who reaches the port reads every value, "
+                                   "unauthenticated and in clear text (demo, tests, a trial on one machine)")
     certificate: Path | None = Field(default=None, description="Server certificate (DER or PEM) for SignAndEncrypt")
     private_key: Path | None = Field(default=None, description="Its private key (PEM or DER, unencrypted)")
     trusted_clients: Path | None = Field(
-        default=None, description="Folder of client certificates (or their CAs) allowed to connect; unset: every client "
-                                  "certificate is accepted")
+        default=None, description="Folder of client certificates (or their CAs) allowed to connect; SignAndEncrypt "
+                                  "refuses to start without it (an empty trust list would accept every certificate)")
     stale_seconds: float = Field(default=60.0, gt=0, description="A value with no newer prediction for this long turns Bad")
     max_outputs: int = Field(default=10_000, ge=1, description="Most analyzer/target outputs in the address space; "
                                                                "predictions for further ones are skipped and counted")
     max_batch_size: int = Field(default=500, ge=1, description="Most prediction records per read")
+    web_host: str = Field(default="127.0.0.1", description="Address of /metrics, /health and /ready")
+    web_port: int = Field(default=6068, ge=1, le=65535, description="Port of /metrics, /health and /ready")
 
 
 class OpcUaSettings(SharedSettings):

@@ -96,14 +96,17 @@ def test_every_alert_has_metadata_a_runbook_section_and_a_unit_test():
     tested = {t["alertname"] for path in RULE_TESTS for group in yaml.safe_load(path.read_text())["tests"]
               for t in group.get("alert_rule_test", []) if t.get("exp_alerts")}  # a firing case, not only silence
     for alert in alerts:
-        assert alert["labels"]["severity"] in {"critical", "warning"}, alert["alert"]
+        # Watchdog, the dead man's switch, always fires: severity none, routed to the heartbeat receiver only
+        assert alert["labels"]["severity"] in ({"none"} if alert["alert"] == "Watchdog" else {"critical", "warning"}), alert["alert"]
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"]), alert["alert"]
         path, _, anchor = alert["annotations"]["runbook_url"].partition("#")
         assert (REPO / path).resolve() == RUNBOOK.resolve() and anchor in anchors, alert["alert"]
         assert alert["alert"] in tested, f"no promtool unit test where {alert['alert']} fires"
     required = {"NirstreamWorkerDown", "NirstreamNotConsuming", "NirstreamConsumerLagGrowing", "NirstreamDeadLetterRateHigh",
                 "NirstreamOutlierFractionHigh", "NirstreamPredictionOutOfSpec", "NirstreamRollingBiasHigh",
-                "NirstreamModelStale", "NirstreamModelSwapFailed"}
+                "NirstreamModelStale", "NirstreamModelSwapFailed", "Watchdog", "NirstreamMessagesUnpublishable",
+                "NirstreamDeadLettersLost", "NirstreamCommitFailing", "NirstreamOpcUaDown", "NirstreamOpcUaValuesStale",
+                "NirstreamIngestBacklog", "NirstreamIngestFilesRejected"}
     assert required <= set(names)
 
 
@@ -120,6 +123,31 @@ def test_alertmanager_config_is_valid_with_a_webhook_receiver():
     run_tool(tool("amtool"), "check-config", ALERTMANAGER_CONFIG)
     config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     assert all(receiver.get("webhook_configs") for receiver in config["receivers"])
+
+
+def test_the_watchdog_goes_to_the_dead_man_receiver_every_minute_and_nothing_else_does():
+    def receiver(*labels: str) -> str:
+        return run_tool(tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
+                        *labels).stdout.split()[-1]
+
+    assert receiver("alertname=Watchdog", "severity=none", "component=monitoring") == "nirstream-deadman"
+    assert receiver("alertname=NirstreamNoWorkers", "severity=critical") == "nirstream-oncall"
+    assert receiver("alertname=NirstreamIngestBacklog", "severity=warning") == "nirstream-ops"
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    [route] = [r for r in config["route"]["routes"] if r["receiver"] == "nirstream-deadman"]
+    assert route["repeat_interval"] == "1m" and route["continue"] is False
+    # no inhibition may silence the switch: every inhibit rule targets component="nirstream" or named alerts
+    watchdog = {"alertname": "Watchdog", "severity": "none", "component": "monitoring"}
+    for rule in config["inhibit_rules"]:
+        assert not all(matcher_matches(m, watchdog) for m in rule["target_matchers"]), rule
+
+
+def matcher_matches(matcher: str, labels: dict[str, str]) -> bool:
+    """One Alertmanager matcher (``name="v"``, ``!=``, ``=~``, ``!~``) against a label set."""
+    name, op, value = re.fullmatch(r'(\w+)(=~|!~|!=|=)"(.*)"', matcher).groups()
+    actual = labels.get(name, "")
+    return {"=": actual == value, "!=": actual != value, "=~": re.fullmatch(value, actual) is not None,
+            "!~": re.fullmatch(value, actual) is None}[op]
 
 
 # --------------------------------------------------------------------------- Grafana
@@ -192,7 +220,17 @@ def test_quality_dashboard_has_a_learning_loop_row_on_the_trainers_own_metrics()
 
 
 def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    """docker-compose.yml as Compose reads it with none of its variables set: ``${VAR:-default}`` is the default."""
+    text = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", (REPO / "docker-compose.yml").read_text())
+    return yaml.safe_load(text)
+
+
+# the profiles a deployment runs together: trial or plant OPC UA, never both
+PROFILE_SETS = [set(), {"kafka", "train", "simulate", "trial"}, {"kafka", "train", "simulate", "opcua"}]
+
+
+def running(services: dict, profiles: set[str]) -> dict:
+    return {name: s for name, s in services.items() if not s.get("profiles") or profiles & set(s["profiles"])}
 
 
 def test_compose_services_volumes_ports_and_files():
@@ -218,14 +256,14 @@ def test_compose_services_volumes_ports_and_files():
     # the registry: read-write where it is written, read-only where it is read, absent where it is not needed
     for name in ("train", "trainer"):
         assert "models:/models" in services[name]["volumes"], name
-    assert "models:/models:ro" in services["worker"]["volumes"] and services["opcua"]["volumes"] == []
-    opcua = services["opcua"]
-    assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
-    assert "4840:4840" in opcua["ports"] and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
-    assert opcua["environment"]["NIRSTREAM_OPCUA__PRIVATE_KEY"] is None  # passed through, never written here
+    for name in ("opcua", "opcua-trial"):
+        opcua = services[name]
+        assert opcua["image"] == services["worker"]["image"] and opcua["command"][0] == "opcua"
+        assert opcua["ports"][0].endswith(":4840:4840") and "opc.tcp://0.0.0.0:4840/nirstream/" in opcua["command"]
+        assert "models:/models" not in opcua["volumes"]  # it reads the predictions topic, never the registry
+    assert "models:/models:ro" in services["worker"]["volumes"]
 
     declared_volumes = set(config["volumes"])
-    host_ports = []
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         assert service.get("restart") in {"unless-stopped", "on-failure", "always", "no"}, name
@@ -239,21 +277,77 @@ def test_compose_services_volumes_ports_and_files():
             else:
                 assert source in declared_volumes, f"{name}: volume {source} not declared"
         for port in service.get("ports", []):
-            assert re.fullmatch(r"\d+:\d+", str(port)), f"{name}: use quoted HOST:CONTAINER ports, got {port!r}"
-            host_ports.append(port.split(":")[0])
+            # every published port names the address it opens: no door on all interfaces by omission
+            assert re.fullmatch(r"[\d.]+:\d+:\d+", str(port)), f"{name}: use quoted ADDRESS:HOST:CONTAINER ports, got {port!r}"
         build = service.get("build")
         if build:
             assert (REPO / build["context"] / build["dockerfile"]).exists()
-    assert len(host_ports) == len(set(host_ports))
+    for profiles in PROFILE_SETS:
+        host_ports = [p.split(":")[1] for s in running(services, profiles).values() for p in s.get("ports", [])]
+        assert len(host_ports) == len(set(host_ports)), profiles
     assert "ports" not in services["worker"], "replicas cannot share a host port; Prometheus scrapes them inside"
 
     # no secret in the file: security variables are passed through from the environment
     env = services["worker"]["environment"]
     for key in ("NIRSTREAM_SECURITY__SASL_PASSWORD", "NIRSTREAM_SECURITY__SASL_USERNAME", "NIRSTREAM_SECURITY__SSL_KEYFILE"):
         assert key in env and env[key] is None
-    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] is None
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] is None
     text = (REPO / "docker-compose.yml").read_text()
-    assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*:[ \t]*[^\s$#]", text), "literal secret in docker-compose.yml"
+    assert "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD:-}" in text
+    # a variable's default is the only place a value could hide inside ${...}: none for a secret
+    assert all(not default for _, default in re.findall(r"\$\{\w*(PASSWORD|SECRET|TOKEN)\w*:?-([^}]*)\}", text))
+    unquoted = re.sub(r"\$\{[^}]*\}", "$VAR", text)
+    assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*:[ \t]*[^\s$#]", unquoted), "literal secret in docker-compose.yml"
+
+
+def test_compose_closes_the_doors_by_default():
+    services = compose()["services"]
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    # Prometheus: no lifecycle API (POST /-/quit, /-/reload); Prometheus and Alertmanager on this machine only,
+    # unless the user sets the bind variable
+    assert not any("lifecycle" in flag for flag in services["prometheus"]["command"])
+    assert raw["prometheus"]["ports"] == ["${PROMETHEUS_BIND:-127.0.0.1}:9090:9090"]
+    assert raw["alertmanager"]["ports"] == ["${ALERTMANAGER_BIND:-127.0.0.1}:9093:9093"]
+    for profiles in PROFILE_SETS:
+        for name, service in running(services, profiles).items():
+            for port in service.get("ports", []):
+                address = port.split(":")[0]
+                # open to the network only: Grafana (password required) and OPC UA with SignAndEncrypt
+                assert address == "127.0.0.1" or name in {"grafana", "opcua"}, (name, port)
+
+    # OPC UA: the plant service is SignAndEncrypt with a trust folder from a read-only mount; None only in the
+    # trial profile, with --allow-insecure, published on 127.0.0.1
+    opcua, trial = services["opcua"], services["opcua-trial"]
+    assert opcua["profiles"] == ["opcua"] and trial["profiles"] == ["trial"]
+    env = opcua["environment"]
+    assert env["NIRSTREAM_OPCUA__SECURITY_MODE"] == "SignAndEncrypt" and "--allow-insecure" not in opcua["command"]
+    mount_source, mount_target, mode = opcua["volumes"][0].rsplit(":", 2)
+    assert mode == "ro" and (REPO / mount_source).is_dir()
+    for key in ("NIRSTREAM_OPCUA__CERTIFICATE", "NIRSTREAM_OPCUA__PRIVATE_KEY", "NIRSTREAM_OPCUA__TRUSTED_CLIENTS"):
+        assert env[key].startswith(mount_target + "/"), key
+    assert not any(p.suffix in {".pem", ".der", ".key"} for p in (REPO / mount_source).rglob("*"))  # no key committed
+    assert "--allow-insecure" in trial["command"] and trial["ports"] == ["127.0.0.1:4840:4840"]
+    assert all("NIRSTREAM_OPCUA__ALLOW_INSECURE" not in s.get("environment", {}) for s in services.values())
+
+
+def test_grafana_refuses_to_start_without_an_admin_password(tmp_path):
+    grafana = compose()["services"]["grafana"]
+    shell, flag, script = grafana["entrypoint"]
+    script = script.replace("$$", "$")  # Compose's escape for a literal $
+    assert shell == "/bin/sh" and flag == "-c" and script.endswith("exec /run.sh")
+    # the real check, run by a real shell; /run.sh (Grafana's own entrypoint) is a stand-in here
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho grafana started\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    runnable = script.replace("/run.sh", str(tmp_path / "run.sh"))
+    env = {"PATH": os.environ["PATH"]}
+    refused = subprocess.run(["/bin/sh", "-c", runnable], env=env, capture_output=True, text=True, timeout=10)
+    assert refused.returncode == 1 and "refusing to start without an admin password" in refused.stderr
+    for password in ({"GF_SECURITY_ADMIN_PASSWORD": "s3cret"}, {"GF_SECURITY_ADMIN_PASSWORD__FILE": "/run/secrets/gf"}):
+        started = subprocess.run(["/bin/sh", "-c", runnable], env=env | password, capture_output=True, text=True, timeout=10)
+        assert started.returncode == 0 and started.stdout == "grafana started\n", started.stderr
+    empty = subprocess.run(["/bin/sh", "-c", runnable], env=env | {"GF_SECURITY_ADMIN_PASSWORD": ""}, capture_output=True,
+                           text=True, timeout=10)
+    assert empty.returncode == 1  # GRAFANA_ADMIN_PASSWORD unset gives the variable an empty value
 
 
 def test_compose_signed_models_keys_are_mounted_not_written():
@@ -263,7 +357,7 @@ def test_compose_signed_models_keys_are_mounted_not_written():
     worker = services["worker"]
     assert "./deploy/trusted-keys:/trusted-keys:ro" in worker["volumes"]
     assert worker["environment"]["NIRSTREAM_TRUSTED_KEYS_DIR"] == "/trusted-keys"
-    assert worker["environment"]["NIRSTREAM_ALLOW_UNSIGNED"] == "${NIRSTREAM_ALLOW_UNSIGNED:-false}"
+    assert str(worker["environment"]["NIRSTREAM_ALLOW_UNSIGNED"]).lower() == "false"  # compose() applies the default
     signing = yaml.safe_load((DEPLOY / "compose.signing.yml").read_text())
     assert signing["secrets"]["nirstream_signing_key"]["file"].startswith("${NIRSTREAM_SIGNING_KEY:?")
     for name in ("trainer", "train"):
@@ -284,6 +378,10 @@ def test_compose_mounts_match_the_prometheus_and_alertmanager_configs():
     worker_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-worker")
     assert worker_job["dns_sd_configs"][0]["names"] == ["worker"] and worker_job["dns_sd_configs"][0]["port"] == 6066
     assert services["worker"]["environment"]["NIRSTREAM_WEB_PORT"] == 6066
+    opcua_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-opcua")
+    assert opcua_job["dns_sd_configs"][0]["names"] == ["opcua", "opcua-trial"]
+    for name in ("opcua", "opcua-trial"):
+        assert services[name]["environment"]["NIRSTREAM_OPCUA__WEB_PORT"] == opcua_job["dns_sd_configs"][0]["port"]
     trainer_job = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "nirstream-trainer")
     assert trainer_job["static_configs"][0]["targets"] == [f"trainer:{services['trainer']['environment']['NIRSTREAM_WEB_PORT']}"]
 
@@ -361,3 +459,27 @@ def test_dockerfile_copies_every_package_the_install_includes():
     assert folders == {"nirstream", "stream", "trainer", "devtools"}
     for folder in folders:
         assert re.search(rf"^COPY {folder} \./{folder}$", text, re.M), f"Dockerfile does not copy {folder}/"
+
+
+def test_the_image_installs_from_a_lock_file_with_a_hash_for_every_package():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (DEPLOY / "requirements.lock").read_text()
+    # one requirement per entry: "name==version \" followed by its "--hash=sha256:..." lines
+    entries = [e for e in re.split(r"\n(?=[A-Za-z0-9])", re.sub(r"^#.*\n", "", lock, flags=re.M).strip()) if e]
+    pinned = {}
+    for entry in entries:
+        name, version = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)", entry).groups()
+        assert re.findall(r"--hash=sha256:[0-9a-f]{64}", entry), f"{name} has no hash"
+        pinned[canonicalize_name(name)] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for requirement in map(Requirement, [*project["project"]["dependencies"], *project["build-system"]["requires"]]):
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{requirement.name} (pyproject.toml) is not in deploy/requirements.lock: regenerate it"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), f"{name}=={pinned[name]} violates {requirement}"
+    assert len(pinned) == len(entries)  # no name twice
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert re.search(r"pip install --no-deps --no-build-isolation --no-index \.", dockerfile)
+    assert "pip install .\n" not in dockerfile and "pip install . " not in dockerfile

@@ -169,7 +169,9 @@ def monitoring(tmp_path):
             render_prometheus(tmp_path / "prometheus.yml", rules_dir, worker_port, trainer_port, am_port)
             prometheus = Daemon([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
                                  f"--storage.tsdb.path={tmp_path / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}",
-                                 "--log.level=warn"],
+                                 # an alert firing at the first evaluation (Watchdog) is sent before Prometheus has
+                                 # found its Alertmanager; the resend delay (1 min by default) sends it again
+                                 "--rules.alert.resend-delay=1s", "--log.level=warn"],
                                 tmp_path / "prometheus.log", f"http://127.0.0.1:{port}/-/ready")
             daemons.append(prometheus)
             alertmanager.wait_ready()
@@ -265,6 +267,10 @@ def _monitored_stack(broker, registry, topics, tecator, start_worker, webhook, s
     assert alert["annotations"]["runbook_url"].endswith("#nirstreamdeadletterratehigh")
     notification = next(n for n in webhook.notifications if alert in n["alerts"])
     assert notification["path"] == "/nirstream-ops" and notification["receiver"] == "nirstream-ops"  # warning route
+    # the dead man's switch fires from the first evaluation and reaches the heartbeat receiver, and only it
+    assert webhook.wait_for("Watchdog", time.monotonic() + 10)
+    assert {n["receiver"] for n in webhook.notifications
+            if any(a["labels"]["alertname"] == "Watchdog" for a in n["alerts"])} == {"nirstream-deadman"}
 
     # Every Grafana expression returns data from this Prometheus.
     send([line1, line2, faulty], 5)

@@ -15,10 +15,12 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nirstream.devtools.embedded_broker import EmbeddedBroker, free_port
 from nirstream.core.artifacts.atomic_files import write_atomically
@@ -150,7 +152,9 @@ def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_re
     grid = WavelengthGrid.from_wavelengths(tecator.wavelengths)
 
     config = bridge_config(tmp_path, topics.spectra, expected_grid=grid, max_file_bytes=3 * len(text))
-    summary = asyncio.run(run_bridge(config, broker.bootstrap_servers))
+    stop = asyncio.Event()
+    bridge = FileBridge(config, SpectrumPublisher({"bootstrap_servers": broker.bootstrap_servers}, config.topic, stop), stop)
+    summary = asyncio.run(bridge.run())
 
     spectra = spectra_on(broker.bootstrap_servers, topics.spectra, len(rows))
     assert len(spectra) == len(rows)
@@ -169,6 +173,13 @@ def test_each_file_published_once_in_time_order_with_its_values_and_bad_files_re
         assert (tmp_path / "rejected" / name).read_bytes() == bad[name]
         assert f"reason: {reason}\n" in (tmp_path / "rejected" / f"{name}.reason.txt").read_text()
     assert not any(p.is_file() and not p.name.startswith(".") for p in tmp_path.iterdir())  # all taken
+    sample = bridge.metrics.registry.get_sample_value
+    assert sample("nirstream_ingest_files_published_total", {"analyzer": ANALYZER}) == len(rows)
+    for reason in ("unreadable", "non_finite", "wrong_grid", "oversize"):
+        count = sum(r == reason for r in expected_reasons.values())
+        assert sample("nirstream_ingest_files_rejected_total", {"analyzer": ANALYZER, "reason": reason}) == count
+    assert sample("nirstream_ingest_files_waiting", {"analyzer": ANALYZER}) == 0
+    assert sample("nirstream_ingest_last_published_timestamp_seconds", {"analyzer": ANALYZER}) > HOUR_AGO
 
     again = asyncio.run(run_bridge(bridge_config(tmp_path, topics.spectra), broker.bootstrap_servers))
     assert again.published == [] and again.rejected == []
@@ -253,13 +264,19 @@ def test_kill_9_mid_stream_and_restart_skips_nothing_and_resends_at_most_the_fil
              "--poll-seconds", "0.2", *extra],
             cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    process = bridge()
+    metrics_port = free_port()
+    process = bridge("--metrics-port", str(metrics_port))
     try:
         deadline = time.monotonic() + 120
         while not ((inbox / STATE_DIR / f"{ANALYZER}.json").exists() and state_of(inbox).published >= 5):
             assert process.poll() is None, process.stdout.read()
             assert time.monotonic() < deadline, "the bridge acknowledged no 5 files in 120 s"
             time.sleep(0.01)  # polling the state file for the event
+        # its /metrics, as Prometheus scrapes it mid-stream: files acknowledged and the backlog still waiting
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            samples = {s.name: s.value for f in text_string_to_metric_families(response.read().decode()) for s in f.samples
+                       if s.labels.get("analyzer") == ANALYZER and "reason" not in s.labels}
+        assert samples["nirstream_ingest_files_published_total"] >= 5 and samples["nirstream_ingest_files_waiting"] > 0
         process.send_signal(signal.SIGKILL)
         process.wait(30)
     finally:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from prometheus_client.parser import text_string_to_metric_families
 
 from nirstream.devtools.embedded_broker import free_port
 from nirstream.core.messages.prediction import OutlierStatistics, PredictionInterval, PredictionMessage
@@ -106,8 +110,25 @@ class RunningService:
         await asyncio.wait_for(self.task, TIMEOUT)
 
 
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """The service's /metrics samples by (name, sorted labels)."""
+    body = http_get(port, "/metrics")[1].decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
 def settings_for(broker, topics, **options) -> OpcUaSettings:
+    """Security mode None (the tests' own, with allow_insecure) unless ``options`` say otherwise."""
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"
+    options = {"allow_insecure": options.get("security_mode", "None") == "None", "web_port": free_port(), **options}
     return OpcUaSettings(bootstrap_servers=broker.bootstrap_servers, topics=topics,
                          opcua=OpcUaOptions(endpoint=endpoint, **options))
 
@@ -183,6 +204,16 @@ def test_client_receives_values_with_source_time_and_status_good_uncertain_then_
 
                 # a worker's replay of an already published prediction changes nothing
                 assert await service.server.publish(good) == 0
+
+            # what Prometheus scrapes: the counts above, and /ready with numbers, not paths
+            metrics = await asyncio.to_thread(scrape, settings.opcua.web_port)
+            assert metrics[("nirstream_opcua_bad_messages_total", ())] == len(bad_records)
+            assert metrics[("nirstream_opcua_updates_total", ())] == 6  # fat and water of three predictions
+            assert metrics[("nirstream_opcua_skipped_values_total", (("reason", "older"),))] == 2  # the replay's two
+            assert metrics[("nirstream_opcua_stale_outputs", ())] == 2 and metrics[("nirstream_opcua_ready", ())] == 1
+            assert metrics[("nirstream_opcua_last_prediction_timestamp_seconds", ())] >= first.spectrum_timestamp.timestamp()
+            status, ready = await asyncio.to_thread(http_get, settings.opcua.web_port, "/ready")
+            assert status == 200 and json.loads(ready) == {"ready": True, "outputs": 2, "stale_outputs": 2}
 
     asyncio.run(scenario())
 
@@ -279,6 +310,15 @@ def test_security_settings_are_checked_before_serving(tmp_path):
     async def start(**options):
         await ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/", **options)).start()
 
+    # doors closed by default: None (the default mode) only with allow_insecure; SignAndEncrypt only with a trust list
+    with pytest.raises(ValueError, match="pass --allow-insecure"):
+        asyncio.run(start())
+    server_cert, server_key = _certificate(tmp_path, "server", "urn:nirstream:test-server", ExtendedKeyUsageOID.SERVER_AUTH)
+    with pytest.raises(ValueError, match="SignAndEncrypt needs --trusted-clients"):
+        asyncio.run(start(security_mode="SignAndEncrypt", certificate=server_cert, private_key=server_key))
+    with pytest.raises(FileNotFoundError, match="trusted client certificate folder .* does not exist"):
+        asyncio.run(start(security_mode="SignAndEncrypt", certificate=server_cert, private_key=server_key,
+                          trusted_clients=tmp_path / "no-such-folder"))
     with pytest.raises(ValueError, match="needs --certificate and --private-key"):
         asyncio.run(start(security_mode="SignAndEncrypt"))
     with pytest.raises(ValueError, match="need --security-mode SignAndEncrypt"):
@@ -287,17 +327,23 @@ def test_security_settings_are_checked_before_serving(tmp_path):
     not_a_certificate.write_bytes(b"not a certificate")
     (tmp_path / "key.pem").write_bytes(b"not a key")
     with pytest.raises(ValueError, match="is not a PEM or DER certificate"):
-        asyncio.run(start(security_mode="SignAndEncrypt", certificate=not_a_certificate, private_key=tmp_path / "key.pem"))
+        asyncio.run(start(security_mode="SignAndEncrypt", certificate=not_a_certificate, private_key=tmp_path / "key.pem",
+                          trusted_clients=tmp_path))
 
 
 def test_cli_reports_missing_certificate_files_clearly(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "nirstream", "opcua", "--security-mode", "SignAndEncrypt",
-         "--certificate", str(tmp_path / "missing.der"), "--private-key", str(tmp_path / "missing.pem")],
+         "--certificate", str(tmp_path / "missing.der"), "--private-key", str(tmp_path / "missing.pem"),
+         "--trusted-clients", str(tmp_path)],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 2, result.stderr
     assert f"nirstream: error: OPC UA certificate file {tmp_path / 'missing.der'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+    # the command's default, security mode None, refuses to serve without --allow-insecure
+    result = subprocess.run([sys.executable, "-m", "nirstream", "opcua", "--endpoint", f"opc.tcp://127.0.0.1:{free_port()}/"],
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 2 and "pass --allow-insecure" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_node_ids_are_stable_and_distinct_for_any_name():
@@ -309,7 +355,7 @@ def test_node_ids_are_stable_and_distinct_for_any_name():
 
 def test_address_space_is_bounded_and_takes_any_target_name():
     async def scenario():
-        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", max_outputs=2))
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", allow_insecure=True, max_outputs=2))
         await server.start()
         try:
             names = {"fat %": 12.5, "fat/water": 0.4, "protein": 17.0}
@@ -337,7 +383,7 @@ def test_an_output_only_moves_forward_in_source_time_whatever_arrives_late():
         return prediction("line-4", sequence, values).model_copy(update={"spectrum_timestamp": start + timedelta(seconds=seconds)})
 
     async def scenario():
-        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", allow_insecure=True))
         await server.start()
         try:
             async def fat() -> ua.DataValue:
@@ -382,7 +428,7 @@ def test_a_value_dated_far_ahead_is_skipped_and_does_not_freeze_its_output():
         return prediction("line-5", sequence, {"fat": fat}).model_copy(update={"spectrum_timestamp": moment})
 
     async def scenario():
-        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", allow_insecure=True))
         await server.start()
         try:
             assert await server.publish(at(1, now, 11.0)) == 1
@@ -408,7 +454,7 @@ def test_the_ids_kept_for_one_source_time_are_bounded():
     count = MAX_IDS_AT_SOURCE_TIME + 10
 
     async def scenario():
-        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/"))
+        server = ProcessValueServer(OpcUaOptions(endpoint=f"opc.tcp://127.0.0.1:{free_port()}/nirstream/", allow_insecure=True))
         await server.start()
         try:
             messages = [prediction("line-6", i, {"fat": float(i)}).model_copy(update={"spectrum_timestamp": moment})

@@ -139,34 +139,38 @@ def test_registry_faults_keep_the_last_good_model_serving(broker, registry, topi
             time.sleep(0.1)  # polling the worker's metric
         return worker.metric("nirstream_model_swap_failures_total")
 
-    def last_error():
-        return json.loads(worker.get("/ready")[1])["last_model_error"]
+    def last_refusal(detail):
+        worker.wait_for_log(detail)  # the detail names registry files: it is in the log, never in /ready
+        body = worker.get("/ready")[1]
+        assert str(base) not in body.decode()
+        refusal = json.loads(body)["last_refusal"]
+        return refusal["reason"], refusal["version"]
 
     # 1. half-written version directory (a writer that did not use the registry's atomic publish)
     half = base / "3"
     half.mkdir()
     shutil.copy(registry.path("1") / "model.keras", half / "model.keras")
     point_champion_at("3")
-    assert wait_for_failures(1) == 1 and "partial" in last_error()
+    assert wait_for_failures(1) == 1 and last_refusal("partial") == ("verification", "3")
 
     # 2. tampered file
     shutil.copytree(registry.path("2"), base / "4")
     tamper(base / "4" / "arrays.npz")
     point_champion_at("4")
-    assert wait_for_failures(2) == 2 and "checksum mismatch" in last_error()
+    assert wait_for_failures(2) == 2 and last_refusal("checksum mismatch") == ("verification", "4")
 
     # 3. a valid bundle for another wavelength grid
     shifted = dataclasses.replace(tecator, wavelengths=tecator.wavelengths + 10.0)
     preprocessor, domain, model, meta = fit_small_tecator_parts(shifted, epochs=1)
     write_bundle(base / "5", model, preprocessor, domain, **meta)
     point_champion_at("5")
-    assert wait_for_failures(3) == 3 and "expects grid" in last_error()
+    assert wait_for_failures(3) == 3 and last_refusal("expects grid") == ("grid_mismatch", "5")
 
     # 4. champion pointer missing, then garbage
     (base / "champion.json").unlink()
-    assert wait_for_failures(4) == 4 and "no champion pointer" in last_error()
+    assert wait_for_failures(4) == 4 and last_refusal("no champion pointer") == ("champion_pointer", None)
     (base / "champion.json").write_text("{not json")
-    assert wait_for_failures(5) == 5 and "unreadable" in last_error()
+    assert wait_for_failures(5) == 5 and last_refusal("unreadable") == ("champion_pointer", None)
 
     # 5. disk full while a new version is written: nothing half-written appears, the champion is unchanged
     def disk_full(directory):

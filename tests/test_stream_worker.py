@@ -140,7 +140,9 @@ def test_tampered_bundle_is_refused_and_the_old_model_keeps_serving(broker, regi
     predictions = decoded(run(collect(broker.bootstrap_servers, topics.predictions, 50)))
     assert len(predictions) == 50 and {p["model_version"] for p in predictions} == {"1"}
     status, body = worker.get("/ready")
-    assert status == 200 and "checksum mismatch" in orjson.loads(body)["last_model_error"]
+    assert status == 200 and orjson.loads(body)["last_refusal"] == {"reason": "verification", "version": "2"}
+    assert str(registry.base) not in body.decode()  # /ready names versions, never the registry's files
+    worker.wait_for_log("checksum mismatch")  # the detail is in the log
 
 
 def test_restart_after_clean_stop_resumes_without_reprocessing(broker, topics, tecator, start_worker):

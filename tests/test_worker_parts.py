@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from aiokafka.errors import RecordTooLargeError
 from prometheus_client import generate_latest
 
 from nirstream.core.messages.codec import encode_json
@@ -12,6 +13,8 @@ from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.serving.predictor import Predictor
+from nirstream.kafka.publisher import Outgoing
+from nirstream.stream.batch_publishing import BatchPublishing
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch
 from nirstream.stream.lab_join import join_lab_values
 from nirstream.stream.metrics import WorkerMetrics
@@ -43,6 +46,7 @@ def test_the_holder_refuses_a_tampered_bundle_once_and_keeps_serving(registry):
     tamper(registry.path("2") / "model.keras")  # after promotion, which verifies: corrupted on disk since
     assert not run(holder.sync_with_champion()) and holder.version == "1"
     assert "checksum" in holder.last_error and "2" in holder.refused_versions
+    assert holder.last_refusal == {"reason": "verification", "version": "2"}  # what /ready shows: no paths
     assert not run(holder.sync_with_champion())  # not reloaded on every poll
     assert metrics.model_swap_failures.labels(reason="verification")._value.get() == 1
 
@@ -87,3 +91,18 @@ def test_a_batchs_metrics_count_what_it_published(predictor, tecator):
     assert 'nirstream_predictions_total{analyzer="line-1"} 3.0' in text
     assert 'nirstream_dead_letters_total{reason="unknown_format"} 1.0' in text
     assert np.isfinite(metrics.last_prediction.labels(analyzer="line-1", target="fat")._value.get())
+
+
+def test_a_refused_message_becomes_a_dead_letter_and_a_refused_dead_letter_is_counted_lost():
+    metrics = WorkerMetrics()
+    publishing = BatchPublishing(lambda: None, metrics, "deadletter", "w1", stopping=lambda: False,
+                                 sleep=asyncio.sleep)
+    too_large = RecordTooLargeError()
+    replacement = publishing._unpublishable(Outgoing("predictions", b"line-1", b"x" * 100), too_large)
+    assert replacement.topic == "deadletter" and replacement.replacement
+    assert publishing._unpublishable(replacement, too_large) is None  # never replaced twice
+    sample = metrics.registry.get_sample_value
+    assert sample("nirstream_unpublishable_total", {"topic": "predictions"}) == 1
+    assert sample("nirstream_unpublishable_total", {"topic": "deadletter"}) == 1
+    assert sample("nirstream_dead_letters_total", {"reason": "unpublishable"}) == 1
+    assert sample("nirstream_dead_letters_lost_total") == 1

@@ -25,10 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from nirstream.core.artifacts.registry import ModelRegistry
@@ -37,6 +35,7 @@ from nirstream.core.child_processes import stop_with_parent, terminate
 from nirstream.core.messages.labelled import LabelledPair
 from nirstream.kafka.backoff import Backoff, pause_unless_stopped
 from nirstream.core.serving.predictor import Predictor
+from nirstream.core.web_endpoints import start_endpoints
 from nirstream.trainer.bias_correction import fit_bias_correction
 from nirstream.trainer.champion import announce_change, roll_back_and_announce
 from nirstream.trainer.plant_store import PlantStore, prediction_errors
@@ -262,26 +261,13 @@ class TrainerService:
         # the archiver writes; SQLite's write-ahead log lets one writer and readers work at once
         self.scheduler = RetrainScheduler(settings, PlantStore(settings.store), self.metrics, config_file, overrides or {})
 
-    def web_app(self) -> web.Application:
-        async def health(_request):
-            return web.json_response({"status": "alive"})
-
-        async def ready(_request):
-            body = {"ready": self.archiver.ready, "pairs_stored": self.store.count(),
-                    "retrain_running": self.scheduler.child is not None}
-            return web.json_response(body, status=200 if self.archiver.ready else 503)
-
-        async def metrics(_request):
-            return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        app = web.Application()
-        app.add_routes([web.get("/health", health), web.get("/ready", ready), web.get("/metrics", metrics)])
-        return app
+    def readiness(self) -> dict:
+        return {"ready": self.archiver.ready, "pairs_stored": self.store.count(),
+                "retrain_running": self.scheduler.child is not None}
 
     async def run(self, stop: asyncio.Event) -> None:
-        runner = web.AppRunner(self.web_app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.settings.web_host, self.settings.web_port).start()
+        runner = await start_endpoints(self.settings.web_host, self.settings.web_port, self.metrics.registry,
+                                       self.readiness)
         log.info("trainer service: store %s (%d pairs), /metrics on %s:%d", self.settings.store, self.store.count(),
                  self.settings.web_host, self.settings.web_port)
         try:

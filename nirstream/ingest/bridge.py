@@ -45,6 +45,7 @@ from nirstream.core.messages.spectrum import SpectrumHeader
 from nirstream.core.chemometrics.resampling import on_regular_grid
 from nirstream.core.messages.spectrum_checks import check_spectrum_values
 from nirstream.ingest import ONCE_ATTEMPTS
+from nirstream.ingest.metrics import BridgeMetrics
 from nirstream.ingest.publisher import BrokerUnavailable, MessageRefused, SpectrumPublisher, Stopped
 from nirstream.ingest.scanner import ListedFile, FolderScanner, ScanResult
 from nirstream.ingest.state import BridgeState, PublishedFile, StateStore, UnmovedFile, state_name
@@ -193,6 +194,7 @@ def read_listed_file(candidate: ListedFile, limit: int) -> bytes:
 class FileBridge:
     def __init__(self, config: BridgeConfig, publisher: SpectrumPublisher, stop: asyncio.Event) -> None:
         self.config, self.publisher, self.stop = config, publisher, stop
+        self.metrics = BridgeMetrics(config.analyzer_id)
         self.published_dir = config.folder / PUBLISHED_DIR
         self.rejected_dir = config.folder / REJECTED_DIR
         self.published_name = FreeNames(self.published_dir)
@@ -239,6 +241,7 @@ class FileBridge:
                         listing_failed = False
                     self._forget_moved_or_changed(scan.listed)
                     ready = [c for c in scan.ready if not self._unmoved(c)]
+                    self.metrics.waiting.set(len(ready) + scan.waiting)
                     try:
                         for candidate in ready:
                             if self.stop.is_set():
@@ -333,6 +336,9 @@ class FileBridge:
         await self._save_state()
         self._move(candidate.path)
         self.summary.published.append(candidate.name)
+        self.metrics.published.inc()
+        self.metrics.last_published.set_to_current_time()
+        self.metrics.waiting.dec()
         log.info("published %s as %s #%d", shown(candidate.name), self.config.analyzer_id, sequence)
         return None
 
@@ -358,6 +364,8 @@ class FileBridge:
         read, rejected and explained again every poll."""
         name, detail = shown(candidate.name), shown(error.detail)
         self.summary.rejected.append(candidate.name)
+        self.metrics.rejected(error.reason).inc()
+        self.metrics.waiting.dec()
         log.warning("rejected %s (%s): %s", name, error.reason, detail)
         if not self.rejected_dir.is_dir():  # removed while the bridge runs
             self._recreate_folders()

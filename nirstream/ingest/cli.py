@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--expect-grid", metavar="START:STEP:COUNT",
                         help="reject files on another wavelength grid (nm), e.g. 600:2:650; default: any regular grid")
     ingest.add_argument("--max-file-bytes", type=int, default=16 << 20, help="reject larger files (default 16 MiB)")
+    ingest.add_argument("--metrics-port", type=int,
+                        help="serve /metrics, /health and /ready on this port (nirstream_ingest_*: files published, "
+                             "rejected, waiting); default: none")
+    ingest.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address of --metrics-port (default 127.0.0.1; 0.0.0.0 for a Prometheus elsewhere)")
     ingest.set_defaults(handler=_ingest)
 
 
@@ -69,6 +74,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     from nirstream.core.messages.common import ANALYZER_ID_PATTERN
     from nirstream.core.settings import SharedSettings
+    from nirstream.core.web_endpoints import start_endpoints
     from nirstream.ingest.bridge import BridgeConfig, FileBridge
     from nirstream.ingest.publisher import SpectrumPublisher
     from nirstream.kafka.connection_check import check_kafka_security
@@ -94,7 +100,15 @@ def _ingest(args: argparse.Namespace) -> int:
         publisher = SpectrumPublisher(shared.kafka_producer_options(), config.topic, stop,
                                       attempts=ONCE_SEND_ATTEMPTS if config.once else None)
         bridge = FileBridge(config, publisher, stop)
-        return await bridge.run()
+        if args.metrics_port is None:
+            return await bridge.run()
+        endpoints = await start_endpoints(args.metrics_host, args.metrics_port, bridge.metrics.registry, lambda: {
+            "ready": bridge.state is not None, "published": len(bridge.summary.published),
+            "rejected": len(bridge.summary.rejected)})
+        try:
+            return await bridge.run()
+        finally:
+            await endpoints.cleanup()
 
     summary = asyncio.run(main())
     print(f"published {len(summary.published)} file(s), rejected {len(summary.rejected)}", flush=True)
