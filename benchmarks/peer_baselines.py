@@ -39,7 +39,7 @@ from nirstream.core.datasets.corn import load_corn  # noqa: E402
 from nirstream.core.datasets.tablets import load_tablets  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.core.serving.predictor import Predictor  # noqa: E402
-from nirstream.trainer.data_splits import TABLET_RANGE_NM, DataSource  # noqa: E402
+from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 from nirstream.trainer.training_data import load_training_protocol  # noqa: E402
 from nirstream.trainer.training_run import run_training  # noqa: E402
@@ -74,12 +74,11 @@ def settings_for(name: str, seed: int, scratch: Path) -> TrainSettings:
     return TrainSettings(data=corn_file(name.split("-")[1], scratch), **common)
 
 
-def test_sets(name: str, protocol) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Test spectra on the grid the model was trained on, with their lab values."""
-    tests = {("test_1" if name == "tablets" else "test"): (protocol.test.X, protocol.y(protocol.test))}
+def test_sets(name: str, protocol) -> dict:
+    """Test sets as analyzers send them (the grid the bundle takes; ``protocol.model_view`` cuts the model's window)."""
+    tests = {("test_1" if name == "tablets" else "test"): protocol.test}
     if name == "tablets":  # instrument 2, no transfer: the same model on the other analyzer's spectra
-        second = load_tablets(2).channels(*TABLET_RANGE_NM).split("test")
-        tests["test_2"] = (second.X, second.y[:, [second.target_names.index(t) for t in protocol.targets]])
+        tests["test_2"] = load_tablets(2).split("test")
     return tests
 
 
@@ -100,16 +99,16 @@ def run_set(name: str, seeds: list[int], scratch: Path) -> list[dict]:
         predictor = Predictor(ModelRegistry(settings.registry).load(summary["version"]))
         runs.append((seed, summary, predictor, time.perf_counter() - started))
     protocol = load_training_protocol(settings)
-    fit_X = np.vstack([protocol.train.X, protocol.validation.X])
+    fit_X = np.vstack([protocol.model_view(protocol.train).X, protocol.model_view(protocol.validation).X])
     fit_Y = np.vstack([protocol.y(protocol.train), protocol.y(protocol.validation)])
     rows = []
     for j, target in enumerate(protocol.targets):
         started = time.perf_counter()
         peers = fit_peers(fit_X, fit_Y[:, j])
         peer_seconds = time.perf_counter() - started
-        for test_name, (X, Y) in test_sets(name, protocol).items():
-            y = Y[:, j]
-            peer_predictions = {p: np.ravel(model.predict(X)) for p, model in peers.items()}
+        for test_name, data in test_sets(name, protocol).items():
+            X, y = data.X, protocol.y(data)[:, j]
+            peer_predictions = {p: np.ravel(model.predict(protocol.model_view(data).X)) for p, model in peers.items()}
             peer_rmsep = {p: rmse(pred, y) for p, pred in peer_predictions.items()}
             best_peer = min(peer_rmsep, key=peer_rmsep.get)
             mean_prediction = np.full(len(y), protocol.y(protocol.train)[:, j].mean())
