@@ -29,6 +29,13 @@ SCATTER_VARIANTS = ("none", "snv", "emsc", "sg1+snv", "sg2+snv")
 # How the operator, LV count and scatter correction are chosen on the training split; decided on validation splits
 # across data sets by benchmarks/operator_rule.py (benchmarks/results/operator-rule.json), never on a test split.
 LINEAR_RULE = "min"
+# Below a validation split (the small-set rule, trainer/small_sets.py) cross-validation on a few dozen spectra must
+# choose alone, and the lowest of many RMSECVs is mostly selection noise (the minimum of more noisy estimates is
+# lower by chance): there the family keeps one operator (identity, so the choice is the shared preprocessor and the
+# LVs, 5 candidates instead of 70) and the parsimonious rule. The rule above was decided on sets with a validation
+# split only.
+SMALL_SET_OPERATORS = ("identity",)
+SMALL_SET_RULE = "fewest-components-1se"
 
 
 @dataclass
@@ -47,7 +54,13 @@ def _features(protocol: Protocol, variant: str, random_state: int) -> tuple[np.n
     return preprocessor.fit(protocol.train.X).transform(protocol.train.X), preprocessor
 
 
-def screen_linear_family(protocol: Protocol, random_state: int = 0) -> dict[str, dict[str, dict]]:
+def family_rule(protocol: Protocol) -> tuple[tuple[str, ...], str]:
+    """The operators screened and the rule that picks, for this protocol (see ``SMALL_SET_OPERATORS``)."""
+    return (SMALL_SET_OPERATORS, SMALL_SET_RULE) if protocol.cross_validated else (OPERATOR_NAMES, LINEAR_RULE)
+
+
+def screen_linear_family(protocol: Protocol, random_state: int = 0,
+                         operators: tuple[str, ...] | None = None) -> dict[str, dict[str, dict]]:
     """For each scatter correction and target, every operator's RMSECV curve by repeated 10-fold CV on the training
     split (``cross_validate_operators``). The preprocessor is fitted on all training spectra (EMSC's reference, the
     centring: no lab values involved); the folds refit only the PLS."""
@@ -59,17 +72,18 @@ def screen_linear_family(protocol: Protocol, random_state: int = 0) -> dict[str,
         rows = len(features)
         splits = max(2, min(estimator.n_splits, rows))
         largest = max(1, min(estimator.max_components, features.shape[1], rows - -(-rows // splits) - 1))
-        screened[variant] = {t: cross_validate_operators(features, Y[:, j], OPERATOR_NAMES, largest, splits,
+        screened[variant] = {t: cross_validate_operators(features, Y[:, j], operators or family_rule(protocol)[0], largest, splits,
                                                          estimator.n_repeats, random_state)
                              for j, t in enumerate(protocol.targets)}
     return screened
 
 
-def choose_linear_family(protocol: Protocol, rule: str = LINEAR_RULE, random_state: int = 0,
+def choose_linear_family(protocol: Protocol, rule: str | None = None, random_state: int = 0,
                          screened: dict | None = None) -> LinearFamilyChoice:
     """Each target's operator and LVs by ``rule`` for each scatter correction; the correction with the lowest RMSECV
     (mean over targets, in training standard deviations) wins, or under the 1-SE rule the simplest within one
     standard error of it."""
+    rule = rule or family_rule(protocol)[1]
     screened = screened or screen_linear_family(protocol, random_state)
     scale = protocol.y(protocol.train).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
