@@ -127,13 +127,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--quick", action="store_true",
                        help="demo-sized CNN, one member, ~30,000 augmented spectra seen (10-30 epochs): ~25 s of fitting on 2 cores")
     train.add_argument("--budget", metavar="TIME",
-                       help="search the CNN's size, regularisation, learning rate and augmentation on the validation "
-                            "split for this long (e.g. 10m, 90s; Optuna); default: the paper's configuration")
+                       help="search the CNN's size, regularisation, learning rate and augmentation for this long (e.g. "
+                            "10m, 90s; Optuna), each trial scored on the validation split, or by 3-fold CV on the "
+                            "training split where the validation targets spread less than half as much as the "
+                            "training targets; default: the paper's configuration")
     train.add_argument("--coverage", type=float, help="prediction intervals' coverage, calibrated on the validation split (default 0.9)")
     train.add_argument("--calibration", choices=["auto", "validation", "cross-validation"],
                        help="calibrate the intervals on the validation residuals, or on 5-fold out-of-fold residuals of "
                             "the training split (5 more fits); default auto: validation, unless the validation targets "
-                            "spread less than half as much as the training targets")
+                            "spread less than half as much as the training targets (then cross-validation) or there "
+                            "are fewer than 30 validation spectra (then both pooled)")
     train.add_argument("--no-pls", action="store_true", help="skip PLS (baseline and deployable family): CNN only")
     train.add_argument("--family", choices=["auto", "cnn", "pls"],
                        help="model family to deploy (default auto: CNN or PLS, whichever has the lower validation RMSEP)")

@@ -21,10 +21,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COVERAGE = 0.9
 CALIBRATION_FOLDS = 5
+# A split-conformal interval's coverage, over draws of the calibration set, is Beta-distributed with a spread of about
+# sqrt(c(1-c)/n): with 10 validation spectra a nominal 90 % covers anywhere from ~75 % to 100 %, with 30 within about
+# +-5 %. Below this many validation spectra ``auto`` pools them with out-of-fold residuals of the training split.
+MIN_VALIDATION_CALIBRATION = 30
 METHODS = {
     "validation": "split-conformal (crepes ConformalRegressor) on the validation split's absolute residuals",
     "training": f"cross-conformal (crepes ConformalRegressor) on {CALIBRATION_FOLDS}-fold out-of-fold residuals of the "
                 "training split, each fold's model refitted with the deployed settings",
+    "pooled": f"conformal (crepes ConformalRegressor) on the validation split's absolute residuals pooled with "
+              f"{CALIBRATION_FOLDS}-fold out-of-fold residuals of the training split (too few validation spectra alone)",
 }
 
 
@@ -51,7 +57,8 @@ def calibrate_intervals(y_true: np.ndarray, y_pred: np.ndarray, targets: tuple[s
             return None, reason
         half_widths[target] = float((high - low) / 2)
     intervals = PredictionIntervals(coverage=coverage, half_width=half_widths, method=METHODS[source], n_calibration=len(y_true))
-    where = "validation spectra" if source == "validation" else f"out-of-fold training spectra ({CALIBRATION_FOLDS} folds)"
+    where = {"validation": "validation spectra", "training": f"out-of-fold training spectra ({CALIBRATION_FOLDS} folds)",
+             "pooled": f"validation and out-of-fold training spectra ({CALIBRATION_FOLDS} folds)"}[source]
     return intervals, f"{coverage:.0%} intervals calibrated on {len(y_true)} {where}"
 
 

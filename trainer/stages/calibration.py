@@ -9,8 +9,8 @@ import numpy as np
 
 from nirstream.core.artifacts.bundle import PredictionIntervals
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.intervals import (CALIBRATION_FOLDS, calibrate_intervals, cross_validated_predictions,
-                                         representativeness_warning)
+from nirstream.trainer.intervals import (CALIBRATION_FOLDS, MIN_VALIDATION_CALIBRATION, calibrate_intervals,
+                                         cross_validated_predictions, representativeness_warning)
 from nirstream.trainer.stages.fitting import Candidate
 from nirstream.trainer.train_settings import TrainSettings
 
@@ -27,7 +27,8 @@ class IntervalCalibration:
 def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: Protocol,
                        validation_predicted: np.ndarray) -> IntervalCalibration:
     """Calibrate on the validation residuals, or (``cross-validation``, or ``auto`` when validation spans much less
-    than training, or always under the small-set rule) on out-of-fold residuals of the training split."""
+    than training, or always under the small-set rule) on out-of-fold residuals of the training split, or (``auto``
+    with fewer than ``MIN_VALIDATION_CALIBRATION`` validation spectra) on both pooled."""
     targets, y_train, y_val = protocol.targets, protocol.y(protocol.train), protocol.y(protocol.validation)
     if protocol.cross_validated:  # small-set rule: the family's out-of-fold predictions calibrate (cross-conformal)
         intervals, note = calibrate_intervals(y_train, validation_predicted, targets, settings.coverage, source="training")
@@ -35,7 +36,18 @@ def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: P
             note += " (small set: no validation split to calibrate on)"
         return IntervalCalibration(intervals, note, "cross-validation")
     narrow = representativeness_warning(y_train, y_val, targets)
-    calibration = settings.calibration if settings.calibration != "auto" else "cross-validation" if narrow else "validation"
+    few = len(y_val) < MIN_VALIDATION_CALIBRATION
+    calibration = (settings.calibration if settings.calibration != "auto" else
+                   "cross-validation" if narrow else "pooled" if few else "validation")
+    if calibration == "pooled":
+        log.info("%d validation spectra are few for a %.0f%% interval: pooled with %d-fold cross-validated training "
+                 "residuals", len(y_val), 100 * settings.coverage, CALIBRATION_FOLDS)
+        y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
+                                                           settings.seed)
+        intervals, note = calibrate_intervals(np.vstack([y_val, y_oof]),
+                                              np.vstack([np.reshape(validation_predicted, y_val.shape), predicted_oof]),
+                                              targets, settings.coverage, source="pooled")
+        return IntervalCalibration(intervals, note, calibration)
     if calibration == "validation":
         intervals, note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
         if narrow and intervals:

@@ -87,10 +87,10 @@ def data_choices(protocol: Protocol, settings: TrainSettings, calibration: Inter
     if protocol.cross_validated:
         return _small_set_choices(protocol, settings, calibration)
     interval_use = f"prediction-interval calibration ({calibration.note})"
-    by_cv = calibration.calibration == "cross-validation"
+    by_cv = calibration.calibration in ("cross-validation", "pooled")  # the training split (also) calibrated
     validation_uses = ["CNN early stopping and learning-rate schedule", "ensemble members' validation scores",
                        f"the deployed family (CNN or PLS, settings: {settings.family})",
-                       *([] if by_cv else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
+                       *([] if calibration.calibration == "cross-validation" else [interval_use]), *([] if protocol.gate is not None else ["promotion gate"])]
     return {
         "splits": protocol.split_description,
         "training split": "CNN weights, EMSC reference, scalers, PLS weights, domain limits (out-of-fold T², Q); spectral "
