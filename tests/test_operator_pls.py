@@ -71,3 +71,20 @@ def test_the_linear_family_reads_no_test_lab_value_and_serves_as_one_product():
     assert predicted.shape == (protocol.test.n_samples, 2)
     mean_predictor = np.sqrt(np.mean((protocol.y(protocol.test) - protocol.y(protocol.train).mean(axis=0)) ** 2, axis=0))
     assert (np.sqrt(np.mean((predicted - protocol.y(protocol.test)) ** 2, axis=0)) < 0.5 * mean_predictor).all()
+
+
+def test_too_few_validation_spectra_calibrate_the_intervals_together_with_out_of_fold_training_residuals():
+    from nirstream.trainer.intervals import MIN_VALIDATION_CALIBRATION
+    from nirstream.trainer.stages.calibration import calibrate_deployed
+    from nirstream.trainer.stages.fitting import _pls_candidate
+    from nirstream.trainer.train_settings import TrainSettings
+
+    protocol = load_protocol("tecator", "fat")
+    few = dataclasses.replace(protocol, validation=protocol.validation.rows(np.arange(12)))
+    candidate = _pls_candidate(few, seed=0)
+    settings = TrainSettings(protocol="tecator")
+    pooled = calibrate_deployed(settings, candidate, few, candidate.predict(few.validation.X))
+    assert pooled.calibration == "pooled" and pooled.intervals.n_calibration == 12 + protocol.train.n_samples
+    assert "validation and out-of-fold training spectra" in pooled.note and 12 < MIN_VALIDATION_CALIBRATION
+    enough = calibrate_deployed(settings, candidate, protocol, candidate.predict(protocol.validation.X))
+    assert enough.calibration == "validation" and enough.intervals.n_calibration == protocol.validation.n_samples
