@@ -19,7 +19,7 @@ from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocess
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.operator_bank import OPERATOR_NAMES
 from nirstream.trainer.operator_pls import OperatorAdaptivePLS, cross_validate_operators, cv_score, select_operator
-from nirstream.trainer.variants import variant_steps
+from nirstream.trainer.variants import PLS_VARIANTS, variant_steps
 
 PLS_COPIES = 10  # augmented copies per spectrum for PLS, as in its cross-validation (compare_pls)
 # The preprocessor shared by the targets, simplest first (the order the 1-SE rule prefers): the scatter corrections,
@@ -31,11 +31,10 @@ SCATTER_VARIANTS = ("none", "snv", "emsc", "sg1+snv", "sg2+snv")
 LINEAR_RULE = "min"
 # Below a validation split (the small-set rule, trainer/small_sets.py) cross-validation on a few dozen spectra must
 # choose alone, and the lowest of many RMSECVs is mostly selection noise (the minimum of more noisy estimates is
-# lower by chance): there the family keeps one operator (identity, so the choice is the shared preprocessor and the
-# LVs, 5 candidates instead of 70) and the parsimonious rule. The rule above was decided on sets with a validation
-# split only.
+# lower by chance): there the family stays what issue 28 measured, the fixed list PLS_VARIANTS with one operator
+# (identity), LVs by the lowest RMSECV and the simplest pretreatment within one standard error of the best. The rule
+# above was decided on sets with a validation split only.
 SMALL_SET_OPERATORS = ("identity",)
-SMALL_SET_RULE = "fewest-components-1se"
 
 
 @dataclass
@@ -54,25 +53,38 @@ def _features(protocol: Protocol, variant: str, random_state: int) -> tuple[np.n
     return preprocessor.fit(protocol.train.X).transform(protocol.train.X), preprocessor
 
 
-def family_rule(protocol: Protocol) -> tuple[tuple[str, ...], str]:
-    """The operators screened and the rule that picks, for this protocol (see ``SMALL_SET_OPERATORS``)."""
-    return (SMALL_SET_OPERATORS, SMALL_SET_RULE) if protocol.cross_validated else (OPERATOR_NAMES, LINEAR_RULE)
+@dataclass(frozen=True)
+class FamilyRule:
+    """What the linear family screens and how it picks: shared preprocessors, operators, the rule for operator and
+    LVs per target, and how the shared preprocessor is picked (``"min"`` or the simplest within one standard error)."""
+
+    variants: tuple[str, ...]
+    operators: tuple[str, ...]
+    rule: str
+    variant_rule: str
 
 
-def screen_linear_family(protocol: Protocol, random_state: int = 0,
-                         operators: tuple[str, ...] | None = None) -> dict[str, dict[str, dict]]:
+def family_rule(protocol: Protocol) -> FamilyRule:
+    """The family's screen and rule for this protocol (see ``SMALL_SET_OPERATORS``)."""
+    if protocol.cross_validated:
+        return FamilyRule(PLS_VARIANTS, SMALL_SET_OPERATORS, "min", "simplest-1se")
+    return FamilyRule(SCATTER_VARIANTS, OPERATOR_NAMES, LINEAR_RULE, LINEAR_RULE)
+
+
+def screen_linear_family(protocol: Protocol, random_state: int = 0) -> dict[str, dict[str, dict]]:
     """For each scatter correction and target, every operator's RMSECV curve by repeated 10-fold CV on the training
     split (``cross_validate_operators``). The preprocessor is fitted on all training spectra (EMSC's reference, the
     centring: no lab values involved); the folds refit only the PLS."""
     Y = protocol.y(protocol.train)
+    screen = family_rule(protocol)
     screened = {}
-    for variant in SCATTER_VARIANTS:
+    for variant in screen.variants:
         features, _ = _features(protocol, variant, random_state)
         estimator = OperatorAdaptivePLS(random_state=random_state)
         rows = len(features)
         splits = max(2, min(estimator.n_splits, rows))
         largest = max(1, min(estimator.max_components, features.shape[1], rows - -(-rows // splits) - 1))
-        screened[variant] = {t: cross_validate_operators(features, Y[:, j], operators or family_rule(protocol)[0], largest, splits,
+        screened[variant] = {t: cross_validate_operators(features, Y[:, j], screen.operators, largest, splits,
                                                          estimator.n_repeats, random_state)
                              for j, t in enumerate(protocol.targets)}
     return screened
@@ -80,10 +92,11 @@ def screen_linear_family(protocol: Protocol, random_state: int = 0,
 
 def choose_linear_family(protocol: Protocol, rule: str | None = None, random_state: int = 0,
                          screened: dict | None = None) -> LinearFamilyChoice:
-    """Each target's operator and LVs by ``rule`` for each scatter correction; the correction with the lowest RMSECV
-    (mean over targets, in training standard deviations) wins, or under the 1-SE rule the simplest within one
-    standard error of it."""
-    rule = rule or family_rule(protocol)[1]
+    """Each target's operator and LVs by ``rule`` (default: ``family_rule``'s) for each shared preprocessor; the one
+    with the lowest RMSECV (mean over targets, in training standard deviations) wins, or (the small-set rule, or an
+    explicit 1-SE ``rule``) the simplest within one standard error of it."""
+    rule = rule or family_rule(protocol).rule
+    variant_rule = family_rule(protocol).variant_rule if rule == family_rule(protocol).rule else rule
     screened = screened or screen_linear_family(protocol, random_state)
     scale = protocol.y(protocol.train).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
@@ -96,7 +109,7 @@ def choose_linear_family(protocol: Protocol, rule: str | None = None, random_sta
                           "rmsecv": scores[:, 0].tolist(), "score": float(np.mean(scores[:, 0] / scale)),
                           "standard_error": float(np.mean(scores[:, 1] / scale))}
     best = min(tried.values(), key=lambda t: t["score"])
-    if rule == "min":
+    if variant_rule == "min":
         variant = next(v for v, t in tried.items() if t is best)
     else:
         variant = next(v for v, t in tried.items() if t["score"] <= best["score"] + best["standard_error"])

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from nirstream.trainer.cnn import NetworkCollapsed
 from nirstream.trainer.comparison import compare_pls
 from nirstream.trainer.data_splits import Protocol
-from nirstream.trainer.pls_family import SCATTER_VARIANTS, choose_linear_family, family_rule, fit_deployable_pls, predict_linear
+from nirstream.trainer.pls_family import choose_linear_family, family_rule, fit_deployable_pls, predict_linear
 from nirstream.trainer.regressor_building import cnn_regressor, regressor_factory
 from nirstream.trainer.search import parse_budget, search_cnn, search_scoring
 from nirstream.trainer.small_sets import cnn_refusal
@@ -114,7 +114,7 @@ def _pls_candidate(protocol: Protocol, seed: int) -> Candidate:
     """The deployable PLS: the scatter correction, and per target a linear pretreatment operator and its latent
     variables, all by repeated 10-fold cross-validation on the training split (``choose_linear_family``). Training
     data alone chooses, so the validation split is left to choose the family."""
-    operators_screened, rule = family_rule(protocol)
+    screen = family_rule(protocol)
     choice = choose_linear_family(protocol, random_state=seed)
     variant, latent_variables, operators = choice.variant, choice.latent_variables, choice.operators
     tried = choice.tried
@@ -131,9 +131,10 @@ def _pls_candidate(protocol: Protocol, seed: int) -> Candidate:
     return Candidate("pls", model, preprocessor, [0.0] * k, [1.0] * k,
                      lambda X: predict_linear(model, preprocessor, X),
                      {"pls_variant": variant, "latent_variables": latent_variables, "operators": operators,
-                      "lv_rule": f"operator ({len(operators_screened)} screened) and LVs per target by repeated 10-fold CV on "
-                                 f"the training split, rule {rule!r}",
-                      "pls_variant_rule": f"the shared preprocessor ({', '.join(SCATTER_VARIANTS)}) with the lowest RMSECV on "
-                                          "the training split (mean over targets, in training standard deviations)"
-                                          + ("" if rule == "min" else ", the simplest within one standard error"),
+                      "lv_rule": f"operator ({len(screen.operators)} screened) and LVs per target by repeated 10-fold CV on "
+                                 f"the training split, rule {screen.rule!r}",
+                      "pls_variant_rule": f"the shared preprocessor ({', '.join(screen.variants)}) with the lowest RMSECV "
+                                          "on the training split (mean over targets, in training standard deviations)"
+                                          + ("" if screen.variant_rule == "min" else ", the simplest within one standard "
+                                             "error of it"),
                       "pls_variants_tried": tried}, refit)
