@@ -5,8 +5,8 @@ pip's own resolver answers, against the package index: ``pip install --dry-run -
 manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp`` (the same
 resolution as ``pip download`` with those options, reading each wheel's metadata instead of downloading it).
 The version ranges are nirstream's own (its installed ``Requires-Dist``). It needs the index, so ``.ci/run`` runs
-it, not the test suite. ``--all`` also asks, one by one, about the dependencies only training needs, and
-``--write FILE`` records the answer as a result file.
+it, not the test suite. ``--all`` also asks, one by one, about nirstream's other dependencies (training, the demo),
+and ``--write FILE`` records the answer as a result file.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # runtime requirements. faust-streaming publishes x86_64 Linux wheels only; its sdist compiles optional Cython
 # speed-ups and installs as pure Python where no compiler is found (setup.py's BuildFailed fallback).
 BUILT_FROM_SOURCE = {"faust-streaming": ("setuptools>=69", "setuptools_scm[toml]", "wheel", "cython>=0.29")}
+# A dependency published for aarch64 under another name: the wheel that an ARM install would take instead.
+ARM_ALTERNATIVES = {"tensorflow-cpu": "tensorflow"}
 RESULT = Path(__file__).resolve().parents[1] / "benchmarks/results/arm-wheels.json"
 
 
@@ -103,15 +105,24 @@ def serving_check(python_version: str) -> dict:
             "error": outcome["error"], "failing": failing, "built_from_source": exceptions}
 
 
-def training_only_check(python_version: str) -> list[dict]:
-    """Each dependency that only training needs, on its own (without its dependencies): has it an aarch64 wheel?"""
+def outside_serving_check(python_version: str) -> list[dict]:
+    """Each other dependency nirstream declares (training, the demo's broker, the data readers), on its own
+    (without its dependencies): has it an aarch64 wheel?"""
     serving = {canonicalize_name(name) for name in SERVING_DISTRIBUTIONS}
     others = [r for r in requirements(metadata.distribution(PROJECT)) if canonicalize_name(r.name) not in serving]
     answers = []
     for requirement in others:
         outcome = resolve([str(requirement)], python_version, with_dependencies=False)
         wheel = outcome["wheels"][0]["wheel"] if outcome["ok"] else None
-        answers.append({"requirement": str(requirement), "aarch64_wheel": wheel})
+        answer = {"requirement": str(requirement), "aarch64_wheel": wheel,
+                  "error": outcome["error"].splitlines()[0] if outcome["error"] else ""}
+        alternative = ARM_ALTERNATIVES.get(canonicalize_name(requirement.name))
+        if wheel is None and alternative:
+            instead = f"{alternative}{requirement.specifier}"
+            found = resolve([instead], python_version, with_dependencies=False)
+            answer["alternative"] = {"requirement": instead,
+                                     "aarch64_wheel": found["wheels"][0]["wheel"] if found["ok"] else None}
+        answers.append(answer)
     return answers
 
 
@@ -120,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python-version", default=f"{sys.version_info.major}.{sys.version_info.minor}",
                         help="the target CPython (default: this interpreter's)")
-    parser.add_argument("--all", action="store_true", help="also report the dependencies only training needs")
+    parser.add_argument("--all", action="store_true", help="also report nirstream's other dependencies, one by one")
     parser.add_argument("--write", nargs="?", const=RESULT, type=Path, metavar="FILE",
                         help="write the answer as JSON (default benchmarks/results/arm-wheels.json)")
     args = parser.parse_args(argv)
@@ -133,9 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "no aarch64 wheel: installs from its sdist (its build and runtime requirements are checked above)"
         print(f"{name}: {now}")
     if args.all:
-        result["training_only"] = training_only_check(args.python_version)
-        for answer in result["training_only"]:
-            print(f"  training only: {answer['requirement']}: {answer['aarch64_wheel'] or 'NO aarch64 wheel'}")
+        result["outside_serving"] = outside_serving_check(args.python_version)
+        for answer in result["outside_serving"]:
+            print(f"  outside serving: {answer['requirement']}: {answer['aarch64_wheel'] or answer['error']}")
+            if "alternative" in answer:
+                print(f"    instead: {answer['alternative']['requirement']}: "
+                      f"{answer['alternative']['aarch64_wheel'] or 'no aarch64 wheel either'}")
     if args.write:
         write_result(args.write, result)
     if serving["resolves"]:
