@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"    instead: {answer['alternative']['requirement']}: "
                       f"{answer['alternative']['aarch64_wheel'] or 'no aarch64 wheel either'}")
     if args.write:
-        write_result(args.write, result)
+        command = ["python", "-m", "nirstream.devtools.arm_wheels", *(sys.argv[1:] if argv is None else argv)]
+        write_result(args.write, result, argv=command)
     if serving["resolves"]:
         print(f"the serving install resolves to aarch64 wheels for CPython {args.python_version} "
               f"({len(serving['wheels'])} wheels)")
