@@ -70,21 +70,19 @@ def expression_category(expression: str) -> str:
     def peek() -> str | None:
         return tokens[position] if position < len(tokens) else None
 
-    def either() -> str:
+    def joined(operator: str, operand, pick) -> str:
         nonlocal position
-        category = both()
-        while peek() == "OR":
+        category = operand()
+        while peek() == operator:
             position += 1
-            category = min(category, both(), key=RANK.__getitem__)
+            category = pick(category, operand(), key=RANK.__getitem__)
         return category
 
-    def both() -> str:
-        nonlocal position
-        category = one()
-        while peek() == "AND":
-            position += 1
-            category = max(category, one(), key=RANK.__getitem__)
-        return category
+    def either() -> str:  # a choice: the most permissive side counts
+        return joined("OR", both, min)
+
+    def both() -> str:  # all of them apply: the most restrictive counts
+        return joined("AND", one, max)
 
     def one() -> str:
         nonlocal position
