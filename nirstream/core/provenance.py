@@ -30,6 +30,11 @@ def current_commit(directory: Path | None = None) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+# The commit when this process first imported the module (a script imports it before it computes anything): a long
+# benchmark can outlive several commits, and the code that ran is the one it started with.
+STARTED_AT_COMMIT = current_commit()
+
+
 def machine() -> dict[str, Any]:
     """What ran it: timings and some results (thread counts, BLAS) depend on the platform and the cores."""
     return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
@@ -37,12 +42,15 @@ def machine() -> dict[str, Any]:
 
 
 def provenance(seeds: Sequence[int] | None = None, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The commit, the command line that ran (``argv`` defaults to this process's), the seeds, the date
-    (``written_at``, UTC) and the machine."""
+    """The commit the process started at (and, if the checkout moved on while it ran, the one when written), the
+    command line that ran (``argv`` defaults to this process's), the seeds, the date (``written_at``, UTC) and the
+    machine."""
     if argv is None:  # a script runs as `python path/to/script.py ...`, an entry point under its own name
         program = sys.argv[0]
         argv = ["python", program, *sys.argv[1:]] if program.endswith(".py") else [Path(program).name, *sys.argv[1:]]
-    return {"commit": current_commit(), "command": shlex.join(argv),
+    now = current_commit()
+    return {"commit": STARTED_AT_COMMIT or now, **({"commit_when_written": now} if now != STARTED_AT_COMMIT else {}),
+            "command": shlex.join(argv),
             "seeds": list(seeds) if seeds is not None else None,
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
 
