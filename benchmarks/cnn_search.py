@@ -28,7 +28,7 @@ from nirstream.trainer.training_run import run_training  # noqa: E402
 
 SECTION, SECTION_COMMAND = "cnn-search", "benchmarks/cnn_search.py --readme"
 SETS = {"tecator": {"protocol": "tecator", "targets": ["fat"], "budget": "90s", "test": "test"},
-        "tablets": {"protocol": "same-instrument", "targets": ["assay"], "budget": "6m", "test": "test_1"}}
+        "tablets": {"protocol": "same-instrument", "targets": ["assay"], "budget": "6m", "test": "test"}}
 
 
 def run(name: str, seed: int, scratch: Path) -> dict:
