@@ -17,7 +17,6 @@ CNN − PLS paired differences, each seed's figures (``--seeds``, default 0 1 2)
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
+from benchmarks.report_sections import parse_or_render, update_section  # noqa: E402
 from nirstream.core.datasets import load_tablets  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
 from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
@@ -159,14 +158,11 @@ def run_seed(seed: int, args, scratch: Path, tablets: dict, order: np.ndarray) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="the paper-size CNN ensemble instead of --quick")
-    parser.add_argument("--variant", default="augment+emsc", help="the CNN's variant (default: the trainer's)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/calibration-transfer.json"))
-    add_section_arguments(parser, SECTION)
-    args = parser.parse_args(argv)
-    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+    args = parse_or_render(__doc__, "benchmarks/results/calibration-transfer.json", SECTION, SECTION_COMMAND, render_section, argv,
+                              full={"action": "store_true", "help": "the paper-size CNN ensemble instead of --quick"},
+                              variant={"default": "augment+emsc", "help": "the CNN's variant (default: the trainer's)"},
+                              seeds={"nargs": "+", "type": int, "default": [0, 1, 2]})
+    if args is None:
         return 0
     scratch = Path(tempfile.mkdtemp())
     one, two = load_tablets(1), load_tablets(2)

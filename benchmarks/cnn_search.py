@@ -13,7 +13,6 @@ default would deploy it); the test RMSEP is reported beside it, and chooses noth
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
+from benchmarks.report_sections import parse_or_render, update_section  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
 from nirstream.trainer.training_run import run_training  # noqa: E402
@@ -88,13 +87,10 @@ def decide(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/cnn-search.json"))
-    add_section_arguments(parser, SECTION)
-    args = parser.parse_args(argv)
-    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+    args = parse_or_render(__doc__, "benchmarks/results/cnn-search.json", SECTION, SECTION_COMMAND, render_section, argv,
+                              sets={"nargs": "+", "choices": list(SETS), "default": list(SETS)},
+                              seeds={"nargs": "+", "type": int, "default": [0, 1, 2]})
+    if args is None:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

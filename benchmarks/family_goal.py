@@ -15,7 +15,6 @@ choose nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
+from benchmarks.report_sections import parse_or_render, update_section  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
 from nirstream.trainer.train_settings import TrainSettings  # noqa: E402
@@ -128,13 +127,11 @@ def render_section(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="the paper-size CNN ensemble instead of --quick (hours on 2 cores)")
-    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/family-goal.json"))
-    add_section_arguments(parser, SECTION)
-    args = parser.parse_args(argv)
-    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+    args = parse_or_render(__doc__, "benchmarks/results/family-goal.json", SECTION, SECTION_COMMAND, render_section, argv,
+                              full={"action": "store_true", "help": "the paper-size CNN ensemble instead of --quick "
+                                                                    "(hours on 2 cores)"},
+                              sets={"nargs": "+", "choices": list(SETS), "default": list(SETS)})
+    if args is None:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -12,7 +12,6 @@ mean predictor's, over all sets and targets, is the default. No test split is re
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.peer_baselines import corn_file  # noqa: E402
-from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
+from benchmarks.report_sections import parse_or_render, update_section  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import rmse  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.trainer.data_splits import load_protocol, protocol_from_data  # noqa: E402
@@ -94,11 +93,8 @@ def render_section(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/operator-rule.json"))
-    add_section_arguments(parser, SECTION)
-    args = parser.parse_args(argv)
-    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+    args = parse_or_render(__doc__, "benchmarks/results/operator-rule.json", SECTION, SECTION_COMMAND, render_section, argv)
+    if args is None:
         return 0
     rows = run()
     write_result(args.output, {"rows": rows, "summary": summarise(rows)}, seeds=[SEED], indent=1)

@@ -20,7 +20,6 @@ nirstream's. Interval coverage: the share of test lab values inside the deployed
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
+from benchmarks.report_sections import parse_or_render, update_section  # noqa: E402
 from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from nirstream.core.datasets.corn import load_corn  # noqa: E402
@@ -241,13 +240,10 @@ def render_section(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/peer-baselines.json"))
-    add_section_arguments(parser, SECTION)
-    args = parser.parse_args(argv)
-    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+    args = parse_or_render(__doc__, "benchmarks/results/peer-baselines.json", SECTION, SECTION_COMMAND, render_section, argv,
+                              sets={"nargs": "+", "choices": SETS, "default": list(SETS)},
+                              seeds={"nargs": "+", "type": int, "default": [0, 1, 2]})
+    if args is None:
         return 0
     from importlib.metadata import version
 

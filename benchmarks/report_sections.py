@@ -61,6 +61,17 @@ def update_section(readme_path: Path, name: str, text: str, command: str | None 
     print(f"updated {readme_path} (section {name})")
 
 
+def benchmark_parser(doc: str, output: str, section: str, **arguments: dict) -> argparse.ArgumentParser:
+    """A benchmark's command line: its description (the docstring's first paragraph), ``--output`` (the JSON),
+    ``arguments`` (name -> ``add_argument`` keywords, in order) and the section arguments."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, keywords in arguments.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", **keywords)
+    parser.add_argument("--output", type=Path, default=Path(output))
+    add_section_arguments(parser, section)
+    return parser
+
+
 def add_section_arguments(parser: argparse.ArgumentParser, section: str) -> None:
     """``--readme`` and ``--render-only``, the same for every benchmark that renders a section."""
     parser.add_argument("--readme", type=Path, help=f"rewrite this README's {section} section from the JSON")
@@ -76,3 +87,11 @@ def render_only(args: argparse.Namespace, parser: argparse.ArgumentParser, secti
         parser.error("--render-only needs --readme")
     update_section(args.readme, section, render(json.loads(args.output.read_text())), command)
     return True
+
+
+def parse_or_render(doc: str, output: str, section: str, command: str, render: Callable[[dict], str],
+                    argv: list[str] | None, **arguments: dict) -> argparse.Namespace | None:
+    """A benchmark's parsed arguments, or None after ``--render-only`` rendered its section (nothing to run)."""
+    parser = benchmark_parser(doc, output, section, **arguments)
+    args = parser.parse_args(argv)
+    return None if render_only(args, parser, section, render, command) else args
