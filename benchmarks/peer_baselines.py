@@ -10,10 +10,10 @@ instrument, test_2 instrument 2 without transfer), tecator (its published train 
 of its three instruments with one fixed split published here: samples 1-50 train, 51-60 validate, 61-80 test.
 nirstream is trained exactly as ``nirstream train --quick`` does (family auto: the CNN and the operator-adaptive PLS,
 the family chosen on validation), once per seed, and its bundle predicts the test spectra through the worker's
-``Predictor``. The peers choose by their own internal cross-validation, so they are fitted on the training and the
-validation rows together (more data than nirstream's model gets): AOM-PLS (``operator_bank="compact"``,
-``criterion="cv"``, 5 folds) and AOM-Ridge (``selection="global"``, compact bank); the mean predictor predicts the
-training mean. The best peer per row is the one with the lower test RMSEP (chosen on test, which can only favour
+``Predictor``. The peers choose by their own internal cross-validation, so they are fitted twice: on the training and
+the validation rows together (as issue 29's table did: more data than nirstream's model gets) and on the training rows
+alone (the same data as nirstream's model): AOM-PLS (``operator_bank="compact"``, ``criterion="cv"``, 5 folds) and
+AOM-Ridge (``selection="global"``, compact bank); the mean predictor predicts the training mean. The best peer per row is the one with the lower test RMSEP (chosen on test, which can only favour
 the peer); deployed - best peer by the paired bootstrap on the same test spectra. The test sets choose nothing of
 nirstream's. Interval coverage: the share of test lab values inside the deployed model's 90 % interval.
 """
