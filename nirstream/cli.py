@@ -19,7 +19,8 @@ DESCRIPTION = """\
 nirstream predicts chemical content from inline NIR spectra on Kafka, flags spectra the model
 should not be trusted on, and hot-swaps retrained models into the running stream. Each
 calibration trains a 1D CNN (augmentation and EMSC, Bjerrum et al. 2017) and PLS, and deploys
-the family with the lower validation error: PLS has won on every data set measured so far."""
+the family with the lower validation error: with the default settings PLS has won on every
+data set measured so far (a --budget search of the CNN's settings can change that)."""
 
 EPILOG = ("Run `nirstream COMMAND --help` for the options of each command. In train, evaluate, transfer and demo, "
           "TensorFlow's and absl's lines and library warnings go to $NIRSTREAM_LOG_DIR/frameworks.log (default "

@@ -91,7 +91,7 @@ def _data_source_options(args: argparse.Namespace, configured: dict | None = Non
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
-        help="train the CNN (augment -> EMSC -> CNN) with a PLS baseline, publish a bundle, promote if better",
+        help="train the CNN (augment -> EMSC -> CNN) and the operator-adaptive PLS, deploy the family validation prefers, publish a signed bundle, promote if better",
         description=(
             "Fit the paper's 1D CNN (one output per target) with early stopping on the validation split, fit PLS "
             "per target with latent variables chosen by cross-validation (and report the test-set 'oracle' choice, "
