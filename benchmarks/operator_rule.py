@@ -50,8 +50,8 @@ def run() -> list[dict]:
             mean = protocol.y(protocol.train).mean(axis=0)
             for rule in RULES:
                 choice = choose_linear_family(protocol, rule, SEED, screened=screened)
-                model, preprocessor = fit_deployable_pls(protocol, choice.variant, choice.latent_variables, SEED,
-                                                         operators=choice.operators)
+                model, preprocessor = fit_deployable_pls(protocol, choice.variant, choice.latent_variables,
+                                                         choice.operators)
                 predicted = predict_linear(model, preprocessor, protocol.validation.X)
                 for j, target in enumerate(protocol.targets):
                     validation = rmse(predicted[:, j], Y_val[:, j])

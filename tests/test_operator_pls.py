@@ -66,7 +66,7 @@ def test_the_linear_family_reads_no_test_lab_value_and_serves_as_one_product():
     assert set(choice.tried) == {"none", "snv", "emsc", "sg1+snv", "sg2+snv"}
     assert choice.tried[choice.variant]["score"] == min(t["score"] for t in choice.tried.values())
     assert set(choice.operators) == {"fat", "protein"} and all(o in OPERATOR_NAMES for o in choice.operators.values())
-    model, preprocessor = fit_deployable_pls(protocol, choice.variant, choice.latent_variables, operators=choice.operators)
+    model, preprocessor = fit_deployable_pls(protocol, choice.variant, choice.latent_variables, choice.operators)
     predicted = predict_linear(model, preprocessor, protocol.test.X)
     assert predicted.shape == (protocol.test.n_samples, 2)
     mean_predictor = np.sqrt(np.mean((protocol.y(protocol.test) - protocol.y(protocol.train).mean(axis=0)) ** 2, axis=0))

@@ -11,7 +11,10 @@ gap derivatives), fixed here once for every data set: cross-validation on the tr
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from sklearn.base import clone
 
 from nirstream.core.chemometrics.steps.derivative import SavitzkyGolayDerivative
 from nirstream.core.chemometrics.steps.detrend import PolynomialDetrend
@@ -38,14 +41,14 @@ OPERATORS = _bank()
 OPERATOR_NAMES = tuple(OPERATORS)
 
 
+@lru_cache(maxsize=64)
 def operator_matrix(name: str, n_channels: int) -> np.ndarray:
-    """``M`` (n_channels, n_channels) with ``operator(X) == X @ M`` for any X of that width."""
+    """``M`` (n_channels, n_channels) with ``operator(X) == X @ M`` for any X of that width; read-only, and built once
+    per width (the screen asks for each operator once per shared preprocessor and target)."""
     if name not in OPERATORS:
         raise ValueError(f"unknown operator {name!r}; choose from {', '.join(OPERATOR_NAMES)}")
     identity = np.eye(n_channels)
     step = OPERATORS[name]
-    if step is None:
-        return identity
-    from sklearn.base import clone
-
-    return clone(step).fit(identity).transform(identity)
+    matrix = identity if step is None else clone(step).fit(identity).transform(identity)
+    matrix.flags.writeable = False
+    return matrix

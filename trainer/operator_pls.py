@@ -20,21 +20,25 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.chemometrics.figures_of_merit import rmse
+from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.trainer.operator_bank import OPERATOR_NAMES, operator_matrix
 
 RULES = ("min", "fewest-components-1se")
 
 
 def pls1_predictions_per_lv(X_fit: np.ndarray, y_fit: np.ndarray, X_new: np.ndarray, components: int) -> np.ndarray:
-    """Predictions of ``X_new`` by single-response PLS (NIPALS) with 1..``components`` LVs, shape (n_new, components).
+    """Predictions of ``X_new`` by single-response PLS with 1..``components`` LVs, shape (n_new, components); LVs
+    beyond what the fit rows can carry (their count less one) repeat the last prediction.
 
-    The screening fits thousands of fold models (operators x scatter corrections x folds); scikit-learn's
-    ``PLSRegression`` iterates for several responses and costs ~45 ms a fit on the tablets, this closed form ~1 ms.
-    The model that is deployed is still fitted by ``PLSRegression``; a unit test checks the two agree.
+    The screening fits thousands of fold models (operators x shared preprocessors x folds); scikit-learn's
+    ``PLSRegression`` costs ~45 ms a 30-LV fit on the tablets' folds, this kernel form (Dayal & MacGregor: the
+    covariance is deflated, not X) about a quarter of that. The model that is deployed is still fitted by
+    ``PLSRegression``; a unit test checks the two agree.
     """
+    requested, components = components, min(components, len(X_fit) - 1)
     x_mean, y_mean = X_fit.mean(axis=0), y_fit.mean()
     X = X_fit - x_mean
-    covariance = X.T @ (y_fit - y_mean)  # deflated in place of X (Dayal & MacGregor's kernel form)
+    covariance = X.T @ (y_fit - y_mean)
     floor = 1e-12 * max(1.0, float(np.linalg.norm(covariance)))
     rotations, loadings, y_loadings = [], [], []
     for _ in range(components):
@@ -51,12 +55,10 @@ def pls1_predictions_per_lv(X_fit: np.ndarray, y_fit: np.ndarray, X_new: np.ndar
         covariance = covariance - p * (q * tt)
         rotations.append(r), loadings.append(p), y_loadings.append(q)
     if not rotations:  # the operator left no variation that covaries with y: the mean predicts
-        return np.full((len(X_new), components), y_mean)
+        return np.full((len(X_new), requested), y_mean)
     rotations = np.array(rotations).T
     predictions = y_mean + np.cumsum(((X_new - x_mean) @ rotations) * np.array(y_loadings), axis=1)
-    if predictions.shape[1] < components:
-        predictions = np.pad(predictions, ((0, 0), (0, components - predictions.shape[1])), mode="edge")
-    return predictions
+    return np.pad(predictions, ((0, 0), (0, requested - predictions.shape[1])), mode="edge")
 
 
 class OperatorAdaptivePLS(RegressorMixin, BaseEstimator):
@@ -111,25 +113,37 @@ class OperatorAdaptivePLS(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         y = y.astype(np.float64)
-        names = tuple(self.operators) if self.operators is not None else OPERATOR_NAMES
         n_rows, n_features = X.shape
-        splits = max(2, min(self.n_splits, n_rows))
-        largest = max(1, min(self.max_components, n_features, n_rows - -(-n_rows // splits) - 1))
-        if self.n_components is not None:
-            largest = min(int(self.n_components), n_features, n_rows - 1)
-        if len(names) == 1 and self.n_components is not None:
-            chosen, components, self.cv_results_ = names[0], largest, {}
+        if len(self._names()) == 1 and self.n_components is not None:  # nothing to choose: no cross-validation
+            chosen, components, self.cv_results_ = self._names()[0], self._largest(n_rows, n_features), {}
         else:
-            self.cv_results_ = cross_validate_operators(X, y, names, largest, splits, self.n_repeats, self.random_state,
-                                                        fixed_components=self.n_components is not None)
+            self.cv_results_ = self.cv_curves(X, y)
             chosen, components = select_operator(self.cv_results_, "min" if self.n_components else self.rule)
         M = operator_matrix(chosen, n_features)
         pls = PLSRegression(n_components=max(1, min(components, n_rows - 1)), scale=False).fit(X @ M, y)
-        weights = np.asarray(pls.coef_, dtype=np.float64).reshape(-1)
+        on_treated = LinearModel.from_pls([pls])  # y = (X @ M) @ w + b
         self.operator_, self.n_components_ = chosen, pls.n_components
-        self.coef_ = M @ weights
-        self.intercept_ = float(np.ravel(pls.intercept_)[0] - np.asarray(pls._x_mean, dtype=np.float64) @ weights)
+        self.coef_ = M @ on_treated.weights[:, 0]
+        self.intercept_ = float(on_treated.bias[0])
         return self
+
+    def cv_curves(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+        """Every operator's RMSECV curve on this estimator's folds (what ``fit`` chooses from), for float arrays."""
+        n_rows, n_features = X.shape
+        return cross_validate_operators(X, y, self._names(), self._largest(n_rows, n_features), self._splits(n_rows),
+                                        self.n_repeats, self.random_state, fixed_components=self.n_components is not None)
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(self.operators) if self.operators is not None else OPERATOR_NAMES
+
+    def _splits(self, n_rows: int) -> int:
+        return max(2, min(self.n_splits, n_rows))
+
+    def _largest(self, n_rows: int, n_features: int) -> int:
+        """The largest LV count tried: the fixed count, else ``max_components`` bounded by a fold's fit rows."""
+        if self.n_components is not None:
+            return min(int(self.n_components), n_features, n_rows - 1)
+        return max(1, min(self.max_components, n_features, n_rows - -(-n_rows // self._splits(n_rows)) - 1))
 
     def predict(self, X):
         check_is_fitted(self)
@@ -150,9 +164,8 @@ def cross_validate_operators(X: np.ndarray, y: np.ndarray, names, largest: int, 
     results = {}
     for name in names:
         Z = X @ operator_matrix(name, X.shape[1])
-        fold_rmse = np.array([rmse(pls1_predictions_per_lv(Z[fit], y[fit], Z[held], min(largest, len(fit) - 1)),
-                                   y[held, None], axis=0) for fit, held in folds], dtype=object)
-        fold_rmse = np.array([np.pad(np.asarray(c, float), (0, largest - len(c)), mode="edge") for c in fold_rmse])
+        fold_rmse = np.array([rmse(pls1_predictions_per_lv(Z[fit], y[fit], Z[held], largest), y[held, None], axis=0)
+                              for fit, held in folds])
         first = largest if fixed_components else 1
         mean = fold_rmse.mean(axis=0)[first - 1:]
         error = (fold_rmse.std(axis=0, ddof=1) / np.sqrt(len(fold_rmse)))[first - 1:]

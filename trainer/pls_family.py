@@ -12,16 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.cross_decomposition import PLSRegression
 
 from nirstream.core.chemometrics.linear_model import LinearModel
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.operator_bank import OPERATOR_NAMES
-from nirstream.trainer.operator_pls import OperatorAdaptivePLS, cross_validate_operators, cv_score, select_operator
+from nirstream.trainer.operator_pls import OperatorAdaptivePLS, cv_score, select_operator
 from nirstream.trainer.variants import PLS_VARIANTS, variant_steps
 
-PLS_COPIES = 10  # augmented copies per spectrum for PLS, as in its cross-validation (compare_pls)
 # The preprocessor shared by the targets, simplest first (the order the 1-SE rule prefers): the scatter corrections,
 # and derivative-then-SNV, which no operator applied after the shared steps can express; so the family's candidates
 # include every pretreatment the previous fixed list (PLS_VARIANTS) offered.
@@ -47,10 +45,13 @@ class LinearFamilyChoice:
     tried: dict[str, dict] = field(default_factory=dict)
 
 
-def _features(protocol: Protocol, variant: str, random_state: int) -> tuple[np.ndarray, SpectralPreprocessor]:
-    preprocessor, _ = variant_steps(variant, protocol.train.wavelengths, protocol.window_nm, PLS_COPIES,
-                                    random_state=random_state)
-    return preprocessor.fit(protocol.train.X).transform(protocol.train.X), preprocessor
+def _fitted_preprocessor(protocol: Protocol, variant: str) -> SpectralPreprocessor:
+    """The shared preprocessor of ``variant``, fitted on the original training spectra (EMSC's reference, the input
+    screen, the centring): the one the screen scores and the bundle stores."""
+    preprocessor, augmenter = variant_steps(variant, protocol.train.wavelengths, protocol.window_nm)
+    if augmenter is not None:
+        raise ValueError(f"the linear family's shared preprocessor has no augmentation; {variant!r} has")
+    return preprocessor.fit(protocol.train.X)
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,9 @@ def screen_linear_family(protocol: Protocol, random_state: int = 0) -> dict[str,
     screen = family_rule(protocol)
     screened = {}
     for variant in screen.variants:
-        features, _ = _features(protocol, variant, random_state)
-        estimator = OperatorAdaptivePLS(random_state=random_state)
-        rows = len(features)
-        splits = max(2, min(estimator.n_splits, rows))
-        largest = max(1, min(estimator.max_components, features.shape[1], rows - -(-rows // splits) - 1))
-        screened[variant] = {t: cross_validate_operators(features, Y[:, j], screen.operators, largest, splits,
-                                                         estimator.n_repeats, random_state)
-                             for j, t in enumerate(protocol.targets)}
+        features = _fitted_preprocessor(protocol, variant).transform(protocol.train.X)
+        estimator = OperatorAdaptivePLS(operators=screen.operators, random_state=random_state)
+        screened[variant] = {t: estimator.cv_curves(features, Y[:, j]) for j, t in enumerate(protocol.targets)}
     return screened
 
 
@@ -95,8 +91,9 @@ def choose_linear_family(protocol: Protocol, rule: str | None = None, random_sta
     """Each target's operator and LVs by ``rule`` (default: ``family_rule``'s) for each shared preprocessor; the one
     with the lowest RMSECV (mean over targets, in training standard deviations) wins, or (the small-set rule, or an
     explicit 1-SE ``rule``) the simplest within one standard error of it."""
-    rule = rule or family_rule(protocol).rule
-    variant_rule = family_rule(protocol).variant_rule if rule == family_rule(protocol).rule else rule
+    default = family_rule(protocol)
+    variant_rule = default.variant_rule if rule is None else rule
+    rule = rule or default.rule
     screened = screened or screen_linear_family(protocol, random_state)
     scale = protocol.y(protocol.train).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
@@ -117,26 +114,14 @@ def choose_linear_family(protocol: Protocol, rule: str | None = None, random_sta
 
 
 def fit_deployable_pls(protocol: Protocol, variant: str, latent_variables: dict[str, int],
-                       random_state: int = 0, operators: dict[str, str] | None = None
-                       ) -> tuple[LinearModel, SpectralPreprocessor]:
-    """One PLS per target (its own LV count and, if given, its own linear operator folded into the weights) on the
-    protocol's whole training spectra, and the fitted preprocessor."""
-    X, Y = protocol.train.X, protocol.y(protocol.train)
-    preprocessor, augmenter = variant_steps(variant, protocol.train.wavelengths, protocol.window_nm, PLS_COPIES,
-                                            random_state=random_state)
-    preprocessor.fit(X)  # on the original spectra: EMSC's reference and the input screen
-    if augmenter is not None:
-        X, Y = augmenter.fit_resample(X, Y)
-    features = preprocessor.transform(X)
-    if operators is not None:
-        models = [OperatorAdaptivePLS(operators=[operators[t]], n_components=int(latent_variables[t])).fit(features, Y[:, j])
-                  for j, t in enumerate(protocol.targets)]
-        return LinearModel(np.column_stack([m.coef_ for m in models]), np.array([m.intercept_ for m in models])), preprocessor
-    # a cross-validation fold's refit of a small set may have fewer rows than the LVs chosen on all of them
-    most = min(features.shape)
-    models = [PLSRegression(n_components=min(int(latent_variables[target]), most), scale=False).fit(features, Y[:, j])
-              for j, target in enumerate(protocol.targets)]
-    return LinearModel.from_pls(models), preprocessor
+                       operators: dict[str, str]) -> tuple[LinearModel, SpectralPreprocessor]:
+    """One PLS per target (its own LV count and linear operator, folded into the weights) on the protocol's whole
+    training spectra, and the fitted preprocessor."""
+    preprocessor = _fitted_preprocessor(protocol, variant)
+    features, Y = preprocessor.transform(protocol.train.X), protocol.y(protocol.train)
+    models = [OperatorAdaptivePLS(operators=[operators[t]], n_components=int(latent_variables[t])).fit(features, Y[:, j])
+              for j, t in enumerate(protocol.targets)]
+    return LinearModel(np.column_stack([m.coef_ for m in models]), np.array([m.intercept_ for m in models])), preprocessor
 
 
 def predict_linear(model: LinearModel, preprocessor: SpectralPreprocessor, X: np.ndarray) -> np.ndarray:

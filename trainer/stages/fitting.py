@@ -118,14 +118,14 @@ def _pls_candidate(protocol: Protocol, seed: int) -> Candidate:
     choice = choose_linear_family(protocol, random_state=seed)
     variant, latent_variables, operators = choice.variant, choice.latent_variables, choice.operators
     tried = choice.tried
-    model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, random_state=seed, operators=operators)
+    model, preprocessor = fit_deployable_pls(protocol, variant, latent_variables, operators)
     k = len(protocol.targets)
 
     def refit(X, Y):
         rows = replace(protocol.train, X=X, y=Y, target_names=protocol.targets, units=tuple(map(protocol.unit, protocol.targets)),
                        sample_names=tuple(str(i) for i in range(len(X))), splits={})
-        fold_model, fold_preprocessor = fit_deployable_pls(replace(protocol, train=rows), variant, latent_variables, seed,
-                                                             operators=operators)
+        fold_model, fold_preprocessor = fit_deployable_pls(replace(protocol, train=rows), variant, latent_variables,
+                                                             operators)
         return lambda X_new: predict_linear(fold_model, fold_preprocessor, X_new)
 
     return Candidate("pls", model, preprocessor, [0.0] * k, [1.0] * k,
