@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from nirstream.core.chemometrics.figures_of_merit import rmse
 from nirstream.trainer.data_splits import Protocol
 from nirstream.trainer.intervals import narrow_targets
 
@@ -77,7 +78,6 @@ def search_cnn(protocol: Protocol, make_regressor, budget_seconds: float, seed: 
     X_val, y_val = protocol.validation.X, protocol.y(protocol.validation)
     n_train, n_outputs = X.shape[0], y.shape[1]
     scoring = search_scoring(protocol)
-    scale = np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)
     if scoring == "cross-validation":
         from sklearn.model_selection import KFold
 
@@ -114,7 +114,7 @@ def search_cnn(protocol: Protocol, make_regressor, budget_seconds: float, seed: 
                 fold = make_regressor(n_copies, strength, **params).fit(X[fit_rows], y[fit_rows], X_val=X[held_rows],
                                                                         y_val=y[held_rows])
                 out_of_fold[held_rows] = np.reshape(fold.predict(X[held_rows]), (len(held_rows), -1))
-            score = float(np.mean(np.sqrt(np.mean((out_of_fold - y) ** 2, axis=0)) / scale))
+            score = float(np.mean(rmse(out_of_fold, y, axis=0) / np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)))
         else:
             regressor = make_regressor(n_copies, strength, **params).fit(X, y, X_val=X_val, y_val=y_val)
             score = float(regressor.member_validation_rmsep_[0])

@@ -39,15 +39,6 @@ def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: P
     few = len(y_val) < MIN_VALIDATION_CALIBRATION
     calibration = (settings.calibration if settings.calibration != "auto" else
                    "cross-validation" if narrow else "pooled" if few else "validation")
-    if calibration == "pooled":
-        log.info("%d validation spectra are few for a %.0f%% interval: pooled with %d-fold cross-validated training "
-                 "residuals", len(y_val), 100 * settings.coverage, CALIBRATION_FOLDS)
-        y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
-                                                           settings.seed)
-        intervals, note = calibrate_intervals(np.vstack([y_val, y_oof]),
-                                              np.vstack([np.reshape(validation_predicted, y_val.shape), predicted_oof]),
-                                              targets, settings.coverage, source="pooled")
-        return IntervalCalibration(intervals, note, calibration)
     if calibration == "validation":
         intervals, note = calibrate_intervals(y_val, validation_predicted, targets, settings.coverage)
         if narrow and intervals:
@@ -56,9 +47,18 @@ def calibrate_deployed(settings: TrainSettings, deployed: Candidate, protocol: P
         return IntervalCalibration(intervals, note, calibration)
     if narrow and settings.calibration == "auto":
         log.warning("%s: calibrating on cross-validated training residuals instead", narrow)
-    log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
+    if calibration == "pooled":
+        log.info("%d validation spectra are few for a %.0f%% interval: pooled with %d-fold cross-validated training "
+                 "residuals", len(y_val), 100 * settings.coverage, CALIBRATION_FOLDS)
+    else:
+        log.info("calibrating intervals on %d-fold cross-validated residuals of the training split", CALIBRATION_FOLDS)
     y_oof, predicted_oof = cross_validated_predictions(deployed.refit, protocol.train.X, y_train, CALIBRATION_FOLDS,
                                                        settings.seed)
+    if calibration == "pooled":
+        intervals, note = calibrate_intervals(np.vstack([y_val, y_oof]),
+                                              np.vstack([np.reshape(validation_predicted, y_val.shape), predicted_oof]),
+                                              targets, settings.coverage, source="pooled")
+        return IntervalCalibration(intervals, note, calibration)
     intervals, note = calibrate_intervals(y_oof, predicted_oof, targets, settings.coverage, source="training")
     if narrow and settings.calibration == "auto":
         note += f" (auto: {narrow})"
