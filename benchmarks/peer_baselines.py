@@ -24,10 +24,10 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +35,7 @@ from benchmarks.report_sections import parse_or_render, update_section  # noqa: 
 from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import paired_rmsep_difference, rmse, rmsep_interval  # noqa: E402
 from nirstream.core.datasets.corn import load_corn  # noqa: E402
+from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
 from nirstream.core.datasets.tablets import load_tablets  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.core.serving.predictor import Predictor  # noqa: E402
@@ -50,17 +51,10 @@ PEERS = ("aom-pls", "aom-ridge")
 
 
 def corn_file(instrument: str, scratch: Path) -> DataSource:
+    """One corn instrument as a plant's file with the fixed split (``CORN_SPLIT``) in a split column."""
     data = load_corn(instrument)
-    frame = pd.DataFrame(data.X, columns=[f"{w:.4f}" for w in data.wavelengths])
-    for j, target in reversed(list(enumerate(data.target_names))):
-        frame.insert(0, target, data.y[:, j])
-    labels = np.empty(data.n_samples, dtype=object)
-    for label, rows in CORN_SPLIT.items():
-        labels[list(rows)] = label
-    frame.insert(0, "split", labels)
-    frame.insert(0, "sample", [f"corn-{i + 1}" for i in range(data.n_samples)])
-    path = scratch / f"corn-{instrument}.csv"
-    frame.to_csv(path, index=False)
+    data = replace(data, splits={label: np.array(rows) for label, rows in CORN_SPLIT.items()})
+    path = write_spectra_table(scratch / f"corn-{instrument}.csv", data, split_column="split")
     return DataSource(path=path, id_column="sample", split_column="split", units=dict(zip(data.target_names, data.units)))
 
 

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,6 +27,7 @@ from nirstream.core.artifacts.registry import ModelRegistry  # noqa: E402
 from nirstream.core.chemometrics.figures_of_merit import figures_per_target, paired_rmsep_difference, rmse  # noqa: E402
 from nirstream.core.datasets.catalog import open_named  # noqa: E402
 from nirstream.core.datasets.sample_split import kennard_stone_order  # noqa: E402
+from nirstream.core.datasets.tabular import write_spectra_table  # noqa: E402
 from nirstream.core.provenance import write_result  # noqa: E402
 from nirstream.core.serving.predictor import Predictor  # noqa: E402
 from nirstream.trainer.data_splits import DataSource  # noqa: E402
@@ -48,20 +48,11 @@ def calibration_rows(X: np.ndarray, selection: str) -> np.ndarray:
     return np.sort(np.random.default_rng(SEED).choice(len(X), N_CALIBRATION, replace=False))
 
 
-def as_plant_file(data, rows: np.ndarray, path: Path) -> Path:
-    frame = pd.DataFrame(data.X[rows], columns=[f"{w:.4f}" for w in data.wavelengths])
-    for j, target in reversed(list(enumerate(data.target_names))):
-        frame.insert(0, target, data.y[rows, j])
-    frame.insert(0, "sample", [data.sample_names[i] for i in rows])
-    frame.to_csv(path, index=False)
-    return path
-
-
 def run(name: str, selection: str, region: str, scratch: Path) -> list[dict]:
     data = open_named(name)
     rows = calibration_rows(data.X, selection)
     rest = np.setdiff1d(np.arange(data.n_samples), rows)
-    path = as_plant_file(data, rows, scratch / f"{name}-{selection}.csv")
+    path = write_spectra_table(scratch / f"{name}-{selection}.csv", data.rows(rows))
     settings = TrainSettings(data=DataSource(path=path, id_column="sample", units=dict(zip(data.target_names, data.units))),
                              region=region, registry=scratch / f"{name}-{selection}-{region}-registry",
                              report_dir=scratch / "reports", seed=SEED)

@@ -211,3 +211,10 @@ def test_a_written_spectra_table_reads_back_the_same(tecator, tmp_path):
         np.testing.assert_allclose(back.X, tecator.X, rtol=1e-12)
         np.testing.assert_allclose(back.wavelengths, tecator.wavelengths, rtol=1e-9)
         assert back.target_names == tecator.target_names and back.sample_names == tecator.sample_names
+    # with a split column, each row's split travels too
+    back = load_table(write_spectra_table(tmp_path / "s.csv", tecator, split_column="set"), id_column="sample",
+                      split_column="set")
+    assert {name: list(rows) for name, rows in back.splits.items()} == {
+        name: sorted(rows.tolist()) for name, rows in tecator.splits.items()}
+    with pytest.raises(ValueError, match="in no split"):
+        write_spectra_table(tmp_path / "n.csv", tecator.rows(np.arange(5)), split_column="set")

@@ -164,13 +164,22 @@ def load_table(path: str | Path, *columns, name: str | None = None, **options) -
     return table_dataset(read_frame(path), path.name, *columns, name=name or path.stem, **options)
 
 
-def write_spectra_table(path: str | Path, data: SpectralDataset, id_column: str = "sample") -> Path:
-    """``data`` as the table ``load_table`` reads back: an id column, its reference columns, one column per wavelength
-    (names with ten significant digits, so an irregular-looking rounding never breaks the grid). CSV or Parquet by suffix."""
+def write_spectra_table(path: str | Path, data: SpectralDataset, id_column: str = "sample",
+                        split_column: str | None = None) -> Path:
+    """``data`` as the table ``load_table`` reads back: an id column, (with ``split_column``) each row's split from
+    ``data.splits``, its reference columns, one column per wavelength (names with ten significant digits, so an
+    irregular-looking rounding never breaks the grid). CSV or Parquet by suffix."""
     path = Path(path)
     frame = pd.DataFrame(data.X, columns=[f"{w:.10g}" for w in data.wavelengths])
     for j, target in reversed(list(enumerate(data.target_names))):
         frame.insert(0, target, data.y[:, j])
+    if split_column is not None:
+        labels = np.full(data.n_samples, None, dtype=object)
+        for split, rows in data.splits.items():
+            labels[rows] = split
+        if any(label is None for label in labels):
+            raise ValueError(f"{data.name}: rows in no split cannot be written with a split column")
+        frame.insert(0, split_column, labels)
     frame.insert(0, id_column, list(data.sample_names))
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in {".parquet", ".pq"}:
