@@ -81,8 +81,8 @@ class ModelHolder:
                 self.current = self.current.with_transfers(wanted)
 
     async def _sync_model(self) -> bool:
-        try:
-            wanted = self._wanted_champion()
+        try:  # off the event loop: the audit check reads and hashes the whole trail at every poll
+            wanted = await asyncio.to_thread(self._wanted_champion)
         except BundleError as exc:  # the pointer or the audit trail, not a version: refused, not remembered as refused
             self._refuse(getattr(exc, "reason", "champion_pointer"), str(exc))
             return False
