@@ -53,8 +53,9 @@ def cli_page() -> str:
     try:
         parser = build_parser()
         lines = ["# Command-line reference", "",
-                 "Generated from the command's own parsers (`nirstream.cli.build_parser`) when the site is built, so it",
-                 "says what `nirstream COMMAND --help` says (every command has `--help`): the commands at a glance, then each one's options.", "",
+                 "Generated from the command's own parsers (`nirstream.cli.build_parser`) when the site is built,",
+                 "so it says what `nirstream COMMAND --help` says (every command has `--help`): the commands at a",
+                 "glance, then each one's options.", "",
                  "| command | what it does |", "|---|---|"]
         for name, help_text, _ in _subcommands(parser):
             lines.append(f"| [`nirstream {name}`](#{_anchor((name,))}) | {help_text.replace('|', '&#124;')} |")
