@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,10 @@ def test_strict_mode_with_these_settings_refuses_a_broken_link_and_anchor(tmp_pa
     result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0
     assert "missing.md" in result.stderr and "nowhere" in result.stderr
+
+
+def test_the_readmes_links_resolve_in_the_repository_too():
+    """README.md is read on the repository's host as well as in the site (where the hook rewrites its links)."""
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (REPO / "README.md").read_text())
+    local = [target for target in targets if "://" not in target]
+    assert local and not [target for target in local if not (REPO / target).exists()]
