@@ -76,7 +76,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         description="Play inline analyzers: replay spectra to Kafka at a steady rate, publish lab values later.",
     )
     simulate.add_argument("--bootstrap-servers", help="default $NIRSTREAM_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
-    simulate.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+    simulate.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
     simulate.add_argument("--topic", help="default $NIRSTREAM_TOPICS__SPECTRA or nirstream.spectra")
     simulate.add_argument("--analyzer", action="append", required=True, help=f"repeatable: {ANALYZER_HELP}")
     simulate.add_argument("--rate", type=float, default=1.0, help="spectra per second per analyzer")
@@ -94,7 +94,7 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         description="Follow the predictions, labelled and dead-letter topics and show a live table. Ctrl-C quits.",
     )
     watch.add_argument("--bootstrap-servers", help="default $NIRSTREAM_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
-    watch.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+    watch.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
     watch.add_argument("--latest", action="store_true", help="start at the end of the topics instead of the beginning")
     watch.set_defaults(handler=_watch)
 

@@ -1,1 +1,1 @@
-"""The stream worker: micro-batched EMSC + CNN inference from Kafka (see README)."""
+"""The stream worker: micro-batched EMSC + CNN inference from Kafka (docs/worker.md)."""

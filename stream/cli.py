@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the spectrum's measurement time as source timestamp and status Good, Uncertain (prediction flagged "
             "warning or outlier) or Bad (no newer prediction within --stale-seconds). Settings come from "
             "NIRSTREAM_* environment variables (NIRSTREAM_OPCUA__ENDPOINT ...; Kafka SASL/TLS as for the worker) "
-            "and an optional TOML file ([opcua] table); flags override both. See README: OPC UA for the control system."
+            "and an optional TOML file ([opcua] table); flags override both. See docs/opcua.md."
         ),
     )
     _add_settings_sources(opcua)
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_settings_sources(parser: argparse.ArgumentParser) -> None:
     """Where both commands' settings come from besides the environment: a TOML file, and the broker's address."""
-    parser.add_argument("--config", help="TOML settings file (see README: Configuration)")
+    parser.add_argument("--config", help="TOML settings file (see docs/configuration.md)")
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
 
 

@@ -1,7 +1,7 @@
 """The OPC UA address space of ``nirstream opcua``: the latest prediction per analyzer and target as process values.
 
 Laid out after the OPC UA Analyser Devices companion model (ADI) as far as it fits without importing its nodeset
-(README "OPC UA for the control system" has the mapping), in the namespace ``urn:nirstream``::
+(docs/opcua.md has the mapping), in the namespace ``urn:nirstream``::
 
     Objects/nirstream         i=1                       DI DeviceSet
       <analyzer>              s=<analyzer>              AnalyserDeviceType

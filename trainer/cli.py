@@ -152,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "(SASL/TLS from NIRSTREAM_SECURITY__* or --kafka-config, as for the worker)")
     train.add_argument("--kafka-config", dest="shared_config", type=Path, metavar="FILE",
                        help="TOML settings file for Kafka connection, security and topics (the worker's [security] and "
-                            "[topics]; README: Configuration); --config is the training's own file")
+                            "[topics]; docs/configuration.md); --config is the training's own file")
     _registry_argument(train)
     train.set_defaults(handler=_train)
 
@@ -216,7 +216,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--reason", default="", help="why, for the registry's audit trail")
     fit.add_argument("--bootstrap-servers", help="announce it on the models topic of this Kafka so workers apply it at "
                      "once (they also poll the registry); SASL/TLS from NIRSTREAM_SECURITY__* or --config")
-    fit.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+    fit.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
     _registry_argument(fit)
     fit.set_defaults(handler=_transfer_fit)
 
@@ -239,7 +239,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument("--reason", default=f"manual {name}", help=f"why, for the audit trail (default 'manual {name}')")
         action.add_argument("--by", help="who, for the audit trail (default $NIRSTREAM_USER, else user@host)")
         action.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka (SASL/TLS from NIRSTREAM_SECURITY__* or --config)")
-        action.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+        action.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
         _registry_argument(action)
         action.set_defaults(handler=_models_change)
     approve = actions.add_parser(
@@ -250,7 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     approve.add_argument("--by", required=True, help="who approves (a named person)")
     approve.add_argument("--reason", required=True, help="why, for the audit trail")
     approve.add_argument("--bootstrap-servers", help="announce the change on the models topic of this Kafka")
-    approve.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+    approve.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
     _registry_argument(approve)
     approve.set_defaults(handler=_models_change)
     history = actions.add_parser(

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "/metrics, /health and /ready on the web port (default 6067)."
         ),
     )
-    service.add_argument("--config", help="TOML settings file (see README: The learning loop)")
+    service.add_argument("--config", help="TOML settings file (see docs/learning-loop.md)")
     service.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (NIRSTREAM_BOOTSTRAP_SERVERS)")
     service.add_argument("--registry", help="model registry directory (NIRSTREAM_REGISTRY)")
     service.add_argument("--store", help="plant data store, a SQLite file (NIRSTREAM_STORE; default plant-data/pairs.sqlite)")

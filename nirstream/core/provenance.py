@@ -1,6 +1,6 @@
 """Where a result file came from: the commit, the command, the seeds, the date and the machine, written beside the figures.
 
-Every figure in the README and the reports is read from a JSON file its script wrote; this is the one
+Every figure in the README, the docs pages and the reports is read from a JSON file its script wrote; this is the one
 place that stamps such a file, so a reader can re-run exactly what produced it."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "retried after a timeout or a lost acknowledgement, may arrive twice, as the same message (same "
             "message_id and sequence). Symbolic links are rejected, never followed. "
             "Kafka connection, SASL/TLS and the message size limit (NIRSTREAM_MAX_MESSAGE_BYTES, as the worker's) come "
-            "from NIRSTREAM_* settings (see README: Configuration)."
+            "from NIRSTREAM_* settings (see docs/configuration.md)."
         ),
     )
     ingest.add_argument("--watch", required=True, metavar="DIR", help="folder the analyzer writes its files to")
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--format", required=True, choices=["jcamp", "csv"], dest="file_format",
                         help="jcamp: .jdx/.dx/.jcamp files; csv: .csv files with header wavelength_nm,value[,sample_id]")
     ingest.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default $NIRSTREAM_BOOTSTRAP_SERVERS)")
-    ingest.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; README: Configuration)")
+    ingest.add_argument("--config", dest="shared_config", type=Path, metavar="FILE", help="TOML settings file: Kafka connection, security, topics, registry (the [security]/[topics] of the worker's file; docs/configuration.md)")
     ingest.add_argument("--topic", help="default $NIRSTREAM_TOPICS__SPECTRA or nirstream.spectra")
     ingest.add_argument("--poll-seconds", type=float, default=2.0, help="how often the folder is listed (default 2)")
     ingest.add_argument("--settle-seconds", type=float, default=60.0,
