@@ -140,8 +140,11 @@ def first_vs_last_minute(timeline: list[dict], sending_seconds: float) -> dict:
 
     def window(a: dict, b: dict) -> dict:
         seconds = b["t"] - a["t"]
+        cores = {"cpu_cores": {k: round((b["cpu_seconds"][k] - a["cpu_seconds"][k]) / seconds, 2) for k in a["cpu_seconds"]}}
+        if "worker_batches" not in a:  # runs from before the worker's batch counters were sampled
+            return cores
         batches = b["worker_batches"] - a["worker_batches"]
-        return {"cpu_cores": {k: round((b["cpu_seconds"][k] - a["cpu_seconds"][k]) / seconds, 2) for k in a["cpu_seconds"]},
+        return {**cores,
                 "worker_batch_ms": round(1000 * (b["worker_batch_seconds"] - a["worker_batch_seconds"]) / max(batches, 1), 1),
                 "spectra_per_batch": round((b["predicted"] - a["predicted"]) / max(batches, 1), 1)}
 
@@ -155,7 +158,16 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="spectra per second, all analyzers together")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/soak.json"))
     parser.add_argument("--bootstrap-servers", help="soak against this Kafka (plaintext) instead of a fresh embedded broker")
+    parser.add_argument("--summarise", type=Path, metavar="RUN_JSON",
+                        help="no run: write the first-vs-last-minute CPU summary of an earlier run's timeline to --output")
     args = parser.parse_args()
+    if args.summarise:
+        run = json.loads(args.summarise.read_text())
+        summary = {"run": args.summarise.name, "minutes": run["minutes"], "target_rate_per_second": run["target_rate_per_second"],
+                   "first_vs_last_minute": first_vs_last_minute(run["timeline"], run["minutes"] * 60)}
+        print(json.dumps(summary, indent=2))
+        write_result(args.output, summary)
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         result = asyncio.run(soak(args.minutes, args.rate, Path(scratch), bootstrap=args.bootstrap_servers))
     print(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=2))
