@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nirstream.core.chemometrics.fitted.preprocessing import FittedPreprocessing
 from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 DATA = Path(__file__).parent / "data"
@@ -55,6 +56,7 @@ def test_a_state_written_by_the_hand_built_chain_still_loads(before, name):
     prefix = f"{name}.state."
     arrays = {k[len(prefix):]: v for k, v in before.items() if k.startswith(prefix)}
     _assert_same_outputs(SpectralPreprocessor.from_state(BEFORE[name]["state"], arrays), before, name)
+    _assert_same_outputs(FittedPreprocessing.from_state(BEFORE[name]["state"], arrays), before, name)  # the worker's
 
 
 def test_the_state_is_each_steps_parameters_and_fitted_attributes(tecator):
