@@ -28,15 +28,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nirstream import __version__
-from nirstream.core.chemometrics.domain import ApplicabilityDomain
 from nirstream.core.artifacts.manifest import ArtifactError, verify_manifest, write_manifest
-from nirstream.core.runtimes.onnx_model import serving_runtime
+from nirstream.core.chemometrics.fitted.domain import DomainStatistics
+from nirstream.core.chemometrics.fitted.preprocessing import FittedPreprocessing
 from nirstream.core.chemometrics.linear_model import LinearModel
-from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 from nirstream.core.messages.common import WavelengthGrid, utc_now
+from nirstream.core.runtimes.onnx_model import serving_runtime
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # writing takes the fitted estimators; loading needs neither scikit-learn nor SciPy
     from nirstream.core.artifacts.signing import ArtifactTrust
+    from nirstream.core.chemometrics.domain import ApplicabilityDomain
+    from nirstream.core.chemometrics.spectral_preprocessor import SpectralPreprocessor
 
 BUNDLE_FORMAT = 2  # 2: several targets and prediction intervals; format-1 metadata (one target) still loads
 MODEL_FILE = "model.keras"
@@ -120,11 +122,11 @@ class BundleMetadata(BaseModel):
 
 @dataclass
 class ModelBundle:
-    """A loaded bundle: metadata, fitted preprocessing, applicability domain and the Keras model."""
+    """A loaded bundle: metadata, fitted preprocessing, applicability domain and the model."""
 
     metadata: BundleMetadata
-    preprocessor: SpectralPreprocessor
-    domain: ApplicabilityDomain
+    preprocessor: FittedPreprocessing
+    domain: DomainStatistics
     model: Any  # keras.Model, OnnxModel or LinearModel
     path: Path | None = None
 
@@ -195,10 +197,10 @@ def load_bundle(directory: str | Path, runtime: str | None = None, trust: Artifa
         metadata = BundleMetadata.model_validate_json((directory / METADATA_FILE).read_text())
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-        preprocessor = SpectralPreprocessor.from_state(
+        preprocessor = FittedPreprocessing.from_state(
             metadata.preprocessing, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessing.")}
         )
-        domain = ApplicabilityDomain.from_state(
+        domain = DomainStatistics.from_state(
             metadata.domain, {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("domain.")}
         )
         if ONNX_FILE in manifest["files"] and serving_runtime(runtime) == "onnx":

@@ -28,8 +28,10 @@ from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-FLAG_OK, FLAG_WARNING, FLAG_OUTLIER = "ok", "warning", "outlier"
-NOMINAL_RATES = {FLAG_WARNING: 0.05, FLAG_OUTLIER: 0.01}  # joint false-alarm rates of the flags on unseen spectra
+from nirstream.core.chemometrics.fitted.domain import (FLAG_OK, FLAG_OUTLIER, FLAG_WARNING, NOMINAL_RATES, DomainStatistics,
+                                                       pca_statistics)
+
+__all__ = ["FLAG_OK", "FLAG_OUTLIER", "FLAG_WARNING", "NOMINAL_RATES", "ApplicabilityDomain"]
 CHECKS = 2  # T² and Q: each flags on its own
 
 
@@ -101,7 +103,7 @@ class ApplicabilityDomain(BaseEstimator):
         self.score_variance_ = variance[:k]
         self.n_samples_ = n
         if self.cv is None:
-            t2, q = self.statistics(X)
+            t2, q = pca_statistics(X, self.mean_, self.components_, self.score_variance_)
             self.limits_ = {"t2_95": hotelling_t2_limit(k, n, 0.95), "t2_99": hotelling_t2_limit(k, n, 0.99),
                             "q_95": q_limit(q, 0.95), "q_99": q_limit(q, 0.99)}
             return self
@@ -122,43 +124,23 @@ class ApplicabilityDomain(BaseEstimator):
             _, singular, vt = np.linalg.svd(X[fit_rows] - mean, full_matrices=False)
             kept = min(k, fit_rows.size - 1)
             variance = np.maximum(singular[:kept] ** 2 / (fit_rows.size - 1), np.finfo(float).tiny)
-            centered = X[held_rows] - mean
-            scores = centered @ vt[:kept].T
-            t2[held_rows] = np.sum(scores**2 / variance, axis=1)
-            residual = centered - scores @ vt[:kept]
-            q[held_rows] = np.einsum("ij,ij->i", residual, residual)
+            t2[held_rows], q[held_rows] = pca_statistics(X[held_rows], mean, vt[:kept], variance)
         return t2, q
+
+    def fitted(self) -> DomainStatistics:
+        """The fitted statistics and limits as the worker holds them (NumPy only)."""
+        return DomainStatistics.from_state(*self.state())
 
     def statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(T², Q) per spectrum, for a whole batch at once."""
-        check_is_fitted(self, "components_")
-        centered = np.asarray(X, dtype=np.float64) - self.mean_
-        scores = centered @ self.components_.T
-        t2 = np.sum(scores**2 / self.score_variance_, axis=1)
-        residual = centered - scores @ self.components_
-        return t2, np.einsum("ij,ij->i", residual, residual)
+        return self.fitted().statistics(X)
 
     def flags(self, t2: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """'ok', 'warning' (beyond a warning limit: 5 % of in-domain spectra) or 'outlier' (beyond an outlier limit:
-        1 %) per spectrum. The keys ``t2_95``/``q_95`` hold the warning limits, ``t2_99``/``q_99`` the outlier limits."""
-        lim = self.limits_
-        outlier = (t2 > lim["t2_99"]) | (q > lim["q_99"])
-        warning = (t2 > lim["t2_95"]) | (q > lim["q_95"])
-        return np.where(outlier, FLAG_OUTLIER, np.where(warning, FLAG_WARNING, FLAG_OK))
+        """'ok', 'warning' or 'outlier' per spectrum; see ``DomainStatistics.flags``."""
+        return self.fitted().flags(t2, q)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         check_is_fitted(self, "components_")
         scalars = {"n_samples": self.n_samples_, "explained_variance": self.explained_variance, "limits": self.limits_}
         arrays = {"mean": self.mean_, "components": self.components_, "score_variance": self.score_variance_}
         return scalars, arrays
-
-    @classmethod
-    def from_state(cls, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> ApplicabilityDomain:
-        self = cls(n_components=int(arrays["components"].shape[0]), explained_variance=scalars["explained_variance"])
-        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
-        self.components_ = np.asarray(arrays["components"], dtype=np.float64)
-        self.score_variance_ = np.asarray(arrays["score_variance"], dtype=np.float64)
-        self.n_samples_ = int(scalars["n_samples"])
-        self.n_features_in_ = self.mean_.size
-        self.limits_ = {key: float(value) for key, value in scalars["limits"].items()}
-        return self

@@ -1,13 +1,15 @@
 """A fitted estimator as bundle state: its parameters (``get_params``) and fitted attributes (the public names
 ending in ``_``); arrays go to the bundle's npz, everything else to its JSON. No pickles: loading builds only
-classes the caller names."""
+classes the caller names. NumPy only: the worker reads states with it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+
+if TYPE_CHECKING:  # the worker reads states without scikit-learn
+    from sklearn.base import BaseEstimator
 
 
 def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The worker's input screen: which spectra the fitted preprocessing steps cannot make features of, and which lie
 beyond what training saw. It walks the very steps ``SpectralPreprocessor.transform`` runs, checking between them.
+This module learns the limits; the walk itself, NumPy only, is ``fitted/input_screen.py``.
 
 Limits come from the training spectra (input grid, not augmented):
 
@@ -16,13 +17,13 @@ Limits come from the training spectra (input grid, not augmented):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from nirstream.core.chemometrics.steps.step import apply_steps
+from nirstream.core.chemometrics.fitted.input_screen import ScreenedFeatures, ScreenLimits, apply_steps
+
+__all__ = ["InputScreen", "ScreenedFeatures", "accepted_coefficient_range"]
 
 SPREAD_FLOOR_FRACTION = 0.01  # flatter than 1 % of the flattest training spectrum: nearly constant
 SCALE_FLOOR_FRACTION = 0.01  # EMSC scale below 1 % of the smallest training scale: no usable signal
@@ -43,21 +44,6 @@ def accepted_coefficient_range(coefficients: np.ndarray) -> tuple[np.ndarray, np
     half = t * coefficients.std(axis=0, ddof=1) * np.sqrt(1 + 1 / n)
     mean = coefficients.mean(axis=0)
     return np.minimum(low - margin, mean - half), np.maximum(high + margin, mean + half)
-
-
-@dataclass(frozen=True)
-class ScreenedFeatures:
-    """Model features of a batch, with what the input screen found per spectrum.
-
-    ``degenerate`` rows carry no usable spectrum (zero, constant, negative EMSC scale, overflow):
-    their features are zeros and must not be predicted; ``details`` says why. ``outside`` rows
-    have EMSC coefficients (scale, offset, slope...) beyond the training range: predict, flag outlier.
-    """
-
-    features: np.ndarray
-    degenerate: np.ndarray
-    details: np.ndarray  # per spectrum, '' when usable
-    outside: np.ndarray
 
 
 class InputScreen(BaseEstimator):
@@ -83,7 +69,7 @@ class InputScreen(BaseEstimator):
         """Learn the limits from training spectra ``X`` (float64, input grid, already validated)."""
         self.derivative_floor_ = self.scale_floor_ = 0.0
         self.coefficient_low_ = self.coefficient_high_ = None
-        for name, step, before, after in apply_steps(self.steps, X):
+        for name, step, before, after in apply_steps(self.steps.steps, X):
             if name == "window":
                 self.spread_floor_ = float(SPREAD_FLOOR_FRACTION * after.std(axis=1).min())
             elif name == "derivative":
@@ -95,45 +81,10 @@ class InputScreen(BaseEstimator):
                 self.scale_floor_ = float(max(0.0, SCALE_FLOOR_FRACTION * coefficients[:, 0].min()))
         return self
 
+    def limits(self) -> ScreenLimits:
+        """The learnt limits, as the worker holds them."""
+        return ScreenLimits.from_state(vars(self))
+
     def screen(self, X: np.ndarray) -> ScreenedFeatures:
         """Features of validated spectra ``X`` without ever raising on finite input, and what was found per spectrum."""
-        n = X.shape[0]
-        details = np.full(n, "", dtype=object)
-        outside = np.zeros(n, dtype=bool)
-        with np.errstate(all="ignore"):
-            for name, step, before, after in apply_steps(self.steps, X):
-                if name == "window":
-                    self._check_spread(after, details)
-                elif name == "derivative":
-                    self._check_derivative(after, details)
-                elif name == "emsc":
-                    outside = self._check_emsc(step.coefficients_of(before), details)
-            features = np.where((details == "")[:, None], after, 0.0)
-        overflow = ~np.isfinite(features).all(axis=1)
-        details[overflow] = "preprocessed values overflow: the spectrum is far outside anything the model knows"
-        features[overflow] = 0.0
-        degenerate = details != ""
-        return ScreenedFeatures(features, degenerate, details, outside & ~degenerate)
-
-    def _check_spread(self, windowed: np.ndarray, details: np.ndarray) -> None:
-        spread = windowed.std(axis=1)
-        for i in np.flatnonzero(~(spread > self.spread_floor_)):
-            details[i] = (f"nearly constant spectrum: spread {spread[i]:.3g} at or below the floor "
-                          f"{self.spread_floor_:.3g} learnt from training")
-
-    def _check_derivative(self, differentiated: np.ndarray, details: np.ndarray) -> None:
-        spread = differentiated.std(axis=1)
-        for i in np.flatnonzero((details == "") & ~(spread > self.derivative_floor_)):
-            details[i] = (f"no band structure: spread {spread[i]:.3g} of the derivative at or below the "
-                          f"floor {self.derivative_floor_:.3g} learnt from training (a straight or constant spectrum)")
-
-    def _check_emsc(self, coefficients: np.ndarray, details: np.ndarray) -> np.ndarray:
-        """Name the rows with no usable EMSC scale; return the rows whose coefficients lie outside the training range."""
-        scale = coefficients[:, 0]
-        unusable = ~(scale > self.scale_floor_) | ~np.isfinite(coefficients).all(axis=1)
-        for i in np.flatnonzero((details == "") & unusable):
-            details[i] = (f"EMSC scale {scale[i]:.3g} is zero, negative or below {self.scale_floor_:.3g} (1 % of "
-                          "the smallest training scale): no usable signal, or a sign/units fault")
-        if self.coefficient_low_ is None:
-            return np.zeros(len(coefficients), dtype=bool)
-        return ((coefficients < self.coefficient_low_) | (coefficients > self.coefficient_high_)).any(axis=1)
+        return self.limits().screen([(name, step.fitted()) for name, step in self.steps.steps], X)

@@ -4,7 +4,7 @@ channel window -> Savitzky–Golay derivative -> SNV -> EMSC -> global scaling (
 The steps are small transformers (``nirstream.core.chemometrics.steps``) in a ``Pipeline``; the input screen
 (``input_screen``) walks the same fitted steps. The fitted state is each step's parameters and fitted attributes
 (``state``/``from_state``), so a model bundle stores it without pickles and the worker rebuilds exactly what the
-trainer fitted.
+trainer fitted: as ``fitted.preprocessing.FittedPreprocessing``, the same arithmetic without scikit-learn.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nirstream.core.chemometrics.estimator_state import estimator_state, fitted_state, fitted_values, restore_estimator
-from nirstream.core.chemometrics.first_preprocessor_state import read_first_state
+from nirstream.core.chemometrics.first_preprocessor_state import steps_format
+from nirstream.core.chemometrics.fitted.preprocessing import FittedPreprocessing
 from nirstream.core.chemometrics.input_screen import InputScreen, ScreenedFeatures
 from nirstream.core.chemometrics.steps.derivative import SavitzkyGolayDerivative
 from nirstream.core.chemometrics.steps.emsc import EMSC
@@ -140,6 +141,13 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     coefficient_low_ = _screen_limit("coefficient_low_")
     coefficient_high_ = _screen_limit("coefficient_high_")
 
+    def fitted(self) -> FittedPreprocessing:
+        """The fitted chain as the worker holds it (NumPy only), built from these fitted steps and limits."""
+        check_is_fitted(self)
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "wavelengths"}
+        return FittedPreprocessing(self.grid_, params, [(name, step.fitted()) for name, step in self.steps_.steps],
+                                   self.screen_.limits())
+
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Fitted state as (JSON-able scalars, arrays) for a model bundle: parameters and fitted attributes of
         the preprocessor, each step and the input screen."""
@@ -154,12 +162,10 @@ class SpectralPreprocessor(TransformerMixin, BaseEstimator):
     @classmethod
     def from_state(cls, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> SpectralPreprocessor:
         """The fitted preprocessor ``state`` described; bundles written before the steps (no ``steps`` key) too."""
-        if "steps" in scalars:
-            grid, params = WavelengthGrid.model_validate(scalars["grid"]), scalars["params"]
-            steps = [(s["name"], restore_estimator(s, s["name"], arrays, STEP_CLASSES)) for s in scalars["steps"]]
-            screen = fitted_values(scalars["screen"], "screen", arrays)
-        else:
-            grid, params, steps, screen = read_first_state(scalars, arrays)
+        scalars, arrays = steps_format(scalars, arrays)
+        grid, params = WavelengthGrid.model_validate(scalars["grid"]), scalars["params"]
+        steps = [(s["name"], restore_estimator(s, s["name"], arrays, STEP_CLASSES)) for s in scalars["steps"]]
+        screen = fitted_values(scalars["screen"], "screen", arrays)
         self = cls(grid.wavelengths(), **params)
         self.grid_, self.n_features_in_ = grid, grid.count
         self.steps_ = Pipeline(steps)

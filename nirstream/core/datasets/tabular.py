@@ -9,9 +9,12 @@ column and the rows (numbered from 1, the first row after the header).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written: declaring commands needs none of it
+    import pandas as pd
 
 from nirstream.core.datasets.base import SpectralDataset
 
@@ -31,6 +34,8 @@ def _as_wavelength(column: object) -> float | None:
 
 
 def read_frame(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.exists():
         raise FileNotFoundError(f"no such data file: {path}")
     if path.suffix.lower() in {".parquet", ".pq"}:
@@ -61,6 +66,8 @@ def row_numbers(mask: np.ndarray, limit: int = 10) -> str:
 
 def _numeric_block(frame: pd.DataFrame, what: str, source: str) -> np.ndarray:
     """The columns as a float array; non-numeric, missing or infinite values refused by column and row."""
+    import pandas as pd
+
     for column in frame.columns:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values):
@@ -108,6 +115,8 @@ def table_dataset(
     id_column : column with sample names; row numbers when None.
     units : target name -> unit, for reports and predictions.
     """
+    import pandas as pd
+
     wavelengths = {c: _as_wavelength(c) for c in frame.columns}
     channel_columns = [c for c, wl in wavelengths.items() if wl is not None]
     if len(channel_columns) < 2:
@@ -169,6 +178,8 @@ def write_spectra_table(path: str | Path, data: SpectralDataset, id_column: str 
     """``data`` as the table ``load_table`` reads back: an id column, (with ``split_column``) each row's split from
     ``data.splits``, its reference columns, one column per wavelength (names with ten significant digits, so an
     irregular-looking rounding never breaks the grid). CSV or Parquet by suffix."""
+    import pandas as pd
+
     path = Path(path)
     frame = pd.DataFrame(data.X, columns=[f"{w:.10g}" for w in data.wavelengths])
     for j, target in reversed(list(enumerate(data.target_names))):

@@ -7,6 +7,7 @@ from numbers import Integral
 from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils._param_validation import Interval
 
+from nirstream.core.chemometrics.fitted.steps import SavitzkyGolay
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
 
@@ -32,6 +33,8 @@ class SavitzkyGolayDerivative(OneToOneFeatureMixin, SpectralStep):
         "polyorder": [Interval(Integral, 1, None, closed="left")],
     }
 
+    fitted_class = SavitzkyGolay  # SciPy's savgol_filter(mode="interp"), in NumPy
+
     def __init__(self, deriv: int = 1, window_length: int = 11, polyorder: int = 2):
         self.deriv = deriv
         self.window_length = window_length
@@ -44,8 +47,3 @@ class SavitzkyGolayDerivative(OneToOneFeatureMixin, SpectralStep):
         if n < self.window_length_:
             raise ValueError(f"a Savitzky–Golay derivative needs at least {self.window_length_} channels; the window "
                              f"keeps n_features = {n}")
-
-    def apply(self, X):
-        from scipy.signal import savgol_filter  # only derivative pretreatments need it: a lighter cold start otherwise
-
-        return savgol_filter(X, self.window_length_, self.polyorder, deriv=self.deriv, axis=1, mode="interp")

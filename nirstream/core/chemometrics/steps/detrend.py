@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils._param_validation import Interval
 
+from nirstream.core.chemometrics.fitted.steps import Detrend
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
 
@@ -26,12 +27,11 @@ class PolynomialDetrend(OneToOneFeatureMixin, SpectralStep):
 
     _parameter_constraints: dict = {"degree": [Interval(Integral, 0, None, closed="left")]}
 
+    fitted_class = Detrend
+
     def __init__(self, degree: int = 1):
         self.degree = degree
 
     def _learn(self, X):
         axis = np.linspace(-1.0, 1.0, X.shape[1])
         self.basis_ = np.linalg.qr(np.vander(axis, self.degree + 1, increasing=True))[0]
-
-    def apply(self, X):
-        return X - (X @ self.basis_) @ self.basis_.T

@@ -9,20 +9,10 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from nirstream.core.chemometrics.fitted.steps import EMSCCorrection, emsc_design, scaled_axis
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
-
-def scaled_axis(n_channels: int, wavelengths: np.ndarray | None = None) -> np.ndarray:
-    """The channel axis mapped linearly onto [-1, 1] (keeps polynomial terms well conditioned)."""
-    if wavelengths is None:
-        return np.linspace(-1.0, 1.0, n_channels)
-    wl = np.asarray(wavelengths, dtype=float)
-    if wl.shape != (n_channels,):
-        raise ValueError(f"wavelengths has shape {wl.shape}, expected ({n_channels},)")
-    low, high = wl.min(), wl.max()
-    if high == low:
-        raise ValueError("wavelengths must span a non-zero range")
-    return 2.0 * (wl - low) / (high - low) - 1.0
+__all__ = ["EMSC", "reference_or_mean", "scaled_axis"]
 
 
 def reference_or_mean(estimator: BaseEstimator, X: np.ndarray) -> np.ndarray:
@@ -71,6 +61,8 @@ class EMSC(OneToOneFeatureMixin, SpectralStep):
         "wavelengths": ["array-like", None],
     }
 
+    fitted_class = EMSCCorrection
+
     def __init__(self, order: int = 2, reference=None, interferents=None, wavelengths=None):
         self.order = order
         self.reference = reference
@@ -78,34 +70,14 @@ class EMSC(OneToOneFeatureMixin, SpectralStep):
         self.wavelengths = wavelengths
 
     def _learn(self, X):
-        n_channels = X.shape[1]
         self.reference_ = reference_or_mean(self, X)
-        axis = scaled_axis(n_channels, self.wavelengths)
-        columns = [self.reference_, *(axis**power for power in range(self.order + 1))]
-        if self.interferents is not None:
-            interferents = np.atleast_2d(np.asarray(self.interferents, dtype=float))
-            if interferents.shape[1] != n_channels:
-                raise ValueError(f"interferents have {interferents.shape[1]} channels, expected {n_channels}")
-            columns.extend(interferents)
-        self.design_ = np.column_stack(columns)
+        self.design_ = emsc_design(self.reference_, self.order, self.wavelengths, self.interferents)
         if np.linalg.matrix_rank(self.design_) < self.design_.shape[1]:
             raise ValueError(f"EMSC design matrix is rank deficient ({self.design_.shape[1]} terms, n_features = "
-                             f"{n_channels} channels): reduce order or remove collinear interferents")
+                             f"{X.shape[1]} channels): reduce order or remove collinear interferents")
         self.pseudo_inverse_ = np.linalg.pinv(self.design_)
 
     def coefficients(self, X) -> np.ndarray:
         """Regression coefficients per spectrum, shape (n_samples, n_terms), reference first."""
         check_is_fitted(self)
-        return self.coefficients_of(validate_data(self, X, dtype=np.float64, reset=False))
-
-    def coefficients_of(self, X: np.ndarray) -> np.ndarray:
-        """``coefficients`` without validation (the input screen's walk: NaN passes through)."""
-        return X @ self.pseudo_inverse_.T
-
-    def apply(self, X):
-        return self.correct(X, self.coefficients_of(X))
-
-    def correct(self, X: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-        """``(x - polynomial and interferent parts) / b_reference`` for spectra whose coefficients are known."""
-        unwanted = coefficients[:, 1:] @ self.design_[:, 1:].T
-        return (X - unwanted) / coefficients[:, :1]
+        return self.fitted().coefficients_of(validate_data(self, X, dtype=np.float64, reset=False))

@@ -7,6 +7,7 @@ from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from nirstream.core.chemometrics.fitted.steps import Scaling
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
 
@@ -31,6 +32,8 @@ class GlobalScaler(OneToOneFeatureMixin, SpectralStep):
 
     _parameter_constraints: dict = {"centring": [StrOptions({"spectrum", "global"})]}
 
+    fitted_class = Scaling
+
     def __init__(self, centring: str = "spectrum"):
         self.centring = centring
 
@@ -39,10 +42,7 @@ class GlobalScaler(OneToOneFeatureMixin, SpectralStep):
         std = float((X - self.mean_).std())
         self.scale_ = std if std > 0 else 1.0
 
-    def apply(self, X):
-        return (X - self.mean_) / self.scale_
-
     def inverse_transform(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return X * self.scale_ + self.mean_
+        return self.fitted().inverse(X)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.base import OneToOneFeatureMixin
 
+from nirstream.core.chemometrics.fitted.steps import StandardNormalVariate
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
 
@@ -12,8 +12,4 @@ class SNV(OneToOneFeatureMixin, SpectralStep):
     """SNV, nothing learnt; a spectrum with no variation gets NaN (the input screen names it degenerate first)."""
 
     _parameter_constraints: dict = {}
-
-    def apply(self, X):
-        spread = X.std(axis=1, keepdims=True)
-        with np.errstate(all="ignore"):
-            return (X - X.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, np.nan)
+    fitted_class = StandardNormalVariate

@@ -6,6 +6,7 @@ from numbers import Real
 
 import numpy as np
 
+from nirstream.core.chemometrics.fitted.steps import Window
 from nirstream.core.chemometrics.steps.step import SpectralStep
 
 
@@ -27,6 +28,8 @@ class WavelengthWindow(SpectralStep):
 
     _parameter_constraints: dict = {"wavelengths": ["array-like", None], "first_nm": [Real, None], "last_nm": [Real, None]}
 
+    fitted_class = Window
+
     def __init__(self, wavelengths=None, first_nm: float | None = None, last_nm: float | None = None):
         self.wavelengths = wavelengths
         self.first_nm = first_nm
@@ -43,6 +46,3 @@ class WavelengthWindow(SpectralStep):
                              "channels; need at least 2")
         self.wavelengths_ = wl
         self.start_, self.stop_ = int(keep[0]), int(keep[-1]) + 1
-
-    def apply(self, X):
-        return X[:, self.start_:self.stop_]
