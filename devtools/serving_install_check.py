@@ -110,6 +110,7 @@ def heavy_imports(importtime_log: str) -> list[str]:
 def write_bundles(base: Path) -> dict[str, Path]:
     """Two registries with one champion each, written by this (training) environment from the shipped tecator set:
     a small CNN exported to ONNX (model.onnx, parity-checked) and a PLS bundle (a plain linear model)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines: not this check's output
     import keras
     from sklearn.cross_decomposition import PLSRegression
 
