@@ -296,7 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for python in pythons.values():
                 outcomes.append(check_python(python, wheel, scratch, broker, registries))
                 report(outcomes[-1])
-        result = {"heavy": sorted(HEAVY), "spectra_per_bundle": SPECTRA_PER_BUNDLE, "pythons": outcomes,
+        from nirstream.core.provenance import current_commit
+
+        # the tree the wheel was built from (this file's checkout), which may differ from the trainer's that wrote
+        # the bundles and stamps the provenance
+        result = {"wheel_source": {"tree": str(ROOT), "commit": current_commit(ROOT)},
+                  "heavy": sorted(HEAVY), "spectra_per_bundle": SPECTRA_PER_BUNDLE, "pythons": outcomes,
                   "serving_site_packages_mib": outcomes[0].get("site_packages_mib")}
         if not args.no_train_size:
             try:
