@@ -172,25 +172,16 @@ async def exchange(bootstrap: str, spectra_topic: str, predictions_topic: str, m
     import orjson
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(spectra_topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(predictions_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None)
-    await consumer.start()
+    async with AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 << 20) as producer:
+        delivered = [await producer.send(spectra_topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*delivered)  # every spectrum acknowledged before the count starts
     received: list[dict] = []
-    try:
-        deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
+    async with AIOKafkaConsumer(predictions_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None) as consumer:
         while len(received) < len(messages) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             received += [orjson.loads(m.value) for records in batch.values() for m in records]
-    finally:
-        await consumer.stop()
     return received
 
 
