@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:  `make demo`  and  `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Fetched data and trained models stay inside the checkout (both git-ignored).
@@ -12,13 +12,14 @@ export NIRSTREAM_REGISTRY ?= $(CURDIR)/models
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ --/'
 
-setup: $(BIN)/.installed  ## create .venv and install nirstream with test extras
+setup: $(BIN)/.installed  ## create .venv and install nirstream with the trainer and the dev tools ([train,dev])
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "nirstream needs Python 3.11"'
+	@# serving runs on every CPython >= 3.11; the trainer (TensorFlow) up to the newest it has wheels for (docs/install.md)
+	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), "make setup (trainer included) needs CPython 3.11 to 3.13"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@
 
 data: setup  ## fetch the IDRC 2002 tablet set and the corn set once (sha256 verified)

@@ -4,9 +4,9 @@
 pip's own resolver answers, against the package index: ``pip install --dry-run --only-binary=:all: --platform
 manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp`` (the same
 resolution as ``pip download`` with those options, reading each wheel's metadata instead of downloading it).
-The version ranges are nirstream's own (its installed ``Requires-Dist``). It needs the index, so ``.ci/run`` runs
-it, not the test suite. ``--all`` also asks, one by one, about nirstream's other dependencies (training, the demo),
-and ``--write FILE`` records the answer as a result file.
+The serving install is nirstream's dependencies outside every extra, with its version ranges (its installed
+``Requires-Dist``). It needs the index, so ``.ci/run`` runs it, not the test suite. ``--all`` also asks, one by
+one, about the training extra's dependencies, and ``--write FILE`` records the answer as a result file.
 """
 
 from __future__ import annotations
@@ -20,19 +20,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from nirstream.core.provenance import write_result
-from nirstream.devtools.dependencies import PROJECT, find, requirements
+from nirstream.devtools.dependencies import PROJECT, find, requirements, runtime_extras, serving_requirements
 
-# What the serving processes import (the worker, the OPC UA server, the file bridge, `nirstream models`), by the
-# names nirstream declares them under; the serving extra is to be this list. scikit-learn and SciPy are here while
-# the preprocessing's estimator base classes import them at serving time.
-SERVING_DISTRIBUTIONS = (
-    "numpy", "scipy", "scikit-learn", "threadpoolctl", "onnxruntime", "faust-streaming", "aiokafka", "pydantic",
-    "pydantic-settings", "prometheus-client", "orjson", "asyncua",
-)
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # Serving dependencies with no aarch64 wheel, installed on ARM from their sdist, with that sdist's build
 # requirements (its pyproject's [build-system] requires): these must resolve to wheels instead, like its own
@@ -50,15 +42,6 @@ def target_environment(python_version: str) -> dict[str, str]:
     return {"platform_machine": "aarch64", "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
             "python_version": python_version, "python_full_version": f"{python_version}.0",
             "implementation_name": "cpython", "platform_python_implementation": "CPython"}
-
-
-def declared(names: Sequence[str]) -> list[Requirement]:
-    """nirstream's requirements for ``names``, with the version ranges it declares."""
-    found = {canonicalize_name(r.name): r for r in requirements(metadata.distribution(PROJECT))}
-    missing = [name for name in names if canonicalize_name(name) not in found]
-    if missing:
-        raise LookupError(f"nirstream does not declare {missing}")
-    return [found[canonicalize_name(name)] for name in names]
 
 
 def resolve(wanted: Sequence[str], python_version: str, *, with_dependencies: bool = True) -> dict:
@@ -84,7 +67,7 @@ def serving_check(python_version: str) -> dict:
     """The serving install, built-from-source exceptions replaced by their runtime and build requirements."""
     environment = target_environment(python_version)
     wanted, exceptions = [], {}
-    for requirement in declared(SERVING_DISTRIBUTIONS):
+    for requirement in serving_requirements():
         name = canonicalize_name(requirement.name)
         if name not in BUILT_FROM_SOURCE:
             wanted.append(str(requirement))
@@ -106,10 +89,11 @@ def serving_check(python_version: str) -> dict:
 
 
 def outside_serving_check(python_version: str) -> list[dict]:
-    """Each other dependency nirstream declares (training, the demo's broker, the data readers), on its own
-    (without its dependencies): has it an aarch64 wheel?"""
-    serving = {canonicalize_name(name) for name in SERVING_DISTRIBUTIONS}
-    others = [r for r in requirements(metadata.distribution(PROJECT)) if canonicalize_name(r.name) not in serving]
+    """Each dependency of nirstream's training extra (TensorFlow, the data readers, the search), on its own (without
+    its dependencies): has it an aarch64 wheel?"""
+    serving = {canonicalize_name(r.name) for r in serving_requirements()}
+    project = metadata.distribution(PROJECT)
+    others = [r for r in requirements(project, runtime_extras(project)) if canonicalize_name(r.name) not in serving]
     answers = []
     for requirement in others:
         outcome = resolve([str(requirement)], python_version, with_dependencies=False)
@@ -131,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python-version", default=f"{sys.version_info.major}.{sys.version_info.minor}",
                         help="the target CPython (default: this interpreter's)")
-    parser.add_argument("--all", action="store_true", help="also report nirstream's other dependencies, one by one")
+    parser.add_argument("--all", action="store_true", help="also report the training extra's dependencies, one by one")
     parser.add_argument("--write", nargs="?", const=RESULT, type=Path, metavar="FILE",
                         help="write the answer as JSON (default benchmarks/results/arm-wheels.json)")
     args = parser.parse_args(argv)

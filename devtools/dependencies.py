@@ -12,9 +12,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PROJECT = "nirstream"
-# Extras that no serving or training install carries: the test tools and the benchmarks' peers (nirs4all-aom,
-# CeCILL-2.1 or AGPL-3.0, is one of them; it is never imported by nirstream itself).
-NOT_RUNTIME_EXTRAS = frozenset({"test", "bench", "peers"})
+# Extras that no serving or training install carries: the development tools (embedded broker, tests, docs site) and
+# the benchmarks' peers (nirs4all-aom, CeCILL-2.1 or AGPL-3.0, is one of them; it is never imported by nirstream).
+NOT_RUNTIME_EXTRAS = frozenset({"dev", "bench", "peers"})
 
 
 def applies(requirement: Requirement, extras: Iterable[str] = (),
@@ -32,6 +32,13 @@ def requirements(distribution: metadata.Distribution, extras: Iterable[str] = ()
     extras = tuple(extras)
     found = (Requirement(line) for line in distribution.requires or [])
     return [requirement for requirement in found if applies(requirement, extras, environment)]
+
+
+def serving_requirements(distribution: metadata.Distribution | None = None) -> list[Requirement]:
+    """What ``pip install nirstream`` installs: the dependencies outside every extra (pyproject's ``dependencies``),
+    read from the installed metadata of ``distribution`` (default: nirstream's)."""
+    distribution = distribution or metadata.distribution(PROJECT)
+    return requirements(distribution)
 
 
 def runtime_extras(distribution: metadata.Distribution) -> tuple[str, ...]:

@@ -42,13 +42,14 @@ class WorkerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
     loglevel: str = "info"
+    python: str = sys.executable  # another environment's interpreter runs the worker installed there
     process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         env = worker_env(self.bootstrap, self.registry, self.web_port, self.topics, self.group_id, **self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nirstream", *self.command()],
+            [self.python, "-m", "nirstream", *self.command()],
             env=env, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child
         )

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     from nirstream.core.errors import DatasetUnavailable
+    from nirstream.core.extras import needs_training_install, training_install_hint
     from nirstream.core.artifacts.manifest import ArtifactError  # bundles and calibration transfers
     from nirstream.core.settings import SharedSettings
     from nirstream.kafka.connection_check import KafkaTlsError
@@ -134,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (ArtifactError, DatasetUnavailable, FileNotFoundError, KafkaTlsError, KeyError, ValueError) as exc:
         print(f"nirstream: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # a training command in a serving-only install: one line, no traceback
+        if not needs_training_install(exc):
+            raise
+        command = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
+        print(training_install_hint(f"nirstream {command}", exc), file=sys.stderr)
         return 2
 
 

@@ -18,6 +18,7 @@ import logging
 
 from nirstream.core.artifacts.bundle import BundleError
 from nirstream.core.artifacts.manifest import SIGNATURE_FILE
+from nirstream.core.extras import needs_training_install, training_install_hint
 from nirstream.core.artifacts.signing import SignatureError
 from nirstream.core.serving.predictor import Predictor
 from nirstream.core.artifacts.registry import ModelRegistry
@@ -128,6 +129,11 @@ class ModelHolder:
                     return self._refuse(exc.reason, str(exc), version)
                 except BundleError as exc:
                     return self._refuse(getattr(exc, "reason", "verification"), str(exc), version)
+                except ModuleNotFoundError as exc:
+                    if not needs_training_install(exc):
+                        raise
+                    # a bundle without model.onnx in a serving-only install: the Keras runtime is not there
+                    return self._refuse("load", training_install_hint(f"model version {version}", exc), version)
                 except Exception as exc:  # a model that loads but cannot run
                     return self._refuse("load", f"{type(exc).__name__}: {exc}", version)
             if self.current is not None and candidate.grid != self.current.grid:

@@ -1,20 +1,25 @@
-"""The ARM wheel check's offline half: the serving list names what nirstream declares, and requirements are read for
-aarch64, not for this machine. The check itself asks the package index, so `.ci/run` runs it
+"""The ARM wheel check's offline half: the serving list is nirstream's declared base dependencies, and requirements
+are read for aarch64, not for this machine. The check itself asks the package index, so `.ci/run` runs it
 (`python -m nirstream.devtools.arm_wheels`), not the suite."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from nirstream.devtools.arm_wheels import BUILT_FROM_SOURCE, SERVING_DISTRIBUTIONS, declared, target_environment
-from nirstream.devtools.dependencies import applies
+from nirstream.devtools.arm_wheels import BUILT_FROM_SOURCE, target_environment
+from nirstream.devtools.dependencies import applies, serving_requirements
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_serving_distribution_is_declared_by_nirstream_with_its_range():
-    found = declared(SERVING_DISTRIBUTIONS)
-    assert [canonicalize_name(r.name) for r in found] == [canonicalize_name(n) for n in SERVING_DISTRIBUTIONS]
-    assert set(BUILT_FROM_SOURCE) <= {canonicalize_name(n) for n in SERVING_DISTRIBUTIONS}
+def test_the_serving_requirements_are_pyprojects_base_dependencies_with_their_ranges():
+    base = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert sorted(map(str, serving_requirements())) == sorted(str(Requirement(line)) for line in base)
+    assert set(BUILT_FROM_SOURCE) <= {canonicalize_name(r.name) for r in serving_requirements()}
 
 
 def test_requirements_are_read_for_aarch64_linux_and_the_target_python():

@@ -442,14 +442,25 @@ def test_embedded_broker_topics_have_one_replica_and_no_idempotent_producers():
     assert Settings(embedded_broker=True, replication_factor=2).durability().replication_factor == 2  # explicit wins
 
 
-def test_dockerfile_is_non_root_with_cpu_default_and_gpu_target():
+def test_dockerfile_is_non_root_with_a_serving_default_and_training_and_gpu_targets():
     text = (DEPLOY / "Dockerfile").read_text()
     stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.M)
-    assert stages[-1] == "cpu" and "gpu" in stages  # the last stage is the default target
-    for stage in ("gpu", "cpu"):
-        body = text.split(f"AS {stage}", 1)[1].split("\nFROM ", 1)[0]
-        assert "USER nirstream" in body
+    assert stages[-1] == "serving" and {"training", "gpu"} <= set(stages)  # the last stage is the default target
+    body = {stage: [line for line in text.split(f"AS {stage}\n", 1)[1].split("\nFROM ", 1)[0].splitlines()
+                    if line.strip() and not line.startswith("#")] for stage in stages}
+    for stage in ("serving", "training", "gpu"):
+        assert body[stage][-1] == "USER nirstream", stage
+    serving = "\n".join(body["base"] + body["serving"])
+    assert "requirements-training" not in serving and "tensorflow" not in serving.lower()  # the slim image
     assert "HEALTHCHECK" in text and "tensorflow[and-cuda]" in text
+
+
+def test_compose_runs_serving_services_on_the_serving_image_and_training_on_the_training_image():
+    services = compose()["services"]
+    for name in ("worker", "opcua", "opcua-trial"):
+        assert services[name]["build"]["target"] == "serving" and services[name]["image"] == "nirstream:serving", name
+    for name in ("trainer", "train", "simulator"):
+        assert services[name]["build"]["target"] == "training" and services[name]["image"] == "nirstream:training", name
 
 
 def test_dockerfile_copies_every_package_the_install_includes():
@@ -461,25 +472,44 @@ def test_dockerfile_copies_every_package_the_install_includes():
         assert re.search(rf"^COPY {folder} \./{folder}$", text, re.M), f"Dockerfile does not copy {folder}/"
 
 
-def test_the_image_installs_from_a_lock_file_with_a_hash_for_every_package():
-    from packaging.requirements import Requirement
+def locked(name: str) -> dict[str, str]:
+    """The pins of ``deploy/<name>``; every entry ("name==version \\" and its "--hash=sha256:..." lines) has a hash."""
     from packaging.utils import canonicalize_name
 
-    lock = (DEPLOY / "requirements.lock").read_text()
-    # one requirement per entry: "name==version \" followed by its "--hash=sha256:..." lines
+    lock = (DEPLOY / name).read_text()
     entries = [e for e in re.split(r"\n(?=[A-Za-z0-9])", re.sub(r"^#.*\n", "", lock, flags=re.M).strip()) if e]
     pinned = {}
     for entry in entries:
-        name, version = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)", entry).groups()
-        assert re.findall(r"--hash=sha256:[0-9a-f]{64}", entry), f"{name} has no hash"
-        pinned[canonicalize_name(name)] = version
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    for requirement in map(Requirement, [*project["project"]["dependencies"], *project["build-system"]["requires"]]):
-        name = canonicalize_name(requirement.name)
-        assert name in pinned, f"{requirement.name} (pyproject.toml) is not in deploy/requirements.lock: regenerate it"
-        assert requirement.specifier.contains(pinned[name], prereleases=True), f"{name}=={pinned[name]} violates {requirement}"
+        package, version = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)", entry).groups()
+        assert re.findall(r"--hash=sha256:[0-9a-f]{64}", entry), f"{package} has no hash"
+        pinned[canonicalize_name(package)] = version
     assert len(pinned) == len(entries)  # no name twice
+    return pinned
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("requirements-serving.lock", ()),
+                                              ("requirements-training.lock", ("train",))])
+def test_each_image_installs_from_a_lock_file_with_a_hash_for_every_package(lock, extras):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned = locked(lock)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    wanted += [line for extra in extras for line in project["project"]["optional-dependencies"][extra]]
+    for requirement in map(Requirement, wanted):
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{requirement.name} (pyproject.toml) is not in deploy/{lock}: regenerate it"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), f"{name}=={pinned[name]} violates {requirement}"
+    if not extras:
+        assert not {"tensorflow-cpu", "keras", "scikit-learn", "scipy", "pandas"} & set(pinned)
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert "pip install --require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert f"pip install --require-hashes --no-deps -r {lock}" in dockerfile
     assert re.search(r"pip install --no-deps --no-build-isolation --no-index \.", dockerfile)
     assert "pip install .\n" not in dockerfile and "pip install . " not in dockerfile
+
+
+def test_the_training_lock_pins_the_serving_packages_as_the_serving_lock_does():
+    # the training image installs its lock over the serving image's packages, without resolving again
+    serving, training = locked("requirements-serving.lock"), locked("requirements-training.lock")
+    assert {name: training.get(name) for name in serving} == serving

