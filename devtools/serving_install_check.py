@@ -193,7 +193,7 @@ def serve(python: Path, broker, registry: Path, workdir: Path, kind: str) -> dic
     tag = uuid.uuid4().hex[:8]
     topics = TopicNames(**{name: f"s{tag}.{default}" for name, default in TopicNames().model_dump().items()})
     log = workdir / f"worker-{kind}.log"
-    worker = WorkerProcess(broker.bootstrap_servers, registry, topics, log, group_id=f"g{tag}", python=str(python),
+    worker = WorkerProcess(broker.bootstrap_servers, registry, topics, log, group_id=f"g{tag}", python=str(python), cwd=workdir,
                            extra_env={"NIRSTREAM_ALLOW_UNSIGNED": "true", "PYTHONPROFILEIMPORTTIME": "1"})
     started = time.monotonic()
     outcome: dict = {"kind": kind}

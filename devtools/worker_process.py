@@ -43,6 +43,9 @@ class WorkerProcess:
     web_port: int = field(default_factory=free_port)
     loglevel: str = "info"
     python: str = sys.executable  # another environment's interpreter runs the worker installed there
+    # None: this process's folder. Another environment's worker runs outside the checkout, where `python -m nirstream`
+    # would import the source tree instead of what that environment installed
+    cwd: Path | None = None
     process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
@@ -50,7 +53,7 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [self.python, "-m", "nirstream", *self.command()],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
             preexec_fn=stop_with_parent(),  # noqa: PLW1509 - only a prctl system call runs in the child
         )
         return self

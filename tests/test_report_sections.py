@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import (calibration_transfer, cnn_search, family_goal, operator_rule, peer_baselines, prequential,
-                        region_selection, small_calibration)
+from benchmarks import (calibration_transfer, cnn_search, family_goal, install_sizes, operator_rule, peer_baselines,
+                        prequential, region_selection, small_calibration)
 from benchmarks.report_sections import read_section, update_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +28,11 @@ README = REPO / "reports/README.md"
 def test_the_reports_section_is_the_one_its_json_renders(module, result):
     rendered = module.render_section(json.loads((REPO / "benchmarks/results" / result).read_text()))
     assert read_section(README, module.SECTION) == rendered.strip("\n")  # update_section writes it stripped
+
+
+def test_the_install_page_sizes_are_the_ones_the_serving_install_check_wrote():
+    rendered = install_sizes.render_section(json.loads((REPO / "benchmarks/results/serving-install.json").read_text()))
+    assert read_section(REPO / "docs/install.md", install_sizes.SECTION) == rendered.strip("\n")
 
 
 def test_update_section_replaces_in_place_and_appends_when_absent(tmp_path):
