@@ -191,7 +191,9 @@ def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 2
 
 
 async def drain(bootstrap: str, topic: str, expected: int, timeout: float, latency: bool = False) -> tuple[float, list[float]]:
-    """Seconds from the first to the last of ``expected`` predictions, and (if asked) per-message latencies."""
+    """Seconds from the first to the last of ``expected`` predictions, and (if asked) per message: the latency, the
+    part until the worker encoded it (``predicted_at``), its wait in the worker before its batch started, its batch's
+    size."""
     follower = TopicFollower({"bootstrap_servers": bootstrap}, topic, from_beginning=True, max_records=10000,
                              fetch_max_wait_ms=10)
     first = last = None
@@ -206,13 +208,20 @@ async def drain(bootstrap: str, topic: str, expected: int, timeout: float, laten
                 last = time.monotonic()
                 if not latency:
                     continue  # keep the measuring consumer light: it shares the 2 cores with the worker
-                stamp = orjson.loads(message.value)["spectrum_timestamp"]
-                latencies.append(now - _epoch(stamp))
+                prediction = orjson.loads(message.value)
+                spectrum_time = _epoch(prediction["spectrum_timestamp"])
+                timings = prediction["timings"]
+                latencies.append((now - spectrum_time, _epoch(prediction["predicted_at"]) - spectrum_time,
+                                  timings["queue_ms"] / 1000, timings["batch_size"]))
             if seen >= expected or time.monotonic() >= deadline:
                 break
     if seen < expected:
         raise RuntimeError(f"only {seen} of {expected} predictions arrived")
     return (last - first) or 1e-9, latencies
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
 
 
 def _epoch(iso: str) -> float:
@@ -317,15 +326,20 @@ def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, s
     try:
         worker_cpus = wait_ready(worker, cpus)
         spy = WorkerProfile(worker.pid, workdir / f"latency-{tag}{runtime}-{rate:.0f}.txt") if profile else None
-        latencies = np.array(asyncio.run(steady())) * 1000
+        latency, predicted, queued, batch_sizes = np.array(asyncio.run(steady())).T * [[1000], [1000], [1000], [1]]
         summary = spy.stop() if spy else None
         spy = None
     finally:
         if spy:
             spy.stop()
         worker.stop()
-    return {"rate_per_second": rate, "spectra": count, "p50_ms": float(np.percentile(latencies, 50)),
-            "p99_ms": float(np.percentile(latencies, 99)), "max_ms": float(latencies.max()), "worker_cpus": worker_cpus,
+    # where a spectrum's time goes: until the worker encoded its prediction (of which waiting in the worker for its
+    # batch to start), then publishing, the acknowledgement and the measuring consumer's fetch
+    return {"rate_per_second": rate, "spectra": count, "p50_ms": float(np.percentile(latency, 50)),
+            "p99_ms": float(np.percentile(latency, 99)), "max_ms": float(latency.max()), "worker_cpus": worker_cpus,
+            "breakdown_ms": {"until_encoded": _quantiles(predicted), "of_which_queued_in_worker": _quantiles(queued),
+                             "encoded_to_measured": _quantiles(latency - predicted),
+                             "batch_size": _quantiles(batch_sizes)},
             **({"profile": summary} if summary else {})}
 
 
