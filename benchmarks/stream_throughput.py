@@ -404,15 +404,11 @@ def goals(pinned: dict) -> dict:
 
 
 def earlier_figures(path: Path) -> dict | None:
-    """The headline figures of the results file before issue 31 (kept across reruns)."""
+    """The results file as it was before issue 31 (its figures, runtimes and provenance; kept across reruns)."""
     if not path.exists():
         return None
     old = json.loads(path.read_text())
-    if "before_issue31" in old:
-        return old["before_issue31"]
-    keep = ("runtime", "ratios", "latency_1000", "latency_3000", "worker_rss_mib", "two_workers_over_one",
-            "cold_start_seconds", "provenance")
-    return {k: old[k] for k in keep if k in old}
+    return old.get("before_issue31", old)
 
 
 def main() -> int:
@@ -430,6 +426,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.pin != "off" and len(os.sched_getaffinity(0)) < 2:
         parser.error("the pinned run needs two CPUs")
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        parser.error(f"--profile needs py-spy beside {sys.executable}: pip install py-spy")
     before = earlier_figures(args.output)
 
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker.start() as broker:
