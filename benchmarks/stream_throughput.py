@@ -12,8 +12,8 @@ Pinned (issue 31; ``--pin both``, the default, runs it after the unpinned suite)
 producer and the measuring consumer) on CPU 0, the worker on CPU 1, and (a) measured on CPU 1 too, so that (b)/(a)
 compares the worker with the pipeline on the same one core; (a), (b) and (d) for the first runtime, in ``pinned``
 with the same keys as the top level, and ``goals`` (pinned b/a >= 0.85, p99 at 1,000/s <= 50 ms) says whether
-they are met. ``--profile`` samples the pinned worker with py-spy while it drains and at 1,000/s and writes the
-functions with the largest shares of its main thread's samples into ``pinned.profile``.
+they are met. ``--profile`` samples the pinned worker with py-spy while it drains and at 1,000/s and writes, for its
+event loop and its batch thread, the idle share and the functions with the largest shares into ``pinned.profile``.
 
     python benchmarks/stream_throughput.py [--spectra 20000] [--pin both|off|only] [--profile]
         [--output benchmarks/results/stream.json]
@@ -106,34 +106,34 @@ class WorkerProfile:
 
 
 def summarise_profile(raw: str, top: int = 20) -> dict:
-    """Shares of the main thread's samples: waiting in the event loop's select (idle), by function on the stack
-    (inclusive) and by innermost function (self); line numbers dropped, so a function is one entry."""
+    """Per thread that serves batches (the event loop's MainThread and the batch thread): its samples, the share
+    spent idle (the loop in select, the batch thread waiting for a batch), and the functions with the largest shares
+    of all its samples, on the stack (inclusive) and innermost (self). Line numbers dropped: a function is one entry."""
     import re
     from collections import Counter
 
-    inclusive, own, threads = Counter(), Counter(), Counter()
-    main = idle = 0
+    threads: dict[str, dict] = {}
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         thread, *frames = stack.split(";")
         name = thread.partition(": ")[2]
-        threads[name] += int(count)
-        if name != "MainThread":
+        if name != "MainThread" and not name.startswith("nirstream-batch"):
             continue
+        figures = threads.setdefault(name, {"samples": 0, "idle": 0, "inclusive": Counter(), "self": Counter()})
         frames = [re.sub(r":\d+\)$", ")", f) for f in frames]
-        main += int(count)
-        if frames and frames[-1].endswith("select (selectors.py)"):  # the event loop waiting for I/O or a timer
-            idle += int(count)
+        figures["samples"] += int(count)
+        leaf = frames[-1] if frames else "?"
+        if leaf.endswith("select (selectors.py)") or leaf.startswith("_worker (concurrent/futures/thread.py"):
+            figures["idle"] += int(count)  # the loop waiting for I/O or a timer; the batch thread waiting for a batch
             continue
-        own[frames[-1] if frames else "?"] += int(count)
+        figures["self"][leaf] += int(count)
         for frame in set(frames):
-            inclusive[frame] += int(count)
-    busy = max(main - idle, 1)
-    total = sum(threads.values()) or 1
-    return {"main_thread_samples": main, "idle_share": idle / max(main, 1),
-            "threads_share": {k: v / total for k, v in threads.most_common(8)},
-            "busy_inclusive_share": {k: v / busy for k, v in inclusive.most_common(top)},
-            "busy_self_share": {k: v / busy for k, v in own.most_common(top)}}
+            figures["inclusive"][frame] += int(count)
+    return {name: {"samples": f["samples"], "idle_share": f["idle"] / max(f["samples"], 1),
+                   "inclusive_share": {k: v / max(f["samples"], 1) for k, v in f["inclusive"].most_common(top + 10)
+                                       if "(<frozen runpy>)" not in k and "(nirstream/__main__.py)" not in k},
+                   "self_share": {k: v / max(f["samples"], 1) for k, v in f["self"].most_common(top)}}
+            for name, f in threads.items()}
 
 
 def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, WavelengthGrid]:
