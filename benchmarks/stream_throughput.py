@@ -8,10 +8,19 @@ For each serving runtime (ONNX Runtime, the default without a GPU, and TensorFlo
 (e) two workers in one consumer group draining the same topic, against one (ONNX only);
 (d) p50/p99 end-to-end latency at steady rates of 1,000 and 3,000 spectra/s (analyzer timestamp -> prediction).
 
-    python benchmarks/stream_throughput.py [--spectra 20000] [--output benchmarks/results/stream.json]
+Pinned (issue 31; ``--pin both``, the default, runs it after the unpinned suite): the broker and this process (the
+producer and the measuring consumer) on CPU 0, the worker on CPU 1, and (a) measured on CPU 1 too, so that (b)/(a)
+compares the worker with the pipeline on the same one core; (a), (b) and (d) for the first runtime, in ``pinned``
+with the same keys as the top level, and ``goals`` (pinned b/a >= 0.85, p99 at 1,000/s <= 50 ms) says whether
+they are met. ``--profile`` samples the pinned worker with py-spy while it drains and at 1,000/s and writes, for its
+event loop and its batch thread, the idle share and the functions with the largest shares into ``pinned.profile``.
+
+    python benchmarks/stream_throughput.py [--spectra 20000] [--pin both|off|only] [--profile]
+        [--output benchmarks/results/stream.json]
 
 Top-level keys for runs to compare over time (ONNX runtime): ratios.b_over_a, latency_1000.p99_ms,
-latency_3000.p99_ms, worker_rss_mib, cold_start_seconds; ``runtimes`` holds both runtimes' figures.
+latency_3000.p99_ms, worker_rss_mib, cold_start_seconds; ``runtimes`` holds both runtimes' figures. The figures the
+output file held before issue 31's changes are kept in ``before_issue31``.
 Uses the paper-size CNN (600 channels, ~1.23 M weights) on real tablet spectra; the weights
 are untrained because speed does not depend on them.
 """
@@ -23,6 +32,8 @@ import asyncio
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +62,78 @@ from nirstream.kafka.topic_reader import TopicFollower  # noqa: E402
 from nirstream.stream.batch_processing import BatchPolicy, InboundRecord, process_batch  # noqa: E402
 from tests.streaming import WorkerProcess, produce, unique_topics  # noqa: E402
 from nirstream.trainer.cnn import build_cnn  # noqa: E402
-from nirstream.core.provenance import write_result
+from nirstream.core.provenance import write_result  # noqa: E402
+
+BROKER_CPU, WORKER_CPU = 0, 1  # pinned runs: the broker, producer and measuring consumer on one core, the worker on the other
+os.environ.setdefault("NIRSTREAM_ALLOW_UNSIGNED", "true")  # the workers serve this run's unsigned scratch bundle
+GOALS = {"b_over_a": (">=", 0.85), "latency_1000.p99_ms": ("<=", 50.0)}  # issue 31, for the pinned run
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit their creator's set)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            pass  # a thread that has just ended
+
+
+def process_cpus(pid: int) -> list[int]:
+    """The CPUs any thread of ``pid`` may run on (what the pinned run checks it got)."""
+    cpus: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            cpus |= os.sched_getaffinity(int(task.name))
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return sorted(cpus)
+
+
+class WorkerProfile:
+    """py-spy sampling one process (all threads, idle samples included) into a raw collapsed-stack file."""
+
+    def __init__(self, pid: int, path: Path, rate: int = 250):
+        spy = Path(sys.executable).with_name("py-spy")
+        self.path = path
+        self.process = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(path),
+                                         "--rate", str(rate), "--nonblocking", "--threads", "--idle"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> dict:
+        self.process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        self.process.wait(timeout=30)
+        return summarise_profile(self.path.read_text())
+
+
+def summarise_profile(raw: str, top: int = 20) -> dict:
+    """Per thread that serves batches (the event loop's MainThread and the batch thread): its samples, the share
+    spent idle (the loop in select, the batch thread waiting for a batch), and the functions with the largest shares
+    of all its samples, on the stack (inclusive) and innermost (self). Line numbers dropped: a function is one entry."""
+    import re
+    from collections import Counter
+
+    threads: dict[str, dict] = {}
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        name = thread.partition(": ")[2]
+        if name != "MainThread" and not name.startswith("nirstream-batch"):
+            continue
+        figures = threads.setdefault(name, {"samples": 0, "idle": 0, "inclusive": Counter(), "self": Counter()})
+        frames = [re.sub(r":\d+\)$", ")", f) for f in frames]
+        figures["samples"] += int(count)
+        leaf = frames[-1] if frames else "?"
+        if leaf.endswith("select (selectors.py)") or leaf.startswith("_worker (concurrent/futures/thread.py"):
+            figures["idle"] += int(count)  # the loop waiting for I/O or a timer; the batch thread waiting for a batch
+            continue
+        figures["self"][leaf] += int(count)
+        for frame in set(frames):
+            figures["inclusive"][frame] += int(count)
+    return {name: {"samples": f["samples"], "idle_share": f["idle"] / max(f["samples"], 1),
+                   "inclusive_share": {k: v / max(f["samples"], 1) for k, v in f["inclusive"].most_common(top + 10)
+                                       if "(<frozen runpy>)" not in k and "(nirstream/__main__.py)" not in k},
+                   "self_share": {k: v / max(f["samples"], 1) for k, v in f["self"].most_common(top)}}
+            for name, f in threads.items()}
 
 
 def paper_size_registry(base: Path) -> tuple[ModelRegistry, np.ndarray, WavelengthGrid]:
@@ -77,9 +159,17 @@ def messages(spectra: np.ndarray, grid: WavelengthGrid, count: int, analyzers: i
     return out
 
 
-def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 256) -> dict:
+def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 256, cpus: set[int] | None = None) -> dict:
     """Pipeline (decode, preprocess, model, encode) and the bare model call, interleaved batch by batch so that a
-    noisy machine slows both alike; the ratio is what the pipeline adds to the model."""
+    noisy machine slows both alike; the ratio is what the pipeline adds to the model. ``cpus``: run on these only
+    (the pinned worker's core), then back on the CPUs this process had."""
+    if cpus is not None:
+        before = set(process_cpus(os.getpid()))
+        pin_process(os.getpid(), cpus)
+        try:
+            return {**bench_in_process(registry, msgs, runtime, batch), "cpus": sorted(cpus)}
+        finally:
+            pin_process(os.getpid(), before)
     serve_with_one_blas_thread()  # as the worker does
     predictor = Predictor(registry.load(runtime=runtime))
     predictor.warm_up()
@@ -101,7 +191,9 @@ def bench_in_process(registry: ModelRegistry, msgs, runtime: str, batch: int = 2
 
 
 async def drain(bootstrap: str, topic: str, expected: int, timeout: float, latency: bool = False) -> tuple[float, list[float]]:
-    """Seconds from the first to the last of ``expected`` predictions, and (if asked) per-message latencies."""
+    """Seconds from the first to the last of ``expected`` predictions, and (if asked) per message: the latency, the
+    part until the worker encoded it (``predicted_at``), its wait in the worker before its batch started, its batch's
+    size."""
     follower = TopicFollower({"bootstrap_servers": bootstrap}, topic, from_beginning=True, max_records=10000,
                              fetch_max_wait_ms=10)
     first = last = None
@@ -116,13 +208,20 @@ async def drain(bootstrap: str, topic: str, expected: int, timeout: float, laten
                 last = time.monotonic()
                 if not latency:
                     continue  # keep the measuring consumer light: it shares the 2 cores with the worker
-                stamp = orjson.loads(message.value)["spectrum_timestamp"]
-                latencies.append(now - _epoch(stamp))
+                prediction = orjson.loads(message.value)
+                spectrum_time = _epoch(prediction["spectrum_timestamp"])
+                timings = prediction["timings"]
+                latencies.append((now - spectrum_time, _epoch(prediction["predicted_at"]) - spectrum_time,
+                                  timings["queue_ms"] / 1000, timings["batch_size"]))
             if seen >= expected or time.monotonic() >= deadline:
                 break
     if seen < expected:
         raise RuntimeError(f"only {seen} of {expected} predictions arrived")
     return (last - first) or 1e-9, latencies
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
 
 
 def _epoch(iso: str) -> float:
@@ -147,37 +246,66 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_worker(broker, registry, msgs, workdir: Path, max_batch: int, runtime: str, workers: int = 1) -> dict:
+def start_worker(worker: WorkerProcess, cpus: set[int] | None) -> WorkerProcess:
+    """Start ``worker``, on ``cpus`` if given: pinned at once (before its interpreter starts threads), and again
+    once ready, for any thread started in between."""
+    worker.start()
+    if cpus is not None:
+        pin_process(worker.pid, cpus)
+    return worker
+
+
+def wait_ready(worker: WorkerProcess, cpus: set[int] | None) -> list[int]:
+    worker.wait_ready()
+    if cpus is not None:
+        pin_process(worker.pid, cpus)
+    return process_cpus(worker.pid)
+
+
+def bench_worker(broker, registry, msgs, workdir: Path, max_batch: int, runtime: str, workers: int = 1,
+                 cpus: set[int] | None = None, profile: bool = False) -> dict:
     """Workers (one consumer group) draining a pre-filled topic: spectra/s from the first to the last prediction."""
     topics = unique_topics()
     asyncio.run(produce(broker.bootstrap_servers, topics.spectra, msgs))  # pre-filled before the worker starts
     started = time.monotonic()
     group = f"bench-{topics.spectra}"
-    running = [WorkerProcess(broker.bootstrap_servers, registry.base, topics,
-                             workdir / f"worker-{runtime}-{max_batch}-{workers}-{n}.log", group_id=group,
-                             extra_env={"NIRSTREAM_MAX_BATCH_SIZE": str(max_batch), "NIRSTREAM_RUNTIME": runtime}).start()
+    tag = "pinned-" if cpus else ""
+    running = [start_worker(WorkerProcess(broker.bootstrap_servers, registry.base, topics,
+                                          workdir / f"worker-{tag}{runtime}-{max_batch}-{workers}-{n}.log", group_id=group,
+                                          extra_env={"NIRSTREAM_MAX_BATCH_SIZE": str(max_batch), "NIRSTREAM_RUNTIME": runtime}),
+                            cpus)
                for n in range(workers)]
+    spy = None
     try:
-        for worker in running:
-            worker.wait_ready()
+        worker_cpus = sorted({c for worker in running for c in wait_ready(worker, cpus)})
         cold_start = time.monotonic() - started
+        spy = WorkerProfile(running[0].pid, workdir / f"drain-{tag}{runtime}.txt") if profile else None
         seconds, _ = asyncio.run(drain(broker.bootstrap_servers, topics.predictions, len(msgs), timeout=600))
+        summary = spy.stop() if spy else None
+        spy = None
         rss = max(_rss_mib(worker.process.pid) for worker in running)
         for worker in running:
             worker.stop()
         done = asyncio.run(committed(broker.bootstrap_servers, group, topics.spectra, 4))
     finally:
+        if spy:
+            spy.stop()
         for worker in running:
             worker.stop()
     return {"spectra_per_second": len(msgs) / seconds, "committed_offsets": done, "spectra": len(msgs),
-            "worker_rss_mib": rss, "cold_start_seconds": cold_start, "workers": workers}
+            "worker_rss_mib": rss, "cold_start_seconds": cold_start, "workers": workers, "worker_cpus": worker_cpus,
+            **({"profile": summary} if summary else {})}
 
 
-def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, seconds: float, runtime: str) -> dict:
+def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, seconds: float, runtime: str,
+                  cpus: set[int] | None = None, profile: bool = False) -> dict:
     topics = unique_topics()
-    worker = WorkerProcess(broker.bootstrap_servers, registry.base, topics, workdir / f"worker-latency-{runtime}-{rate:.0f}.log",
-                           extra_env={"NIRSTREAM_RUNTIME": runtime}).start()
+    tag = "pinned-" if cpus else ""
+    worker = start_worker(WorkerProcess(broker.bootstrap_servers, registry.base, topics,
+                                        workdir / f"worker-latency-{tag}{runtime}-{rate:.0f}.log",
+                                        extra_env={"NIRSTREAM_RUNTIME": runtime}), cpus)
     count = int(rate * seconds)
+    spy = None
 
     async def steady() -> list[float]:
         from aiokafka import AIOKafkaProducer
@@ -196,12 +324,91 @@ def bench_latency(broker, registry, spectra, grid, workdir: Path, rate: float, s
         return (await collector)[1]
 
     try:
-        worker.wait_ready()
-        latencies = np.array(asyncio.run(steady())) * 1000
+        worker_cpus = wait_ready(worker, cpus)
+        spy = WorkerProfile(worker.pid, workdir / f"latency-{tag}{runtime}-{rate:.0f}.txt") if profile else None
+        latency, predicted, queued, batch_sizes = np.array(asyncio.run(steady())).T * [[1000], [1000], [1000], [1]]
+        summary = spy.stop() if spy else None
+        spy = None
     finally:
+        if spy:
+            spy.stop()
         worker.stop()
-    return {"rate_per_second": rate, "spectra": count, "p50_ms": float(np.percentile(latencies, 50)),
-            "p99_ms": float(np.percentile(latencies, 99)), "max_ms": float(latencies.max())}
+    # where a spectrum's time goes: until the worker encoded its prediction (of which waiting in the worker for its
+    # batch to start), then publishing, the acknowledgement and the measuring consumer's fetch
+    return {"rate_per_second": rate, "spectra": count, "p50_ms": float(np.percentile(latency, 50)),
+            "p99_ms": float(np.percentile(latency, 99)), "max_ms": float(latency.max()), "worker_cpus": worker_cpus,
+            "breakdown_ms": {"until_encoded": _quantiles(predicted), "of_which_queued_in_worker": _quantiles(queued),
+                             "encoded_to_measured": _quantiles(latency - predicted),
+                             "batch_size": _quantiles(batch_sizes)},
+            **({"profile": summary} if summary else {})}
+
+
+def run_suite(broker, registry, msgs, spectra, grid, workdir: Path, args, runtimes: list[str], pinned: bool) -> dict:
+    """(a)-(e) for each runtime; pinned: (a), (b) and (d) only, the worker (and (a)) on ``WORKER_CPU``, the broker
+    and this process on ``BROKER_CPU``."""
+    worker_cpus = {WORKER_CPU} if pinned else None
+    label = "pinned " if pinned else ""
+    results = {}
+    for runtime in runtimes:
+        figures = results[runtime] = {}
+        a = figures["a_in_process_batch256"] = bench_in_process(registry, msgs, runtime, cpus=worker_cpus)
+        print(f"[{label}{runtime}] (a) in-process pipeline, batch 256: {a['spectra_per_second']:,.0f} spectra/s; model alone "
+              f"{a['model_alone_spectra_per_second']:,.0f} (pipeline/model {a['pipeline_over_model']:.2f})", flush=True)
+        b = figures["b_worker_drain"] = bench_worker(broker, registry, msgs, workdir, 256, runtime, cpus=worker_cpus,
+                                                     profile=pinned and args.profile)
+        print(f"[{label}{runtime}] (b) worker draining the topic: {b['spectra_per_second']:,.0f} spectra/s "
+              f"({b['committed_offsets']} offsets committed), RSS {b['worker_rss_mib']:.0f} MiB, "
+              f"cold start {b['cold_start_seconds']:.1f} s, worker on CPUs {b['worker_cpus']}", flush=True)
+        if runtime == "onnx" and not pinned:
+            c = figures["c_worker_per_message"] = bench_worker(broker, registry, msgs[: args.per_message_spectra], workdir,
+                                                               1, runtime)
+            print(f"[{runtime}] (c) one model call per spectrum: {c['spectra_per_second']:,.0f} spectra/s", flush=True)
+            e = figures["e_two_workers_drain"] = bench_worker(broker, registry, msgs, workdir, 256, runtime, workers=2)
+            e["over_one_worker"] = e["spectra_per_second"] / b["spectra_per_second"]
+            print(f"[{runtime}] (e) two workers in one group: {e['spectra_per_second']:,.0f} spectra/s "
+                  f"({e['over_one_worker']:.2f}x one worker)", flush=True)
+        for rate in args.rates:
+            d = figures[f"latency_{rate:.0f}"] = bench_latency(broker, registry, spectra, grid, workdir, rate, args.seconds,
+                                                               runtime, cpus=worker_cpus,
+                                                               profile=pinned and args.profile and rate == 1000)
+            print(f"[{label}{runtime}] (d) at {rate:.0f} spectra/s: p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms",
+                  flush=True)
+        figures["ratios"] = {"b_over_a": b["spectra_per_second"] / a["spectra_per_second"]}
+    return results
+
+
+def headline(runtimes: dict, runtime: str, rates: list[float]) -> dict:
+    """The top-level keys compared over time, from ``runtime``'s figures."""
+    lean = runtimes[runtime]
+    figures = {
+        "runtime": runtime,
+        "ratios": {"b_over_a": lean["ratios"]["b_over_a"],
+                   "a_pipeline_over_model": lean["a_in_process_batch256"]["pipeline_over_model"]},
+        **{f"latency_{rate:.0f}": lean[f"latency_{rate:.0f}"] for rate in rates},
+        "worker_rss_mib": lean["b_worker_drain"]["worker_rss_mib"],
+        **({"two_workers_over_one": lean["e_two_workers_drain"]["over_one_worker"]} if "e_two_workers_drain" in lean else {}),
+        "cold_start_seconds": lean["b_worker_drain"]["cold_start_seconds"],
+    }
+    if "keras" in runtimes and runtime != "keras":
+        old = runtimes["keras"]["b_worker_drain"]["spectra_per_second"]
+        figures["ratios"]["drain_over_keras_worker"] = lean["b_worker_drain"]["spectra_per_second"] / old
+    return figures
+
+
+def goals(pinned: dict) -> dict:
+    """Issue 31's goals for the pinned run, each with the figure and whether it is met."""
+    figures = {"b_over_a": pinned["ratios"]["b_over_a"], "latency_1000.p99_ms": pinned.get("latency_1000", {}).get("p99_ms")}
+    return {key: {"goal": f"{sense} {bound:g}", "pinned": figures[key],
+                  "met": bool(figures[key] >= bound if sense == ">=" else figures[key] <= bound)}
+            for key, (sense, bound) in GOALS.items() if figures[key] is not None}
+
+
+def earlier_figures(path: Path) -> dict | None:
+    """The results file as it was before issue 31 (its figures, runtimes and provenance; kept across reruns)."""
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    return old.get("before_issue31", old)
 
 
 def main() -> int:
@@ -212,51 +419,46 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runtimes", nargs="+", default=["onnx", "keras"], choices=["onnx", "keras"],
                         help="the first is the one the top-level keys report")
+    parser.add_argument("--pin", choices=["both", "off", "only"], default="both",
+                        help="both: the unpinned suite, then the pinned one (first runtime); only: the pinned one alone")
+    parser.add_argument("--profile", action="store_true", help="py-spy samples the pinned worker (drain, 1,000/s)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/stream.json"))
     args = parser.parse_args()
+    if args.pin != "off" and len(os.sched_getaffinity(0)) < 2:
+        parser.error("the pinned run needs two CPUs")
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        parser.error(f"--profile needs py-spy beside {sys.executable}: pip install py-spy")
+    before = earlier_figures(args.output)
 
     with tempfile.TemporaryDirectory() as scratch, EmbeddedBroker.start() as broker:
         workdir = Path(scratch)
         registry, spectra, grid = paper_size_registry(workdir / "registry")
         msgs = messages(spectra, grid, args.spectra)
-        results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-                   "runtimes": {}}
-        for runtime in args.runtimes:
-            figures = results["runtimes"][runtime] = {}
-            a = figures["a_in_process_batch256"] = bench_in_process(registry, msgs, runtime)
-            print(f"[{runtime}] (a) in-process pipeline, batch 256: {a['spectra_per_second']:,.0f} spectra/s; model alone "
-                  f"{a['model_alone_spectra_per_second']:,.0f} (pipeline/model {a['pipeline_over_model']:.2f})", flush=True)
-            b = figures["b_worker_drain"] = bench_worker(broker, registry, msgs, workdir, 256, runtime)
-            print(f"[{runtime}] (b) worker draining the topic: {b['spectra_per_second']:,.0f} spectra/s "
-                  f"({b['committed_offsets']} offsets committed), RSS {b['worker_rss_mib']:.0f} MiB, "
-                  f"cold start {b['cold_start_seconds']:.1f} s", flush=True)
-            if runtime == "onnx":
-                c = figures["c_worker_per_message"] = bench_worker(broker, registry, msgs[: args.per_message_spectra], workdir,
-                                                                   1, runtime)
-                print(f"[{runtime}] (c) one model call per spectrum: {c['spectra_per_second']:,.0f} spectra/s", flush=True)
-                e = figures["e_two_workers_drain"] = bench_worker(broker, registry, msgs, workdir, 256, runtime, workers=2)
-                e["over_one_worker"] = e["spectra_per_second"] / b["spectra_per_second"]
-                print(f"[{runtime}] (e) two workers in one group: {e['spectra_per_second']:,.0f} spectra/s "
-                      f"({e['over_one_worker']:.2f}x one worker)", flush=True)
-            for rate in args.rates:
-                d = figures[f"latency_{rate:.0f}"] = bench_latency(broker, registry, spectra, grid, workdir, rate, args.seconds,
-                                                                   runtime)
-                print(f"[{runtime}] (d) at {rate:.0f} spectra/s: p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms", flush=True)
-            figures["ratios"] = {"b_over_a": b["spectra_per_second"] / a["spectra_per_second"]}
-        lean = results["runtimes"][args.runtimes[0]]
-        results.update({
-            "runtime": args.runtimes[0],
-            "ratios": {"b_over_a": lean["ratios"]["b_over_a"],
-                       "a_pipeline_over_model": lean["a_in_process_batch256"]["pipeline_over_model"]},
-            **{f"latency_{rate:.0f}": lean[f"latency_{rate:.0f}"] for rate in args.rates},
-            "worker_rss_mib": lean["b_worker_drain"]["worker_rss_mib"],
-            **({"two_workers_over_one": lean["e_two_workers_drain"]["over_one_worker"]} if "e_two_workers_drain" in lean else {}),
-            "cold_start_seconds": lean["b_worker_drain"]["cold_start_seconds"],
-        })
-        if "keras" in results["runtimes"] and args.runtimes[0] != "keras":
-            old = results["runtimes"]["keras"]["b_worker_drain"]["spectra_per_second"]
-            results["ratios"]["drain_over_keras_worker"] = lean["b_worker_drain"]["spectra_per_second"] / old
-        print(json.dumps({k: v for k, v in results.items() if k not in ("runtimes", "machine")}, indent=1))
+        results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
+        if args.pin != "only":
+            results["runtimes"] = run_suite(broker, registry, msgs, spectra, grid, workdir, args, args.runtimes, pinned=False)
+            results.update(headline(results["runtimes"], args.runtimes[0], args.rates))
+        if args.pin != "off":
+            everywhere = set(process_cpus(os.getpid()))
+            pin_process(broker.process.pid, {BROKER_CPU})
+            pin_process(os.getpid(), {BROKER_CPU})
+            try:
+                pinned = run_suite(broker, registry, msgs, spectra, grid, workdir, args, args.runtimes[:1], pinned=True)
+            finally:
+                pin_process(os.getpid(), everywhere)
+            section = results["pinned"] = {"cpus": {"broker_and_benchmark": [BROKER_CPU], "worker_and_a": [WORKER_CPU]},
+                                           **headline(pinned, args.runtimes[0], args.rates)}
+            section["runtimes"] = pinned
+            lean = pinned[args.runtimes[0]]
+            profiles = {"drain": lean["b_worker_drain"].pop("profile", None),
+                        "latency_1000": lean.get("latency_1000", {}).pop("profile", None)}
+            if any(profiles.values()):
+                section["profile"] = {k: v for k, v in profiles.items() if v}
+            results["goals"] = goals(section)
+        if before:
+            results["before_issue31"] = before
+        print(json.dumps({k: v for k, v in results.items() if k not in ("runtimes", "machine", "pinned", "before_issue31")},
+                         indent=1))
     write_result(args.output, results)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from nirstream.core.runtimes.cpu_threads import serve_with_one_blas_thread
 
     serve_with_one_blas_thread()
+    # The batch thread (consumer.py) and the event loop share the GIL: a short switch interval lets the loop take
+    # acknowledgements and fetches while a batch is decoded, instead of waiting up to the default 5 ms each time.
+    sys.setswitchinterval(0.0005)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -3,7 +3,10 @@ becomes is decided elsewhere (``batch_processing.process_batch``: predictions an
 ``lab_join.join_lab_values``: labelled pairs and refused lab values) and counted in ``metrics``.
 
 Faust's per-event path costs ~170 µs a message, more than the model itself, so the hot path
-reads raw batches with aiokafka inside a faust-managed service. Delivery is at-least-once:
+reads raw batches with aiokafka inside a faust-managed service. A batch is decoded, predicted and encoded in one
+worker thread (``process_batch``), so that the event loop meanwhile takes the previous batch's acknowledgements,
+commits it and sends its own messages: ONNX Runtime and NumPy release the GIL, and the broker's round trips no longer
+leave the worker's core idle between two batches. Delivery is at-least-once:
 offsets are committed only after every prediction and dead letter of the batch is
 acknowledged. A send that fails for a reason retrying cannot fix (message too large, invalid
 record) is handled per record: a compact dead letter says what could not be published. Other send
@@ -23,6 +26,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mode import Service
@@ -73,6 +77,7 @@ class BatchConsumer(Service):
                                      time_capacity=settings.time_join_capacity)
         self.join_state = JoinStateKeeper(settings, self.monitor, metrics, self._drain)
         self._delivering: asyncio.Task | None = None  # the newest batch going out (it awaits the one before it)
+        self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirstream-batch")
 
     @property
     def ready(self) -> bool:
@@ -97,6 +102,7 @@ class BatchConsumer(Service):
             await self.consumer.stop()  # the last batch was committed before the loop ended
         if self.producer is not None:
             await self.producer.stop()
+        self._batch_thread.shutdown(wait=False)
 
     @Service.task
     async def _run(self) -> None:
@@ -117,16 +123,18 @@ class BatchConsumer(Service):
         self.consuming = True
         self.metrics.ready.set(1)
         log.info("consuming %s as group %s", self.settings.topics.spectra, self.settings.group_id)
-        # Pipelined: batch k+1 is fetched, decoded, preprocessed and predicted while the broker acknowledges batch k's
-        # predictions; k+1 is published only after k is committed, so offsets are committed in order and a crash
-        # replays at most these two batches. (In the event loop's own thread: a worker thread measured slower, its
-        # per-message Python work and the loop's network I/O fight over the GIL.)
+        # Pipelined: batch k+1 is fetched, decoded, preprocessed and predicted (in the batch thread) while the event loop
+        # publishes batch k and the broker acknowledges it; k+1 is published only after k is committed, so offsets are
+        # committed in order and a crash replays at most these two batches.
         try:
             while not self.should_stop:
                 records = await self._next_batch()
                 if not records:
                     continue
-                prepared = self._prepare(records)
+                epoch = self.join_state.epoch
+                prepared = await self._prepare(records)
+                if self.join_state.epoch != epoch:
+                    continue  # a rebalance while predicting: these records are read again from the committed offsets
                 previous = self._delivering
                 self._delivering = asyncio.create_task(self._deliver_after(previous, *prepared))
                 if previous is not None:
@@ -150,13 +158,15 @@ class BatchConsumer(Service):
         return await fetch_batch(self.consumer, self.settings.max_batch_size, self.settings.batch_timeout_ms,
                                  lambda: self.join_state.epoch)
 
-    def _prepare(self, records: list[InboundRecord]):
-        """Predict a batch and join its lab values: everything but publishing and committing."""
+    async def _prepare(self, records: list[InboundRecord]):
+        """Predict a batch (in the batch thread) and join its lab values (in the loop, which owns the join state):
+        everything but publishing and committing."""
         started = time.perf_counter()
         predictor = self.holder.current  # read once: a swap lands between batches
         topics = self.settings.topics
         spectra = [r for r in records if r.topic != topics.reference]
-        predicted = process_batch(spectra, predictor, self.policy)
+        predicted = await asyncio.get_running_loop().run_in_executor(self._batch_thread, process_batch, spectra, predictor,
+                                                                     self.policy)
         joined = join_lab_values(predicted, predictor, [r for r in records if r.topic == topics.reference], self.monitor,
                                  self.policy.worker_name, reference_topic=topics.reference)
         return records, predictor, predicted, joined, started

@@ -20,7 +20,9 @@ class Settings(SharedSettings):
     group_id: str = Field(default="nirstream-worker", description="Consumer group shared by all workers")
     spectra_partitions: int = Field(default=4, ge=1, description="Partitions when the worker creates topics")
     max_batch_size: int = Field(default=256, ge=1, le=65536, description="Most spectra per model call")
-    batch_timeout_ms: int = Field(default=20, ge=0, description="Longest wait to fill a batch")
+    batch_timeout_ms: int = Field(default=0, ge=0, description="Longest wait to fill a batch after its first record "
+                                  "(0: a batch is what has arrived; batches grow by themselves while the worker is busy, "
+                                  "and a wait only delays spectra at low rates)")
     fetch_max_wait_ms: int = Field(default=10, ge=0, description="Longest the broker may hold a fetch when no data is waiting")
     registry_poll_seconds: float = Field(default=5.0, gt=0, description="Fallback poll of the champion pointer")
     web_host: str = "127.0.0.1"
