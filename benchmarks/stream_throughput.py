@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
+from benchmarks.report_sections import add_section_arguments, render_only, update_section  # noqa: E402
 from nirstream.core.artifacts.bundle import write_bundle  # noqa: E402
 from nirstream.core.messages.codec import encode_binary  # noqa: E402
 from nirstream.core.runtimes.cpu_threads import serve_with_one_blas_thread  # noqa: E402
@@ -443,6 +444,55 @@ def earlier_figures(path: Path) -> dict | None:
     return old.get("before_issue31", old)
 
 
+SECTION, SECTION_COMMAND = "stream-speed", "benchmarks/stream_throughput.py --readme docs/worker.md"
+
+
+def _column(figures: dict, runtime: str) -> dict:
+    """One column of the speed table: a run's figures for ``runtime`` (a results file, its pinned section, or the
+    pre-issue-31 one)."""
+    run = figures["runtimes"][runtime]
+    a, b = run["a_in_process_batch256"], run["b_worker_drain"]
+    join = b.get("group_join_seconds")
+    cell = {"a": f"{a['spectra_per_second']:,.0f} /s",
+            "model": f"{a['model_alone_spectra_per_second']:,.0f} /s (pipeline/model {a['pipeline_over_model']:.2f})",
+            "b": f"{b['spectra_per_second']:,.0f} /s ({run['ratios']['b_over_a']:.2f} × in-process)",
+            "e": (f"{run['e_two_workers_drain']['spectra_per_second']:,.0f} /s "
+                  f"({run['e_two_workers_drain']['over_one_worker']:.2f} × one)") if "e_two_workers_drain" in run else "",
+            "rss": f"{b['worker_rss_mib']:.0f} MiB",
+            "cold": f"{b['cold_start_seconds']:.1f} s" + (f" ({join:.1f} s of it the group join)" if join else "")}
+    for rate in (1000, 3000):
+        latency = run.get(f"latency_{rate}")
+        cell[rate] = f"{latency['p50_ms']:.0f} / {latency['p99_ms']:.0f} ms" if latency else ""
+    return cell
+
+
+def render_section(result: dict) -> str:
+    """docs/worker.md's speed table: before issue 31, now unpinned, now pinned; and issue 31's goals."""
+    runtime = result["runtime"]
+    columns = [("before issue 31", _column(result["before_issue31"], runtime)) if "before_issue31" in result else None,
+               ("now", _column(result, runtime)),
+               ("now, pinned (worker on its own core)", _column(result["pinned"], runtime)) if "pinned" in result else None]
+    columns = [c for c in columns if c]
+    rows = [("in-process pipeline, batch 256 (decode, preprocessing, T²/Q, model, encode)", "a"),
+            ("model alone, batch 256", "model"),
+            ("worker draining a pre-filled topic (predictions acknowledged, offsets committed)", "b"),
+            ("two workers in one group", "e"), ("worker RSS", "rss"), ("cold start to `/ready`", "cold"),
+            ("end-to-end p50 / p99 at 1,000 spectra/s", 1000), ("end-to-end p50 / p99 at 3,000 spectra/s", 3000)]
+    lines = ["| " + runtime.upper() + " worker | " + " | ".join(name for name, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    lines += [f"| {label} | " + " | ".join(cell[key] for _, cell in columns) + " |" for label, key in rows]
+    goals_met = [(key, goal) for key, goal in {**result.get("start_goals", {}), **result.get("goals", {})}.items()]
+    if goals_met:
+        lines.append("")
+        lines.append("Issue 31's goals: " + "; ".join(
+            f"`{key}` {goal['goal']}: {goal.get('value', goal.get('pinned')):.3g}, {'met' if goal['met'] else 'not met'}"
+            for key, goal in goals_met) + " (pinned run for `b_over_a` and latency).")
+    provenance = result["provenance"]
+    lines += ["", f"From `benchmarks/results/stream.json` (commit `{provenance['commit'][:10]}`, "
+                  f"`{provenance['command']}`)."]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spectra", type=int, default=20000)
@@ -455,7 +505,10 @@ def main() -> int:
                         help="both: the unpinned suite, then the pinned one (first runtime); only: the pinned one alone")
     parser.add_argument("--profile", action="store_true", help="py-spy samples the pinned worker (drain, 1,000/s)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/stream.json"))
+    add_section_arguments(parser, SECTION)
     args = parser.parse_args()
+    if render_only(args, parser, SECTION, render_section, SECTION_COMMAND):
+        return 0
     if args.pin != "off" and len(os.sched_getaffinity(0)) < 2:
         parser.error("the pinned run needs two CPUs")
     if args.profile and not Path(sys.executable).with_name("py-spy").exists():
@@ -493,6 +546,8 @@ def main() -> int:
         print(json.dumps({k: v for k, v in results.items() if k not in ("runtimes", "machine", "pinned", "before_issue31")},
                          indent=1))
     write_result(args.output, results)
+    if args.readme:
+        update_section(args.readme, SECTION, render_section(json.loads(args.output.read_text())), SECTION_COMMAND)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (calibration_transfer, cnn_search, family_goal, install_sizes, operator_rule, peer_baselines,
-                        prequential, region_selection, small_calibration)
+                        prequential, region_selection, small_calibration, stream_throughput)
 from benchmarks.report_sections import read_section, update_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +33,11 @@ def test_the_reports_section_is_the_one_its_json_renders(module, result):
 def test_the_install_page_sizes_are_the_ones_the_serving_install_check_wrote():
     rendered = install_sizes.render_section(json.loads((REPO / "benchmarks/results/serving-install.json").read_text()))
     assert read_section(REPO / "docs/install.md", install_sizes.SECTION) == rendered.strip("\n")
+
+
+def test_the_worker_page_speed_table_is_the_one_the_stream_benchmark_wrote():
+    rendered = stream_throughput.render_section(json.loads((REPO / "benchmarks/results/stream.json").read_text()))
+    assert read_section(REPO / "docs/worker.md", stream_throughput.SECTION) == rendered.strip("\n")
 
 
 def test_update_section_replaces_in_place_and_appends_when_absent(tmp_path):
