@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nirstream.devtools.embedded_broker import EmbeddedBroker
-from nirstream.devtools.simulate import SATURATION_LIMIT, Analyzer, ProcessEffects, open_source, replay
+from nirstream.devtools.simulate import SATURATION_CEILING, Analyzer, ProcessEffects, open_source, replay
 from nirstream.devtools.topic_view import WatchState, follow, render
 from nirstream.devtools.trainer_process import TrainerProcess
 from nirstream.devtools.training_process import TrainingProcess, epoch_progress
@@ -199,7 +199,7 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     with EmbeddedBroker.start(port) as broker:
         bootstrap = broker.bootstrap_servers
         worker = WorkerProcess(bootstrap, registry.base, None, logs / "demo-worker.log", loglevel="warning", extra_env={
-            "NIRSTREAM_SATURATION_LIMIT": str(SATURATION_LIMIT), "NIRSTREAM_RMSEP_WINDOW": "50",
+            "NIRSTREAM_SATURATION_LIMIT": str(SATURATION_CEILING * 0.99), "NIRSTREAM_RMSEP_WINDOW": "50",
             "NIRSTREAM_ALLOW_UNSIGNED": "true"}).start()  # a trial: its models are unsigned (logged by the worker)
         pids = {"broker": broker.process.pid, "worker": worker.pid}
         sender = follower = trainer = None

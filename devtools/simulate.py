@@ -31,7 +31,6 @@ from nirstream.core.datasets.catalog import open_dataset
 from nirstream.core.messages.common import WavelengthGrid
 from nirstream.core.messages.reference import ReferenceMessage
 from nirstream.core.messages.spectrum import SpectrumHeader
-from nirstream.core.messages.spectrum_checks import saturated_rows
 
 SOURCE_HELP = "DATASET[:SPLIT], e.g. tablets1:test, tablets2:test, tecator:test or plant.csv"
 ANALYZER_HELP = (
@@ -40,8 +39,6 @@ ANALYZER_HELP = (
 )
 FAULT_KINDS = ("nan_burst", "saturated", "wrong_grid", "garbage")
 SATURATION_CEILING = 10.0  # what a clipped detector reads in simulated saturation faults
-# the worker's saturation limit in the demo: a drifting spectrum that reaches it is a saturated reading, not a valid one
-SATURATION_LIMIT = 0.99 * SATURATION_CEILING
 
 
 def open_source(spec: str) -> SpectralDataset:
@@ -114,7 +111,7 @@ class Analyzer:
         x = self.dataset.X[row] * (1.0 - e.ageing * minutes) + e.drift * minutes * self._std * self._band
         if e.noise:
             x = x + self._rng.normal(0.0, e.noise * minutes * self._std + 1e-12, x.shape)
-        return np.minimum(x, SATURATION_CEILING)  # a detector reads no more than its ceiling
+        return x
 
     def message(self, sequence: int, elapsed: float) -> tuple[bytes, str | None]:
         """(encoded message, fault kind or None). Faulty messages are meant for the dead-letter topic."""
@@ -127,11 +124,6 @@ class Analyzer:
             kind = FAULT_KINDS[int(self._rng.integers(len(FAULT_KINDS)))]
             self.faults_sent[kind] += 1
             return self._fault(kind, header, values), kind
-        if saturated_rows(values[None, :], SATURATION_LIMIT)[0]:
-            # drift grows with time, so a long (or slow) run drives the band into the ceiling: counted as what the
-            # worker will call it, so "valid" stays what the worker must predict however long the run takes
-            self.faults_sent["saturated"] += 1
-            return self._encode(header, values), "saturated"
         return self._encode(header, values), None
 
     def _fault(self, kind: str, header: SpectrumHeader, values: np.ndarray) -> bytes:
