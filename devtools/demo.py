@@ -189,7 +189,8 @@ async def run_demo(port: int, registry_path: Path, duration: float | None, rate:
     dataset = open_source(source)
     analyzers = [
         Analyzer("line-1", dataset, seed=1, target=target),
-        Analyzer("line-2", dataset, effects=ProcessEffects(drift=drift, faults=0.04), start_row=dataset.n_samples // 2, seed=2,
+        Analyzer("line-2", dataset, effects=ProcessEffects(drift=drift, faults=0.04, drift_ceiling=0.9 * SATURATION_CEILING),
+                 start_row=dataset.n_samples // 2, seed=2,
                  target=target),
     ]
     topics = TopicNames()

@@ -35,7 +35,8 @@ from nirstream.core.messages.spectrum import SpectrumHeader
 SOURCE_HELP = "DATASET[:SPLIT], e.g. tablets1:test, tablets2:test, tecator:test or plant.csv"
 ANALYZER_HELP = (
     "ID=SOURCE[,effect=value...], e.g. line-2=tablets1:test,drift=0.5,faults=0.03; effects: "
-    "drift, noise, ageing (per minute), step_at (s), faults (fraction), start (first row), target (stepping column)"
+    "drift, noise, ageing (per minute), step_at (s), faults (fraction), start (first row), target (stepping column), "
+    "drift_ceiling (absorbance the drift band stops growing below)"
 )
 FAULT_KINDS = ("nan_burst", "saturated", "wrong_grid", "garbage")
 SATURATION_CEILING = 10.0  # what a clipped detector reads in simulated saturation faults
@@ -54,6 +55,10 @@ class ProcessEffects:
     ageing: float = 0.0
     step_at: float | None = None
     faults: float = 0.0
+    # the drift band stops growing once it would lift a spectrum of the set to this value (None: it keeps growing):
+    # moisture uptake levels off, and a run that lasts longer (a slow machine) must not drive spectra into the
+    # detector's ceiling, where the worker rightly calls them saturated
+    drift_ceiling: float | None = None
 
 
 @dataclass
@@ -78,6 +83,11 @@ class Analyzer:
         wl = self.dataset.wavelengths
         center, width = wl[0] + 0.65 * (wl[-1] - wl[0]), 0.04 * (wl[-1] - wl[0])
         self._band = np.exp(-0.5 * ((wl - center) / width) ** 2)
+        self._drift_cap = None  # the band's largest height (absorbance) that keeps every spectrum under drift_ceiling
+        if self.effects.drift_ceiling is not None:
+            inside = self._band > 1e-6
+            self._drift_cap = max(0.0, float(np.min((self.effects.drift_ceiling - self.dataset.X[:, inside])
+                                                    / self._band[inside])))
         content = self.dataset.target(self.target) if self.target else self.dataset.y[:, 0]
         self._high_rows = np.flatnonzero(content >= np.quantile(content, 0.75))
         self.rows: dict[int, int] = {}
@@ -108,7 +118,10 @@ class Analyzer:
 
     def spectrum(self, row: int, elapsed: float) -> np.ndarray:
         minutes, e = elapsed / 60.0, self.effects
-        x = self.dataset.X[row] * (1.0 - e.ageing * minutes) + e.drift * minutes * self._std * self._band
+        height = e.drift * minutes * self._std
+        if self._drift_cap is not None:
+            height = min(height, self._drift_cap)
+        x = self.dataset.X[row] * (1.0 - e.ageing * minutes) + height * self._band
         if e.noise:
             x = x + self._rng.normal(0.0, e.noise * minutes * self._std + 1e-12, x.shape)
         return x

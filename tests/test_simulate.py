@@ -36,6 +36,19 @@ def test_drift_is_a_band_that_emsc_does_not_remove(tecator):
     assert np.abs(residual).max() > 0.1 * data.X.std()
 
 
+def test_drift_levels_off_below_its_ceiling_however_long_the_run(tecator):
+    """A demo that runs long (a slow machine) must not drift its valid spectra into the detector's ceiling."""
+    data = tecator.split("test")
+    ceiling = float(data.X.max()) + 1.0
+    capped = Analyzer("a", data, effects=ProcessEffects(drift=1.0, drift_ceiling=ceiling))
+    free = Analyzer("a", data, effects=ProcessEffects(drift=1.0))
+    hours = [capped.spectrum(row, 3600.0 * h) for h in (1, 10) for row in range(data.n_samples)]
+    assert max(float(x.max()) for x in hours) <= ceiling + 1e-9
+    assert max(float(x.max()) for x in hours) > ceiling - 1e-6  # it does reach the ceiling (no earlier cap)
+    np.testing.assert_array_equal(capped.spectrum(0, 6.0), free.spectrum(0, 6.0))  # unchanged until it levels off
+    assert free.spectrum(0, 3600.0).max() > ceiling
+
+
 def test_ageing_and_noise_grow_with_time(tecator):
     data = tecator.split("test")
     aged = Analyzer("a", data, effects=ProcessEffects(ageing=0.1)).spectrum(0, 60.0)
