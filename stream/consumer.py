@@ -97,9 +97,12 @@ class BatchConsumer(Service):
     async def on_stop(self) -> None:
         self.consuming = False
         self.metrics.ready.set(0)
+        # The service stops before its tasks are cancelled: the batch being published must be committed before the
+        # consumer stops, or a clean stop would replay it (a batch still being predicted is dropped by _run, unsent)
+        await self._drain()
         await self.join_state.close()
         if self.consumer is not None:
-            await self.consumer.stop()  # the last batch was committed before the loop ended
+            await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
         self._batch_thread.shutdown(wait=False)
@@ -133,8 +136,10 @@ class BatchConsumer(Service):
                     continue
                 epoch = self.join_state.epoch
                 prepared = await self._prepare(records)
-                if self.join_state.epoch != epoch:
-                    continue  # a rebalance while predicting: these records are read again from the committed offsets
+                if self.join_state.epoch != epoch or self.should_stop:
+                    # a rebalance or a stop while predicting: nothing of it was sent, and these records are read
+                    # again from the committed offsets
+                    continue
                 previous = self._delivering
                 self._delivering = asyncio.create_task(self._deliver_after(previous, *prepared))
                 if previous is not None:
